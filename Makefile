@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine:
+#   make train   # creates .venv if missing, trains and evaluates resnet_sgd
+#   make test    # creates .venv if missing, runs the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
+EXPERIMENT ?= resnet_sgd
+ARGS ?=
+
+.PHONY: venv train test contract clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,tools]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+train: venv
+	$(PY) -m estimator_cifar.run --experiment=$(EXPERIMENT) $(ARGS)
+
+test: venv
+	$(PY) -m pytest -q -n 2 tests
+
+contract: venv
+	bash ../shared/contract/check_cli.sh $(PY)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,165 @@
+"""CIFAR-10/100 in the original binary layout: find, check and read the records.
+
+Each record is `label_bytes` label bytes followed by a 3x32x32 uint8 image in
+channel-major order. Record counts come from the file sizes, never from the
+published 50,000/10,000, so a user's subset or another dataset in this layout
+works. Sizes and label bytes are checked once at start-up with numpy (cheap:
+one pass over the label bytes), so nothing in the per-step path checks them.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from estimator_cifar.errors import DataError
+
+HEIGHT = 32
+WIDTH = 32
+DEPTH = 3
+IMAGE_BYTES = HEIGHT * WIDTH * DEPTH
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryLayout:
+  """Where a dataset's files live and how its records are laid out."""
+  name: str
+  folder: str
+  train_files: tuple[str, ...]
+  test_files: tuple[str, ...]
+  label_bytes: int
+  label_offset: dict[str, int]      # label kind -> byte offset in the record.
+  num_classes: dict[str, int]       # label kind -> number of classes.
+  label_names_file: dict[str, str]  # label kind -> file of names, one a line.
+
+  @property
+  def record_bytes(self) -> int:
+    return self.label_bytes + IMAGE_BYTES
+
+
+CIFAR10 = BinaryLayout(
+    name="cifar10", folder="cifar-10-batches-bin",
+    train_files=tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    test_files=("test_batch.bin",), label_bytes=1,
+    label_offset={"fine": 0}, num_classes={"fine": 10},
+    label_names_file={"fine": "batches.meta.txt"})
+
+# CIFAR-100 records carry the coarse label byte first, then the fine one.
+CIFAR100 = BinaryLayout(
+    name="cifar100", folder="cifar-100-binary",
+    train_files=("train.bin",), test_files=("test.bin",), label_bytes=2,
+    label_offset={"coarse": 0, "fine": 1},
+    num_classes={"coarse": 20, "fine": 100},
+    label_names_file={"coarse": "coarse_label_names.txt",
+                      "fine": "fine_label_names.txt"})
+
+LAYOUTS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+
+
+def label_kind(layout: BinaryLayout, requested: str) -> str:
+  """CIFAR-10 has only one kind of label, whatever `data.label` says."""
+  return requested if requested in layout.label_offset else "fine"
+
+
+def locate(data_dir: str, layout: BinaryLayout, download: bool = True) -> str:
+  """Returns the folder holding `layout`'s files, extracting or downloading.
+
+  Raises:
+    DataError: data_dir is not usable, or holds the other CIFAR's files only,
+      or the data cannot be extracted or downloaded.
+  """
+  folder = os.path.join(data_dir, layout.folder)
+  if _has_files(folder, layout):
+    return folder
+  for other in LAYOUTS.values():
+    if other is not layout and _has_files(os.path.join(data_dir, other.folder), other):
+      raise DataError(
+          f"{data_dir} holds {other.name} files ({other.folder}/) but the "
+          f"experiment asks for {layout.name} ({layout.folder}/). Pass "
+          f"--params_override=data.name={other.name} to train on them, or "
+          f"point --data_dir at a folder with {layout.folder}/.")
+  if not download:
+    raise DataError(f"No {layout.name} data under {data_dir}: expected "
+                    f"{folder}/ with {', '.join(layout.train_files + layout.test_files)}.")
+  from estimator_cifar.datasets import download as download_lib
+  return download_lib.ensure_dataset(data_dir, layout.name)
+
+
+def _has_files(folder: str, layout: BinaryLayout) -> bool:
+  return all(os.path.isfile(os.path.join(folder, f))
+             for f in layout.train_files + layout.test_files)
+
+
+def count_records(paths: list[str], layout: BinaryLayout) -> int:
+  """Counts records from file sizes.
+
+  Raises:
+    DataError: a file whose size is not a whole number of records (names the
+      file and, when it fits the other CIFAR's record size, says so), or no
+      records at all.
+  """
+  total = 0
+  for path in paths:
+    size = os.path.getsize(path)
+    if size % layout.record_bytes:
+      hint = ""
+      for other in LAYOUTS.values():
+        if other is not layout and size % other.record_bytes == 0:
+          hint = (f" Its size fits {other.name} records ({other.record_bytes} "
+                  f"bytes): pass --params_override=data.name={other.name}.")
+      raise DataError(
+          f"{path} is {size} bytes, not a whole number of {layout.name} "
+          f"records of {layout.record_bytes} bytes: the file is truncated or "
+          f"of another dataset.{hint} Re-extract or re-download it (delete the "
+          "folder and the run downloads it again).")
+    total += size // layout.record_bytes
+  if total == 0:
+    raise DataError(f"No records in {', '.join(paths)}: the files are empty. "
+                    "Re-extract or re-download the dataset.")
+  return total
+
+
+def check_labels(paths: list[str], layout: BinaryLayout, kind: str) -> None:
+  """Reads the label bytes once and refuses any outside the dataset's classes.
+
+  Raises:
+    DataError: names the file, the record and the bad label.
+  """
+  offset, classes = layout.label_offset[kind], layout.num_classes[kind]
+  for path in paths:
+    records = np.memmap(path, dtype=np.uint8, mode="r").reshape(
+        -1, layout.record_bytes)
+    labels = np.asarray(records[:, offset])
+    bad = np.flatnonzero(labels >= classes)
+    if bad.size:
+      raise DataError(
+          f"{path}: record {bad[0]} has label {labels[bad[0]]}, outside the "
+          f"{classes} {kind} classes of {layout.name} ({bad.size} such records). "
+          f"The file is corrupt or of another dataset; re-extract or "
+          "re-download it, or pick the matching data.name.")
+
+
+def read_label_names(folder: str, layout: BinaryLayout, kind: str) -> list[str]:
+  """Class names from the dataset's names file; numbers if it is missing."""
+  path = os.path.join(folder, layout.label_names_file[kind])
+  names = []
+  if os.path.isfile(path):
+    with open(path) as f:
+      names = [line.strip() for line in f if line.strip()]
+  classes = layout.num_classes[kind]
+  return names[:classes] if len(names) >= classes else [str(i) for i in range(classes)]
+
+
+def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
+  """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records."""
+  import tensorflow as tf  # Deferred: config errors must not wait for TF.
+  offset = layout.label_offset[kind]
+
+  def parse(raw):
+    record = tf.io.decode_raw(raw, tf.uint8)
+    label = tf.cast(record[offset], tf.int32)
+    image = tf.reshape(record[layout.label_bytes:], [DEPTH, HEIGHT, WIDTH])
+    return tf.transpose(image, [1, 2, 0]), label
+
+  ds = tf.data.FixedLengthRecordDataset(paths, layout.record_bytes)
+  return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,255 @@
+"""Download, verify and safely extract the CIFAR-10/100 binary archives.
+
+`ensure_dataset(data_dir, dataset)` returns the extracted folder, doing only as
+much work as needed: nothing when the folder is complete, extraction when the
+archive is already in `data_dir` (e.g. copied there by hand on an offline
+machine), else download + sha256 check + extraction.
+
+Where the archive comes from, first match wins:
+  1. the `url` argument (tests, one-off mirrors; `file://` works too);
+  2. `$ESTIMATOR_CIFAR_MIRROR`, a base URL: `<base>/<archive name>`;
+  3. the dataset authors' URL in `DATASETS`.
+The expected checksum is the `sha256` argument if given, else the real one
+below: a mirror must serve byte-identical archives.
+
+Each step is atomic, so an interrupted run never looks complete: downloads go
+to a temp file and extraction to a temp folder in `data_dir`, each renamed into
+place once complete. Members that would land outside the target (absolute
+paths, `..`, links pointing out, device files) are refused before anything is
+written; `tarfile`'s `data` filter is used as a second line of defence.
+"""
+
+import dataclasses
+import hashlib
+import http.client
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from estimator_cifar.errors import ConfigError, DataError
+
+MIRROR_ENV = "ESTIMATOR_CIFAR_MIRROR"
+CHUNK_BYTES = 1 << 20
+_PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveSpec:
+  """Where a dataset's archive lives, what it hashes to and what it holds."""
+
+  archive: str
+  folder: str
+  files: tuple[str, ...]
+  url: str
+  sha256: str
+  md5: str
+  size: int
+
+
+# sha256 and size: tensorflow_datasets url_checksums/cifar10.txt (and
+# image_classification/cifar10/checksums.tsv in tfds 4.9.10). md5: the dataset
+# page https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version").
+CIFAR10 = ArchiveSpec(
+    archive="cifar-10-binary.tar.gz",
+    folder="cifar-10-batches-bin",
+    files=tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+    + ("test_batch.bin", "batches.meta.txt"),
+    url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    md5="c32a1d4ab5d03f1284b67883e8d87530",
+    size=170052171,
+)
+# sha256 and size: tensorflow_datasets url_checksums/cifar100.txt (and
+# image_classification/cifar100/checksums.tsv in tfds 4.9.10). md5: the dataset
+# page above, as copied into several loaders (e.g. a `_cifar100_md5` constant).
+CIFAR100 = ArchiveSpec(
+    archive="cifar-100-binary.tar.gz",
+    folder="cifar-100-binary",
+    files=("train.bin", "test.bin", "coarse_label_names.txt",
+           "fine_label_names.txt"),
+    url="https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+    sha256="58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+    md5="03b5dce01913d631647c71ecec9e9cb8",
+    size=168513733,
+)
+DATASETS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+
+
+def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,
+                   timeout: float = 10.0, *, sha256: str | None = None) -> str:
+  """Makes sure the extracted binary dataset is in `data_dir`.
+
+  The readers need the extracted folder; this gets it there with no network
+  use when the folder or the archive is already present, so offline machines
+  work once the archive has been copied in by hand.
+
+  Args:
+    data_dir: Folder that holds (or will hold) the archive and its folder.
+    dataset: "cifar10" or "cifar100".
+    url: Where to fetch the archive; default: `$ESTIMATOR_CIFAR_MIRROR` or the
+      dataset authors' URL.
+    timeout: Socket timeout in seconds, so an unreachable host fails fast.
+    sha256: Expected archive sha256; default: the real archive's.
+
+  Returns:
+    The path of the extracted folder, e.g. `<data_dir>/cifar-10-batches-bin`.
+
+  Raises:
+    ConfigError: `dataset` is not a known name.
+    DataError: The download failed, the checksum did not match, or the
+      archive is unsafe or lacks the expected files.
+  """
+  if dataset not in DATASETS:
+    raise ConfigError(f"Unknown dataset {dataset!r}; choose one of "
+                      f"{', '.join(sorted(DATASETS))}.")
+  spec = DATASETS[dataset]
+  folder = os.path.join(data_dir, spec.folder)
+  if not _missing_files(folder, spec):
+    return folder
+  try:
+    os.makedirs(data_dir, exist_ok=True)
+  except OSError as e:
+    raise DataError(f"Cannot create data_dir {data_dir}: {e}. Pass a "
+                    "writable --data_dir.") from e
+  archive = os.path.join(data_dir, spec.archive)
+  if not os.path.exists(archive):
+    mirror = os.environ.get(MIRROR_ENV)
+    url = url or (mirror.rstrip("/") + "/" + spec.archive if mirror
+                  else spec.url)
+    _download(url, archive, spec, data_dir, timeout)
+  _verify(archive, sha256 or spec.sha256, spec)
+  _extract(archive, data_dir, spec)
+  return folder
+
+
+def _missing_files(folder: str, spec: ArchiveSpec) -> list[str]:
+  """Names of the expected files that `folder` lacks."""
+  return [f for f in spec.files if not os.path.isfile(os.path.join(folder, f))]
+
+
+def _download(url: str, archive: str, spec: ArchiveSpec, data_dir: str,
+              timeout: float) -> None:
+  """Fetches `url` into a temp file beside `archive`, then renames it."""
+  fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{spec.archive}.",
+                             suffix=".part")
+  done, line_open = 0, False
+  try:
+    with os.fdopen(fd, "wb") as out, \
+        urllib.request.urlopen(url, timeout=timeout) as response:
+      total = int(response.headers.get("Content-Length") or 0)
+      last = time.monotonic()
+      while chunk := response.read(CHUNK_BYTES):
+        out.write(chunk)
+        done += len(chunk)
+        if time.monotonic() - last >= _PROGRESS_INTERVAL_S:
+          last, line_open = time.monotonic(), True
+          _draw_progress(spec.archive, done, total)
+      _draw_progress(spec.archive, done, total)
+      sys.stderr.write("\n")
+      line_open = False
+      if total and done != total:
+        raise OSError(f"connection closed after {done} of {total} bytes")
+    os.replace(tmp, archive)
+  except (OSError, http.client.HTTPException, ValueError) as e:
+    if line_open:
+      sys.stderr.write("\n")  # End the progress line before the error.
+    if isinstance(e, urllib.error.HTTPError):
+      reason = f"HTTP {e.code} {e.reason}"
+    elif isinstance(e, urllib.error.URLError):
+      reason = str(e.reason)
+    else:
+      reason = str(e) or type(e).__name__
+    raise DataError(
+        f"Could not download {url} ({reason}). If this machine is offline or "
+        f"the host is unreachable, fetch {spec.archive} elsewhere (from "
+        f"{spec.url}) and put it at {archive}, or put the extracted folder at "
+        f"{os.path.join(data_dir, spec.folder)}, then run again; or set "
+        f"{MIRROR_ENV} to the base URL of a mirror.") from e
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _draw_progress(name: str, done: int, total: int) -> None:
+  """Redraws the one plain-text progress line on stderr."""
+  pct = f"{100.0 * done / total:5.1f}% " if total else ""
+  size = f"{done / 1e6:.1f}/{total / 1e6:.1f}" if total else f"{done / 1e6:.1f}"
+  sys.stderr.write(f"\rDownloading {name}: {pct}({size} MB)")
+  sys.stderr.flush()
+
+
+def _verify(archive: str, expected: str, spec: ArchiveSpec) -> None:
+  """Checks the sha256 of `archive`; deletes it and raises on a mismatch."""
+  digest = hashlib.sha256()
+  with open(archive, "rb") as f:
+    while chunk := f.read(CHUNK_BYTES):
+      digest.update(chunk)
+  got = digest.hexdigest()
+  if got != expected.lower():
+    os.remove(archive)
+    raise DataError(
+        f"Checksum mismatch for {archive}: expected sha256 {expected}, got "
+        f"{got}. The archive was truncated or corrupted (an interrupted copy "
+        f"or download), or the mirror serves a different file; it has been "
+        f"deleted. Run again to retry, or download {spec.url} by hand and put "
+        f"it at {archive}.")
+
+
+def _within(path: str, root: str) -> bool:
+  """Whether the normalized `path` is `root` or lies under it."""
+  return os.path.commonpath([root, path]) == root
+
+
+def _check_members(tar: tarfile.TarFile, target: str, archive: str,
+                   spec: ArchiveSpec) -> None:
+  """Refuses the whole archive if any member would land outside `target`."""
+  for m in tar.getmembers():
+    dest = os.path.realpath(os.path.join(target, m.name))
+    ok = not os.path.isabs(m.name) and _within(dest, target)
+    if m.issym() or m.islnk():  # Symlinks resolve from their folder.
+      base = os.path.dirname(dest) if m.issym() else target
+      link = os.path.realpath(os.path.join(base, m.linkname))
+      ok = ok and not os.path.isabs(m.linkname) and _within(link, target)
+    elif not (m.isfile() or m.isdir()):  # Devices, fifos.
+      ok = False
+    if not ok:
+      raise DataError(
+          f"Refusing to extract {archive}: member {m.name!r} would be written "
+          f"outside {os.path.dirname(target)} or is not a regular file. "
+          f"Nothing was extracted. Delete {archive} and download the archive "
+          f"again from {spec.url}.")
+
+
+def _extract(archive: str, data_dir: str, spec: ArchiveSpec) -> None:
+  """Extracts into a temp folder in `data_dir`, then renames into place."""
+  tmp = tempfile.mkdtemp(dir=data_dir, prefix=f".{spec.folder}.", suffix=".tmp")
+  try:
+    target = os.path.realpath(tmp)
+    try:
+      with tarfile.open(archive, "r:*") as tar:
+        _check_members(tar, target, archive, spec)
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+ / 3.12+.
+          tar.extractall(target, filter="data")
+        else:
+          tar.extractall(target)
+    except (tarfile.TarError, EOFError, OSError) as e:
+      raise DataError(f"Cannot extract {archive} ({e}): the archive is "
+                      f"corrupt, or {data_dir} is full or not writable. Free "
+                      f"space or delete the archive, then run again.") from e
+    missing = _missing_files(os.path.join(target, spec.folder), spec)
+    if missing:
+      raise DataError(f"{archive} lacks {spec.folder}/{missing[0]} (and "
+                      f"{len(missing) - 1} more); it is not the {spec.url} "
+                      f"archive. Delete it and run again.")
+    final = os.path.join(data_dir, spec.folder)
+    if os.path.exists(final):  # Incomplete leftovers: the archive is complete.
+      shutil.rmtree(final)
+    os.replace(os.path.join(target, spec.folder), final)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+

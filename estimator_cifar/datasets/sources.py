@@ -1,0 +1,84 @@
+"""Resolves `data.*` into a DataSource: sizes, classes, names and record readers.
+
+Resolution happens once, before any graph is built: files are found (extracted
+or downloaded if needed), counted and checked, so a bad data_dir fails at once
+with a clear message and the per-step path never checks anything.
+"""
+
+import dataclasses
+import os
+from typing import Callable
+
+from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.datasets import cifar_binary
+
+SYNTHETIC_CLASSES = 10
+
+
+@dataclasses.dataclass
+class DataSource:
+  """What the input pipeline and model_fn need to know about a dataset.
+
+  `records(split)` returns a tf.data.Dataset of (uint8 [32, 32, 3], int32
+  label) for split 'train' or 'test'.
+  """
+  name: str
+  num_classes: int
+  num_train: int
+  num_eval: int
+  label_names: list[str]
+  records: Callable[[str], "tf.data.Dataset"]
+
+
+def default_data_dir() -> str:
+  """A cache dir under the user's home, as Keras and tfds do."""
+  return os.path.join(os.path.expanduser("~"), ".cache", "estimator_cifar")
+
+
+def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
+  """Builds the DataSource for `cfg.data` (binary files, tfds or synthetic).
+
+  Raises:
+    DataError: see `cifar_binary.locate`, `count_records`, `check_labels`.
+  """
+  data = cfg.data
+  if data.name == "synthetic":
+    return _synthetic(data.synthetic_train_size, data.synthetic_eval_size)
+  if data.source == "tfds":
+    from estimator_cifar.datasets import tfds_source
+    return tfds_source.get_source(cfg)
+  layout = cifar_binary.LAYOUTS[data.name]
+  kind = cifar_binary.label_kind(layout, data.label)
+  folder = cifar_binary.locate(data_dir or default_data_dir(), layout)
+  files = {split: [os.path.join(folder, f) for f in names] for split, names in
+           (("train", layout.train_files), ("test", layout.test_files))}
+  sizes = {split: cifar_binary.count_records(paths, layout)
+           for split, paths in files.items()}
+  if data.check_labels:
+    cifar_binary.check_labels(files["train"] + files["test"], layout, kind)
+  return DataSource(
+      name=data.name, num_classes=layout.num_classes[kind],
+      num_train=sizes["train"], num_eval=sizes["test"],
+      label_names=cifar_binary.read_label_names(folder, layout, kind),
+      records=lambda split: cifar_binary.record_dataset(files[split], layout, kind))
+
+
+def _synthetic(num_train: int, num_eval: int) -> DataSource:
+  """Random images and labels of CIFAR's shapes, the same on every epoch."""
+
+  def records(split):
+    import tensorflow as tf
+    salt = 0 if split == "train" else 1
+
+    def make(i):
+      seed = tf.stack([tf.cast(i, tf.int32), salt])
+      image = tf.random.stateless_uniform([32, 32, 3], seed, 0, 256, tf.int32)
+      label = tf.random.stateless_uniform([], seed + [0, 2], 0,
+                                          SYNTHETIC_CLASSES, tf.int32)
+      return tf.cast(image, tf.uint8), label
+
+    n = num_train if split == "train" else num_eval
+    return tf.data.Dataset.range(n).map(make, num_parallel_calls=tf.data.AUTOTUNE)
+
+  return DataSource("synthetic", SYNTHETIC_CLASSES, num_train, num_eval,
+                    [str(i) for i in range(SYNTHETIC_CLASSES)], records)

@@ -1,0 +1,152 @@
+"""`model_fn(features, labels, mode, params)`: the EstimatorSpec for every mode.
+
+params (a dict, as Estimator wants):
+  config: the ExperimentConfig.
+  num_classes, steps_per_epoch, max_steps: facts about the data and the run.
+
+TRAIN: logits -> cross entropy (LOSSES) + weight decay (REGULARIZATION_LOSSES)
+-> total loss -> gradients -> transforms -> apply_gradients, inside a control
+dependency on this model's UPDATE_OPS (batch-norm statistics) -> then the
+exponential moving average of the weights (num_updates = global step).
+EVAL: accuracy, top-5 accuracy, exact mean cross entropy; with
+`ema.eval_with_ema` the averaged weights are restored in place of the raw ones.
+PREDICT/export: classes, probabilities, logits (EMA weights likewise).
+"""
+
+import tensorflow as tf
+
+from estimator_cifar import models, optim, summaries
+from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.datasets.input_pipeline import IMAGES_KEY
+
+v1 = tf.compat.v1
+ModeKeys = tf.estimator.ModeKeys
+
+COMPUTE_DTYPES = {"float32": tf.float32, "mixed_float16": tf.float16,
+                  "mixed_bfloat16": tf.bfloat16}
+EMA_NAME = "ExponentialMovingAverage"
+
+
+def model_fn(features, labels, mode, params):
+  """Builds the graph for `mode`; see the module docstring."""
+  cfg: ExperimentConfig = params["config"]
+  images = features[IMAGES_KEY] if isinstance(features, dict) else features
+  if cfg.train.seed:
+    v1.set_random_seed(cfg.train.seed)
+  graph = v1.get_default_graph()
+  # Gather only what this call adds: under a MirroredStrategy every replica
+  # calls model_fn in the same graph, one after another.
+  first = {key: len(graph.get_collection(key)) for key in
+           (v1.GraphKeys.LOSSES, v1.GraphKeys.REGULARIZATION_LOSSES,
+            v1.GraphKeys.UPDATE_OPS)}
+
+  def added(key):
+    return graph.get_collection(key)[first[key]:]
+
+  network = models.build(cfg.model, params["num_classes"])
+  training = mode == ModeKeys.TRAIN
+  logits = network(tf.cast(images, COMPUTE_DTYPES[cfg.train.precision]), training)
+  logits = tf.cast(logits, tf.float32)
+  predictions = {
+      "classes": tf.argmax(logits, axis=1),
+      "probabilities": tf.nn.softmax(logits),
+      "logits": logits,
+  }
+  ema_scaffold = _ema_scaffold(cfg) if cfg.ema.eval_with_ema else None
+  if mode == ModeKeys.PREDICT:
+    return tf.estimator.EstimatorSpec(
+        mode, predictions=predictions, scaffold=ema_scaffold,
+        export_outputs={"serving_default":
+                        tf.estimator.export.PredictOutput(predictions)})
+
+  labels = tf.cast(labels, tf.int32)
+  cross_entropy = _cross_entropy(labels, logits, params["num_classes"],
+                                 cfg.train.label_smoothing)
+  train_vars = optim.trainable_variables(cfg.train.trainable_scopes)
+  _add_weight_decay(cfg, train_vars)
+  weight_decay = tf.add_n(added(v1.GraphKeys.REGULARIZATION_LOSSES) or
+                          [tf.constant(0.0)], name="weight_decay")
+  total_loss = tf.add_n(added(v1.GraphKeys.LOSSES) + [weight_decay],
+                        name="total_loss")
+
+  if mode == ModeKeys.EVAL:
+    return tf.estimator.EstimatorSpec(
+        mode, loss=total_loss, scaffold=ema_scaffold,
+        eval_metric_ops=eval_metrics(labels, logits, params["num_classes"]))
+
+  global_step = v1.train.get_or_create_global_step()
+  rate = optim.learning_rate(cfg, global_step, params["steps_per_epoch"],
+                             params["max_steps"])
+  optimizer = optim.build_optimizer(cfg, rate)
+  grads_and_vars = optimizer.compute_gradients(total_loss, train_vars)
+  grads_and_vars, grad_norm = optim.transform_gradients(cfg.train, grads_and_vars)
+  # Batch-norm statistics of frozen layers stay frozen too.
+  update_ops = [op for op in added(v1.GraphKeys.UPDATE_OPS)
+                if optim.in_scopes(op.name, cfg.train.trainable_scopes)]
+  with tf.control_dependencies(update_ops):
+    step_op = optimizer.apply_gradients(grads_and_vars, global_step)
+  with tf.control_dependencies([step_op]):
+    train_op = tf.group(optim.decoupled_weight_decay(cfg, train_vars, rate))
+  ema = None
+  if cfg.ema.decay > 0:
+    ema = v1.train.ExponentialMovingAverage(cfg.ema.decay, num_updates=global_step,
+                                            name=EMA_NAME)
+    with tf.control_dependencies([train_op]):
+      train_op = ema.apply(v1.trainable_variables())
+  summaries.train_summaries(
+      cfg, images=images, labels=labels, logits=logits, rate=rate,
+      cross_entropy=cross_entropy, weight_decay=weight_decay,
+      total_loss=total_loss, grads_and_vars=grads_and_vars, grad_norm=grad_norm,
+      ema=ema)
+  return tf.estimator.EstimatorSpec(mode, loss=total_loss, train_op=train_op,
+                                    predictions=predictions)
+
+
+def _cross_entropy(labels, logits, num_classes, label_smoothing):
+  """Mean cross entropy, registered in the LOSSES collection."""
+  if label_smoothing > 0:
+    return v1.losses.softmax_cross_entropy(
+        tf.one_hot(labels, num_classes), logits, label_smoothing=label_smoothing)
+  return v1.losses.sparse_softmax_cross_entropy(labels, logits)
+
+
+def _add_weight_decay(cfg: ExperimentConfig, variables) -> None:
+  """Adds wd * l2_loss(v) to REGULARIZATION_LOSSES for the chosen variables.
+
+  `kernels` (the default) leaves biases and batch-norm scales undecayed, as in
+  He et al.; `dense_kernels` is the tutorial's choice; `all` decays everything.
+  """
+  wd, on = cfg.train.weight_decay, cfg.train.weight_decay_on
+  if wd <= 0:
+    return
+  for v in variables:
+    kernel = v.op.name.endswith("/kernel")
+    if on == "all" or (kernel and (on == "kernels" or v.shape.ndims == 2)):
+      v1.add_to_collection(v1.GraphKeys.REGULARIZATION_LOSSES,
+                           tf.multiply(wd, tf.nn.l2_loss(v),
+                                       name=v.op.name.replace("/", "_") + "_decay"))
+
+
+def eval_metrics(labels, logits, num_classes: int) -> dict:
+  """accuracy, top_5_accuracy and the exact per-example mean cross entropy."""
+  k = min(5, num_classes)
+  per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                               logits=logits)
+  return {
+      "accuracy": v1.metrics.accuracy(labels, tf.argmax(logits, axis=1)),
+      "top_5_accuracy": v1.metrics.mean(
+          tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)),
+      "cross_entropy": v1.metrics.mean(per_example),
+  }
+
+
+def _ema_scaffold(cfg: ExperimentConfig):
+  """A Scaffold whose Saver loads each EMA shadow into its model variable.
+
+  This is how the tutorial's cifar10_eval used the averaged weights: the graph
+  is unchanged, only the restore mapping differs, so eval, predict and export
+  all see the averaged values.
+  """
+  ema = v1.train.ExponentialMovingAverage(cfg.ema.decay, name=EMA_NAME)
+  return v1.train.Scaffold(saver=v1.train.Saver(ema.variables_to_restore(),
+                                                sharded=True))

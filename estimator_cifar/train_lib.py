@@ -1,0 +1,184 @@
+"""Runs an experiment: RunConfig, Estimator, input_fns and the modes.
+
+Library code: takes a resolved ExperimentConfig and operational settings
+(model_dir, mode, data_dir); never reads flags.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from estimator_cifar import metrics_log
+from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.datasets import sources
+from estimator_cifar.datasets.input_pipeline import make_input_fn
+from estimator_cifar.errors import CheckpointError
+from estimator_cifar.model_fn import model_fn
+
+# Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
+# notices on every hook say nothing a user of this package can act on.
+from tensorflow.python.util import deprecation  # noqa: E402
+deprecation._PRINT_DEPRECATION_WARNINGS = False
+
+MODES = ("train_and_eval", "train", "eval")
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class Plan:
+  """What a run will do, derived once from the config and the data."""
+  source: sources.DataSource
+  steps_per_epoch: float
+  max_steps: int
+
+  @property
+  def params(self) -> dict:
+    return {"num_classes": self.source.num_classes,
+            "steps_per_epoch": self.steps_per_epoch,
+            "max_steps": self.max_steps}
+
+
+def make_plan(cfg: ExperimentConfig, data_dir: str | None) -> Plan:
+  """Resolves the data (sizes from the files) and the number of steps."""
+  source = sources.get_source(cfg, data_dir)
+  steps_per_epoch = source.num_train / cfg.train.batch_size
+  max_steps = cfg.train.steps if cfg.train.steps > 0 else \
+      math.ceil(cfg.train.epochs * steps_per_epoch)
+  return Plan(source, steps_per_epoch, max_steps)
+
+
+def session_config(cfg: ExperimentConfig) -> tf.compat.v1.ConfigProto:
+  """`session.*` as a ConfigProto (threads, GPU memory, placement log, XLA)."""
+  s = cfg.session
+  proto = tf.compat.v1.ConfigProto(
+      intra_op_parallelism_threads=s.intra_op_threads,
+      inter_op_parallelism_threads=s.inter_op_threads,
+      allow_soft_placement=True,
+      log_device_placement=s.log_device_placement)
+  proto.gpu_options.allow_growth = s.allow_growth
+  if s.gpu_memory_fraction > 0:
+    proto.gpu_options.per_process_gpu_memory_fraction = s.gpu_memory_fraction
+  if s.xla:
+    proto.graph_options.optimizer_options.global_jit_level = \
+        tf.compat.v1.OptimizerOptions.ON_1
+  return proto
+
+
+def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
+  """Checkpoint cadence and retention, summaries, seed and session settings."""
+  ckpt = cfg.checkpoint
+  by_steps = ckpt.save_steps > 0
+  return tf.estimator.RunConfig(
+      model_dir=model_dir,
+      tf_random_seed=cfg.train.seed or None,
+      save_summary_steps=cfg.summary.save_steps,
+      save_checkpoints_steps=ckpt.save_steps if by_steps else None,
+      save_checkpoints_secs=None if by_steps else ckpt.save_secs,
+      keep_checkpoint_max=ckpt.keep_max,
+      keep_checkpoint_every_n_hours=ckpt.keep_every_n_hours,
+      log_step_count_steps=cfg.log.every_steps,
+      session_config=session_config(cfg))
+
+
+def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
+                   warm_start_from=None) -> tf.estimator.Estimator:
+  params = dict(plan.params, config=cfg)
+  return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
+                                config=run_config(cfg, model_dir), params=params,
+                                warm_start_from=warm_start_from)
+
+
+class MetricsLogExporter(tf.estimator.Exporter):
+  """Appends each evaluation to eval/metrics.jsonl.
+
+  Estimator calls exporters after every evaluation with its result and
+  checkpoint, in local train_and_evaluate and on a cluster's evaluator alike;
+  this one writes a log line instead of a SavedModel.
+  """
+
+  @property
+  def name(self):
+    return "metrics_log"
+
+  def export(self, estimator, export_path, checkpoint_path, eval_result,
+             is_the_final_export):
+    del export_path, is_the_final_export
+    row = metrics_log.append(estimator.model_dir, eval_result, checkpoint_path)
+    logging.info("Eval at step %d: %s", row["global_step"], _brief(row))
+    return None
+
+
+def write_config(cfg: ExperimentConfig, model_dir: str) -> None:
+  """Logs the final config and writes it to <model_dir>/config.json atomically."""
+  os.makedirs(model_dir, exist_ok=True)
+  text = cfg.to_json()
+  logging.info("Final config:\n%s", text)
+  tmp = os.path.join(model_dir, CONFIG_FILE + ".tmp")
+  with open(tmp, "w") as f:
+    f.write(text + "\n")
+  os.replace(tmp, os.path.join(model_dir, CONFIG_FILE))
+
+
+def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
+        data_dir: str | None = None) -> dict:
+  """Runs `mode` and returns the last eval metrics (empty for train).
+
+  Raises:
+    UserError subclasses for anything the user can fix.
+  """
+  start = time.time()
+  plan = make_plan(cfg, data_dir)
+  logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
+               "(%.1f epochs of %.1f steps).", plan.source.name,
+               plan.source.num_train, plan.source.num_eval,
+               plan.source.num_classes, plan.max_steps,
+               plan.max_steps / plan.steps_per_epoch, plan.steps_per_epoch)
+  train_input = make_input_fn(cfg, plan.source, training=True)
+  eval_input = make_input_fn(cfg, plan.source, training=False)
+  if mode in ("train", "train_and_eval"):
+    write_config(cfg, model_dir)
+  estimator = make_estimator(cfg, model_dir, plan)
+  result = {}
+  if mode == "train":
+    estimator.train(train_input, max_steps=plan.max_steps)
+  elif mode == "train_and_eval":
+    train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps)
+    eval_spec = tf.estimator.EvalSpec(
+        eval_input, steps=None, name=None, exporters=[MetricsLogExporter()],
+        start_delay_secs=cfg.eval.start_delay_secs,
+        throttle_secs=cfg.eval.throttle_secs)
+    result, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    result = result or {}
+  elif mode == "eval":
+    checkpoint = tf.train.latest_checkpoint(model_dir)
+    if checkpoint is None:
+      raise CheckpointError(
+          f"--mode=eval found no checkpoint in {model_dir}. Train first "
+          "(--mode=train_and_eval) or point --model_dir at a trained run.")
+    result = estimator.evaluate(eval_input, checkpoint_path=checkpoint)
+    metrics_log.append(model_dir, result, checkpoint)
+  else:
+    raise ValueError(f"unknown mode {mode}")
+  _summary_line(cfg, mode, model_dir, result, time.time() - start)
+  return result
+
+
+def _brief(metrics: dict) -> str:
+  keys = ("accuracy", "top_5_accuracy", "loss")
+  return " ".join(f"{k}={float(metrics[k]):.4f}" for k in keys if k in metrics)
+
+
+def _summary_line(cfg, mode, model_dir, result, seconds) -> None:
+  step = result.get("global_step")
+  if step is None:
+    checkpoint = tf.train.latest_checkpoint(model_dir)
+    step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
+  line = (f"Done: {cfg.name} mode={mode} step={int(step)} {_brief(result)} "
+          f"time={seconds:.1f}s model_dir={model_dir}")
+  logging.info(line)
+  print(line, flush=True)

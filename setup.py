@@ -1,0 +1,41 @@
+"""estimator_cifar: CIFAR image classifiers on TensorFlow's Estimator API."""
+
+import re
+
+from setuptools import find_packages, setup
+
+with open("estimator_cifar/__init__.py") as f:
+  VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+# tf.estimator is gone from TensorFlow >= 2.16: 2.15 is the last line with it.
+# tensorflow-metadata > 1.16.1 (pulled by tensorflow-datasets) imports
+# protobuf's runtime_version, which TF 2.15's protobuf 4.x lacks.
+INSTALL_REQUIRES = [
+    "tensorflow>=2.15,<2.16",
+    "tensorflow-estimator>=2.15,<2.16",
+    "numpy<2",
+    "absl-py",
+    "tensorflow-datasets>=4.9,<4.10",
+    "tensorflow-metadata==1.16.1",
+    "psutil",
+]
+
+setup(
+    name="estimator_cifar",
+    version=VERSION,
+    description="CIFAR experiments on TensorFlow's Estimator API: run, resume, "
+                "evaluate, warm-start and scale without writing the plumbing.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["estimator_cifar", "estimator_cifar.*"]),
+    python_requires=">=3.10,<3.12",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "tools": ["matplotlib"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib"],
+        # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.
+        "gpu": ["tensorflow[and-cuda]>=2.15,<2.16"],
+    },
+    entry_points={"console_scripts": [
+        "estimator-cifar=estimator_cifar.run:cli"]},
+)

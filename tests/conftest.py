@@ -1,0 +1,25 @@
+"""Fixtures: small CIFAR datasets in the real binary layouts, written once."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from estimator_cifar.datasets import fake  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(tmp_path_factory):
+  """data_dir with an easy CIFAR-10-layout dataset: 200 train, 50 test."""
+  data_dir = str(tmp_path_factory.mktemp("cifar10"))
+  fake.write_cifar10(data_dir, train_per_file=40, test=50, easy=True)
+  return data_dir
+
+
+@pytest.fixture(scope="session")
+def cifar100_dir(tmp_path_factory):
+  """data_dir with an easy CIFAR-100-layout dataset: 200 train, 50 test."""
+  data_dir = str(tmp_path_factory.mktemp("cifar100"))
+  fake.write_cifar100(data_dir, train=200, test=50, easy=True)
+  return data_dir
