@@ -1,0 +1,285 @@
+r"""Plots training curves of one or more runs into a single PNG.
+
+Three panels side by side, one color per run: train loss (raw, faint, plus a
+TensorBoard-style smoothed line), eval accuracy, and the learning rate, all
+against the global step.
+
+Usage (from the repository root):
+
+  python tools/plot_curves.py runs/resnet20 runs/resnet56 --out curves.png \
+      --smoothing 0.6
+
+A MODEL_DIR that is not itself a run but a directory of runs stands for all
+the runs below it (see `run_records.find_runs`). A run that lacks a series (no
+eval yet, say) is drawn without it and a log line says so; finding no run at
+all exits non-zero with a one-line message.
+"""
+
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+# Importable both as a script (`python tools/plot_curves.py`) and from tests.
+_TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
+if _TOOLS_DIR not in sys.path:
+  sys.path.insert(0, _TOOLS_DIR)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import logging  # pylint: disable=g-import-not-at-top
+import matplotlib  # pylint: disable=g-import-not-at-top
+
+matplotlib.use("Agg")  # Headless: no display on training machines.
+
+from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+
+import run_records  # pylint: disable=g-import-not-at-top
+
+# Tags tried in order for each panel. `loss` is what the Estimator logs; the
+# others cover runs that log only the components.
+LOSS_TAGS = ("loss", "losses/total_loss", "total_loss", "losses/cross_entropy")
+LR_TAGS = ("learning_rate", "lr", "optimizer/learning_rate")
+ACCURACY_TAG = "accuracy"
+
+PANELS = ("train_loss", "eval_accuracy", "learning_rate")
+DPI = 150
+FIGSIZE = (13.0, 4.0)  # Inches: fits a full-width figure in a two-column paper.
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+  """TensorBoard's debiased exponential moving average.
+
+  The debiasing (dividing by 1 - weight**n) keeps the first points from being
+  pulled toward zero, so the smoothed line starts where the raw one does.
+
+  Args:
+    values: the raw series.
+    weight: smoothing in [0, 1); 0 returns the values unchanged.
+
+  Returns:
+    The smoothed series, same length.
+  """
+  smoothed, last, debias = [], 0.0, 1.0
+  for value in values:
+    last = last * weight + (1.0 - weight) * value
+    debias *= weight
+    smoothed.append(last / (1.0 - debias) if debias < 1.0 else value)
+  return smoothed
+
+
+def _first_series(scalars: dict[str, run_records.Series],
+                  tags: Sequence[str]) -> tuple[Optional[str], list[Any]]:
+  """The first of `tags` present in `scalars`, with its series."""
+  for tag in tags:
+    if scalars.get(tag):
+      return tag, scalars[tag]
+  return None, []
+
+
+def run_labels(model_dirs: Sequence[str]) -> list[str]:
+  """Legend names: base names, or paths below their common parent on a clash."""
+  paths = [os.path.normpath(os.path.abspath(d)) for d in model_dirs]
+  names = [os.path.basename(p) for p in paths]
+  if len(set(names)) == len(names):
+    return names
+  parent = os.path.dirname(os.path.commonpath(paths)) if len(paths) > 1 else ""
+  return [os.path.relpath(p, parent) if parent else p for p in paths]
+
+
+def load_curves(model_dir: str) -> dict[str, dict[str, list[float]]]:
+  """Reads the three panels' series of one run.
+
+  Args:
+    model_dir: the run's model_dir.
+
+  Returns:
+    A dict from panel name (see `PANELS`) to {"steps": [...], "values": [...]};
+    a panel whose data is missing is left out, with a log line.
+  """
+  train = run_records.read_scalars(model_dir)
+  curves = {}
+  _, loss = _first_series(train, LOSS_TAGS)
+  _, lr = _first_series(train, LR_TAGS)
+  accuracy = run_records.metrics_series(
+      run_records.read_metrics_jsonl(model_dir), ACCURACY_TAG)
+  if not accuracy:
+    eval_dir = os.path.join(model_dir, run_records.EVAL_SUBDIR)
+    accuracy = run_records.read_scalars(eval_dir).get(ACCURACY_TAG, [])
+  for panel, series, where in (
+      ("train_loss", loss, f"train events (tags {', '.join(LOSS_TAGS)})"),
+      ("eval_accuracy", accuracy, "eval/metrics.jsonl or eval events"),
+      ("learning_rate", lr, f"train events (tags {', '.join(LR_TAGS)})")):
+    if series:
+      curves[panel] = {"steps": [s for s, _ in series],
+                       "values": [v for _, v in series]}
+    else:
+      logging.warning("%s: no %s in %s; skipping that panel for this run",
+                      model_dir, panel.replace("_", " "), where)
+  return curves
+
+
+def _format_step(step: float, _=None) -> str:
+  """Axis label for a step: 64000 -> '64k', 1500000 -> '1.5M'."""
+  for scale, suffix in ((1e6, "M"), (1e3, "k")):
+    if abs(step) >= scale:
+      return f"{step / scale:g}{suffix}"
+  return f"{step:g}"
+
+
+def plot_runs(model_dirs: Sequence[str], out_path: str,
+              smoothing: float = 0.6) -> dict[str, dict[str, Any]]:
+  """Draws the runs' curves into one PNG.
+
+  Args:
+    model_dirs: the runs' model_dirs, drawn in this order.
+    out_path: where to write the PNG; its directory is created if needed.
+    smoothing: EMA weight for the train-loss line, in [0, 1).
+
+  Returns:
+    A dict from run label to {"model_dir": ..., panel: {"steps", "values"}}
+    holding exactly the raw data that was plotted (the smoothed loss is under
+    the "train_loss" panel's "smoothed" key).
+
+  Raises:
+    ValueError: if `smoothing` is outside [0, 1).
+    run_records.NoRunsError: if `model_dirs` is empty.
+  """
+  if not 0.0 <= smoothing < 1.0:
+    raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+  if not model_dirs:
+    raise run_records.NoRunsError("no model_dirs given")
+
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  fig, axes = plt.subplots(1, 3, figsize=FIGSIZE, layout="constrained")
+  ax_loss, ax_acc, ax_lr = axes
+  plotted = {}
+  labels = run_labels(model_dirs)
+  for i, (model_dir, label) in enumerate(zip(model_dirs, labels)):
+    color = colors[i % len(colors)]
+    curves = load_curves(model_dir)
+    plotted[label] = {"model_dir": model_dir, **curves}
+    if "train_loss" in curves:
+      loss = curves["train_loss"]
+      loss["smoothed"] = smooth(loss["values"], smoothing)
+      if smoothing > 0:  # Without smoothing the raw line is the line.
+        ax_loss.plot(loss["steps"], loss["values"], color=color, alpha=0.25,
+                     linewidth=0.8)
+      ax_loss.plot(loss["steps"], loss["smoothed"], color=color, linewidth=1.6,
+                   label=label)
+    if "eval_accuracy" in curves:
+      acc = curves["eval_accuracy"]
+      # Evals are sparse (one per checkpoint): markers show where they are.
+      ax_acc.plot(acc["steps"], acc["values"], color=color, linewidth=1.6,
+                  marker="o", markersize=3, label=label)
+    if "learning_rate" in curves:
+      lr = curves["learning_rate"]
+      ax_lr.plot(lr["steps"], lr["values"], color=color, linewidth=1.6,
+                 label=label)
+
+  _style_axes(ax_loss, "Train loss", "Loss")
+  if smoothing > 0:
+    ax_loss.set_title(f"Train loss (smoothing {smoothing:g})")
+  _style_axes(ax_acc, "Eval accuracy", "Top-1 accuracy")
+  ax_acc.yaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0))
+  _style_axes(ax_lr, "Learning rate", "Learning rate")
+  lr_values = [v for run in plotted.values() if "learning_rate" in run
+               for v in run["learning_rate"]["values"]]
+  _maybe_log_scale(ax_lr, lr_values)
+
+  legend = {}  # One entry per run, from whichever panel has it.
+  for ax in axes:
+    for handle, name in zip(*ax.get_legend_handles_labels()):
+      legend.setdefault(name, handle)
+  if legend:
+    # Above the panels, so that no curve is hidden behind it.
+    fig.legend(list(legend.values()), list(legend), loc="outside upper center",
+               ncols=min(len(legend), 4), frameon=False)
+
+  out_dir = os.path.dirname(os.path.abspath(out_path))
+  os.makedirs(out_dir, exist_ok=True)
+  fig.savefig(out_path, dpi=DPI, format="png")
+  plt.close(fig)
+  return plotted
+
+
+def _style_axes(ax: Any, title: str, ylabel: str) -> None:
+  """Title, labels, grid and compact step ticks shared by all panels."""
+  ax.set_title(title)
+  ax.set_xlabel("Step")
+  ax.set_ylabel(ylabel)
+  ax.grid(True, alpha=0.3)
+  ax.xaxis.set_major_formatter(ticker.FuncFormatter(_format_step))
+  if not ax.lines:
+    ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center",
+            va="center", color="gray")
+
+
+def _maybe_log_scale(ax: Any, values: list[float]) -> None:
+  """Log y-axis for schedules spanning two decades or more, else linear.
+
+  Piecewise schedules (0.1 -> 0.01 -> 0.001) are unreadable on a linear axis;
+  below two decades a log axis gets cluttered minor-tick labels instead, and a
+  schedule that reaches zero (cosine) has no log scale at all.
+  """
+  positive = [v for v in values if v > 0]
+  if positive and len(positive) == len(values) and (
+      max(positive) / min(positive) >= 100):
+    ax.set_yscale("log")
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines the CLI flags.
+
+  Only called when run as a script: results_table.py also has an --out flag,
+  and tests import both modules into one process.
+  """
+  flags.DEFINE_string("out", "curves.png", "Path of the PNG to write.")
+  flags.DEFINE_float(
+      "smoothing", 0.6,
+      "EMA weight for the train loss, in [0, 1) as in TensorBoard.")
+
+
+def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Runs named by `paths`: each path if it is a run, else the runs below it.
+
+  Returns:
+    The runs, in argument order without repeats, and the paths that held none.
+  """
+  runs, empty = [], []
+  for path in paths:
+    found = [path] if run_records.is_run(path) else run_records.find_runs(path)
+    if not found:
+      empty.append(path)
+    runs.extend(r for r in found if r not in runs)
+  return runs, empty
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) < 2:
+    sys.exit("plot_curves: error: give at least one MODEL_DIR")
+  if not 0.0 <= FLAGS.smoothing < 1.0:
+    sys.exit(f"plot_curves: error: --smoothing must be in [0, 1), "
+             f"got {FLAGS.smoothing}")
+  runs, empty = _expand(argv[1:])
+  if not runs:
+    sys.exit("plot_curves: error: no run found in " + ", ".join(argv[1:])
+             + " (a run holds config.json, event files or eval/metrics.jsonl)")
+  for path in empty:
+    logging.warning("%s: no config.json, event files or eval metrics at or "
+                    "below it; skipping it", path)
+  try:
+    plot_runs(runs, FLAGS.out, FLAGS.smoothing)
+  except OSError as e:
+    sys.exit(f"plot_curves: error: cannot write {FLAGS.out}: {e}")
+  logging.info("wrote %s (%d run%s)", FLAGS.out, len(runs),
+               "" if len(runs) == 1 else "s")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,364 @@
+"""Read what a training run left in its model_dir: config, events, eval metrics.
+
+Shared by `plot_curves.py` and `results_table.py`. A model_dir written by
+`estimator_cifar` holds:
+
+  config.json                   the resolved experiment config (may be absent)
+  run_info.json                 optional: start_time, end_time, status
+  checkpoint                    the Estimator's checkpoint state file
+  events.out.tfevents.*         train scalars (loss, learning_rate, ...)
+  eval/events.out.tfevents.*    eval scalars (accuracy, top_5_accuracy, loss)
+  eval/metrics.jsonl            one JSON object per evaluated checkpoint
+
+Event files are parsed with the protobufs that ship in the `tensorboard` package
+(a TF dependency) and a small TFRecord reader instead of TensorFlow itself: the
+tools then start in well under a second instead of spending ~2 s importing TF,
+and a record cut short by a trainer that is still writing simply ends the file
+instead of raising `DataLossError`. Only local file systems are supported.
+"""
+
+import datetime
+import glob
+import json
+from absl import logging
+import math
+import os
+import re
+import struct
+from typing import Any, Iterator, Optional
+
+# The tools never need TF, but if something imports it anyway, keep its C++
+# start-up chatter out of the tool's output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+# pylint: disable=g-import-not-at-top
+from tensorboard.compat.proto import event_pb2
+from tensorboard.util import tensor_util
+# pylint: enable=g-import-not-at-top
+
+EVENT_GLOB = "events.out.tfevents.*"
+EVAL_SUBDIR = "eval"
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.json"
+RUN_INFO_FILE = "run_info.json"
+
+# A series is a list of (step, value) pairs sorted by step.
+Series = list[tuple[int, float]]
+
+_HEADER = struct.Struct("<QI")  # TFRecord: uint64 length, uint32 masked crc.
+_FOOTER_BYTES = 4  # uint32 masked crc of the payload.
+
+
+class NoRunsError(Exception):
+  """No model_dir where the user pointed; shown as a one-line message."""
+
+
+def _iter_records(path: str) -> Iterator[bytes]:
+  """Yields TFRecord payloads; stops quietly at a truncated trailing record.
+
+  CRCs are not checked: doing that in pure Python costs more than parsing, and a
+  corrupt record is caught by the protobuf parse in `_iter_events` anyway.
+  """
+  with open(path, "rb") as f:
+    while True:
+      header = f.read(_HEADER.size)
+      if len(header) < _HEADER.size:
+        return
+      (length, _) = _HEADER.unpack(header)
+      payload = f.read(length)
+      footer = f.read(_FOOTER_BYTES)
+      if len(payload) < length or len(footer) < _FOOTER_BYTES:
+        return  # The writer has not flushed this record yet.
+      yield payload
+
+
+def _iter_events(path: str) -> Iterator[event_pb2.Event]:
+  """Yields one file's events; stops with a warning at a corrupt record."""
+  try:
+    for payload in _iter_records(path):
+      try:
+        yield event_pb2.Event.FromString(payload)
+      except Exception:  # pylint: disable=broad-except
+        # protobuf raises its own DecodeError type; any failure means garbage.
+        logging.warning(
+            "%s: corrupt event record; ignoring the rest of the file", path)
+        return
+  except OSError as e:
+    logging.warning("%s: cannot read (%s); skipping", path, e)
+
+
+def _scalar_value(value: Any) -> Optional[float]:
+  """The float of a v1 or v2 scalar summary value; None if not a scalar."""
+  kind = value.WhichOneof("value")
+  if kind == "simple_value":  # tf.compat.v1.summary.scalar / Estimator hooks.
+    return float(value.simple_value)
+  if kind == "tensor":  # tf.summary.scalar (v2) stores a rank-0 tensor.
+    try:
+      array = tensor_util.make_ndarray(value.tensor)
+    except Exception:  # pylint: disable=broad-except
+      return None  # A dtype tensorboard cannot decode: not a scalar we want.
+    # Histograms and images are also tensors: keep numeric single elements only.
+    if array.size == 1 and np.issubdtype(array.dtype, np.number):
+      return float(array.reshape(()))
+  return None
+
+
+def event_files(event_dir: str) -> list[str]:
+  """Event files directly in `event_dir`, oldest first.
+
+  Args:
+    event_dir: a model_dir or its eval subdirectory.
+
+  Returns:
+    Paths ordered by the creation time the writer put in the file name, so
+    that a restarted trainer's newer file is read after the older one.
+  """
+  def creation_key(path):
+    # events.out.tfevents.<unix seconds>.<host>[...]
+    match = re.match(r"events\.out\.tfevents\.(\d+)", os.path.basename(path))
+    return (int(match.group(1)) if match else 0, os.path.basename(path))
+
+  pattern = os.path.join(glob.escape(event_dir), EVENT_GLOB)
+  paths = [p for p in glob.glob(pattern) if os.path.isfile(p)]
+  return sorted(paths, key=creation_key)
+
+
+def _read_event_dir(
+    event_dir: str) -> tuple[dict[str, Series], Optional[tuple[float, float]]]:
+  """Scalars by tag and the (first, last) event wall time, in one pass."""
+  by_tag: dict[str, dict[int, float]] = {}
+  first = last = None
+  for path in event_files(event_dir):
+    for event in _iter_events(path):
+      if event.wall_time:
+        wall_time = event.wall_time
+        first = wall_time if first is None else min(first, wall_time)
+        last = wall_time if last is None else max(last, wall_time)
+      for value in event.summary.value:
+        scalar = _scalar_value(value)
+        if scalar is not None:
+          # Later writes win: a trainer restarted from an older checkpoint
+          # re-logs those steps, and its newer values are the ones that count.
+          by_tag.setdefault(value.tag, {})[event.step] = scalar
+  scalars = {tag: sorted(points.items()) for tag, points in by_tag.items()}
+  span = (first, last) if first is not None else None
+  return scalars, span
+
+
+def read_scalars(event_dir: str) -> dict[str, Series]:
+  """Reads every scalar logged in the event files directly in `event_dir`.
+
+  Both v1 summaries (`simple_value`, as written by the Estimator and
+  `tf.compat.v1.summary`) and v2 summaries (rank-0 tensors, as written by
+  `tf.summary.scalar`) are returned. Subdirectories are not read, so a
+  model_dir's train scalars never mix with its `eval/` scalars.
+
+  Args:
+    event_dir: a directory holding `events.out.tfevents.*` files.
+
+  Returns:
+    A dict from tag to a list of (step, value) sorted by step. Where a tag was
+    logged twice at one step, the later write wins. Empty if there are no
+    event files.
+  """
+  return _read_event_dir(event_dir)[0]
+
+
+def read_metrics_jsonl(model_dir: str) -> list[dict[str, Any]]:
+  """Reads `model_dir/eval/metrics.jsonl`, one dict per evaluated checkpoint.
+
+  Args:
+    model_dir: the run's model_dir.
+
+  Returns:
+    The records in file order; entries without an integer `global_step` are
+    dropped. A missing file gives an empty list. A line that does not parse is
+    skipped with a warning: the last one is usually an append that an
+    evaluator still has in flight, so it is expected, not an error.
+  """
+  path = os.path.join(model_dir, EVAL_SUBDIR, METRICS_FILE)
+  if not os.path.isfile(path):
+    return []
+  records = []
+  with open(path, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  for line_number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except ValueError:
+      where = ("last line" if line_number == len(lines)
+               else f"line {line_number}")
+      logging.warning("%s: %s is not valid JSON (truncated?); skipping it",
+                      path, where)
+      continue
+    if not isinstance(record, dict) or not isinstance(
+        record.get("global_step"), int):
+      logging.warning("%s: line %d has no integer global_step; skipping it",
+                      path, line_number)
+      continue
+    records.append(record)
+  return records
+
+
+def metrics_series(records: list[dict[str, Any]], key: str) -> Series:
+  """The (step, value) series of `key` in metrics.jsonl records, later wins."""
+  points = {}
+  for record in records:
+    value = record.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      points[record["global_step"]] = float(value)
+  return sorted(points.items())
+
+
+def _load_json(path: str) -> Optional[dict[str, Any]]:
+  """A JSON object from `path`, or None (with a warning if it is unreadable)."""
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+  except (OSError, ValueError) as e:
+    logging.warning("%s: unreadable (%s); ignoring it", path, e)
+    return None
+  return data if isinstance(data, dict) else None
+
+
+def read_config(model_dir: str) -> Optional[dict[str, Any]]:
+  """The run's `config.json` as a dict, or None if absent or unreadable."""
+  return _load_json(os.path.join(model_dir, CONFIG_FILE))
+
+
+def is_run(path: str) -> bool:
+  """Whether `path` looks like a model_dir: config, events or eval output."""
+  eval_dir = os.path.join(path, EVAL_SUBDIR)
+  return (os.path.isfile(os.path.join(path, CONFIG_FILE))
+          or bool(event_files(path))
+          or os.path.isfile(os.path.join(eval_dir, METRICS_FILE))
+          or bool(event_files(eval_dir)))
+
+
+def find_runs(root: str) -> list[str]:
+  """Finds every model_dir at or below `root`.
+
+  A directory is a run if it holds `config.json` or event files, or its `eval/`
+  subdirectory holds `metrics.jsonl` or event files. The search does not
+  descend into a run, so a run's own `eval/` (which holds event files too) is
+  not reported as a second run. Hidden directories and symlinks are skipped.
+
+  Args:
+    root: a model_dir or a directory of model_dirs.
+
+  Returns:
+    Sorted paths of the runs found, each starting with `root`. Empty if
+    `root` is not a directory.
+  """
+  runs = []
+  for dirpath, dirnames, _ in os.walk(root):
+    if is_run(dirpath):
+      runs.append(dirpath)
+      dirnames[:] = []
+    else:
+      dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+  return sorted(runs)
+
+
+def _experiment_name(config: Optional[dict[str, Any]], model_dir: str) -> str:
+  """The experiment named in config.json, else the model_dir's base name."""
+  name = (config or {}).get("experiment")
+  if isinstance(name, dict):  # Tolerate {"experiment": {"name": ...}}.
+    name = name.get("name")
+  if isinstance(name, str) and name:
+    return name
+  return os.path.basename(os.path.normpath(os.path.abspath(model_dir)))
+
+
+def _to_unix(value: Any) -> Optional[float]:
+  """Unix seconds from a unix number or an ISO 8601 string, else None."""
+  if isinstance(value, (int, float)) and not isinstance(value, bool):
+    return float(value)
+  if isinstance(value, str):
+    try:
+      return datetime.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+      return None
+  return None
+
+
+def _checkpoint_step(model_dir: str) -> Optional[int]:
+  """The step of the newest checkpoint named in the `checkpoint` state file."""
+  path = os.path.join(model_dir, "checkpoint")
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except OSError:
+    return None
+  match = re.search(r'^model_checkpoint_path:\s*".*-(\d+)"', text, re.MULTILINE)
+  return int(match.group(1)) if match else None
+
+
+def run_summary(model_dir: str) -> dict[str, Any]:
+  """Summarizes one run for a results table.
+
+  Accuracy comes from `eval/metrics.jsonl` where it exists, because that file
+  is written once per evaluated checkpoint and names it; the eval event files
+  are the fallback for runs that predate it. Wall time comes from
+  `run_info.json` where it has both ends, else from the span of the event
+  wall times (train and eval) and the metrics.jsonl `time`s, which also
+  covers a run that was killed before it could write its end time.
+
+  Args:
+    model_dir: the run's model_dir.
+
+  Returns:
+    A dict with keys `model_dir`, `experiment`, `final_step` (the largest step
+    in the checkpoint state, train events or eval metrics), `best_accuracy`,
+    `best_step`, `final_accuracy` (at the largest evaluated step),
+    `wall_time_s` and `status`. Values that cannot be known are None.
+  """
+  train_scalars, train_span = _read_event_dir(model_dir)
+  eval_dir = os.path.join(model_dir, EVAL_SUBDIR)
+  metrics = read_metrics_jsonl(model_dir)
+  accuracy = metrics_series(metrics, "accuracy")
+  eval_span = None
+  if not accuracy:
+    eval_scalars, eval_span = _read_event_dir(eval_dir)
+    accuracy = eval_scalars.get("accuracy", [])
+  elif os.path.isdir(eval_dir):
+    eval_span = _read_event_dir(eval_dir)[1]
+
+  steps = [step for series in train_scalars.values() for step, _ in series]
+  steps += [step for step, _ in accuracy]
+  checkpoint_step = _checkpoint_step(model_dir)
+  if checkpoint_step is not None:
+    steps.append(checkpoint_step)
+
+  best_step, best_accuracy = None, None
+  finite = [(s, v) for s, v in accuracy if math.isfinite(v)]
+  if finite:
+    # On ties keep the earliest step: it reached that accuracy first.
+    best_step, best_accuracy = max(finite, key=lambda p: (p[1], -p[0]))
+
+  run_info = _load_json(os.path.join(model_dir, RUN_INFO_FILE)) or {}
+  start, end = _to_unix(run_info.get("start_time")), _to_unix(
+      run_info.get("end_time"))
+  if start is not None and end is not None:
+    wall_time = end - start
+  else:
+    times = [t for span in (train_span, eval_span) if span for t in span]
+    times += [t for t in (_to_unix(r.get("time")) for r in metrics)
+              if t is not None]
+    wall_time = max(times) - min(times) if times else None
+
+  return {
+      "model_dir": model_dir,
+      "experiment": _experiment_name(read_config(model_dir), model_dir),
+      "final_step": max(steps) if steps else None,
+      "best_accuracy": best_accuracy,
+      "best_step": best_step,
+      "final_accuracy": accuracy[-1][1] if accuracy else None,
+      "wall_time_s": wall_time,
+      "status": run_info.get("status"),
+  }
