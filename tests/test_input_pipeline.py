@@ -1,0 +1,70 @@
+"""input_fn: batch shapes and dtypes, eval covers every record exactly once."""
+
+import numpy as np
+import tensorflow as tf
+
+from estimator_cifar.datasets import sources
+from estimator_cifar.datasets.input_pipeline import IMAGES_KEY, make_input_fn
+from tests.testutil import tiny_config
+
+
+def _batches(input_fn, limit=None):
+  out = []
+  for features, labels in input_fn().take(limit or -1):
+    out.append((features[IMAGES_KEY].numpy(), labels.numpy()))
+  return out
+
+
+def test_train_batches_are_full_distorted_and_float(cifar10_dir):
+  cfg = tiny_config()
+  source = sources.get_source(cfg, cifar10_dir)
+  assert (source.num_train, source.num_eval, source.num_classes) == (200, 50, 10)
+  batches = _batches(make_input_fn(cfg, source, training=True), limit=30)
+  assert len(batches) == 30  # Repeats past one epoch (200 / 16 = 12.5).
+  for images, labels in batches:
+    assert images.shape == (16, 32, 32, 3) and images.dtype == np.float32
+    assert labels.shape == (16,) and labels.dtype == np.int32
+  # Per-image standardization: each image has mean ~0 and std ~1.
+  images = batches[0][0]
+  np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+  np.testing.assert_allclose(images.std(axis=(1, 2, 3)), 1, atol=1e-2)
+
+
+def test_eval_covers_every_record_exactly_once(cifar10_dir):
+  cfg = tiny_config()
+  source = sources.get_source(cfg, cifar10_dir)
+  batches = _batches(make_input_fn(cfg, source, training=False))
+  assert [len(l) for _, l in batches] == [16, 16, 16, 2]  # Remainder kept.
+  labels = np.concatenate([l for _, l in batches])
+  want = np.concatenate([l.numpy()[None] for _, l in source.records("test")])
+  np.testing.assert_array_equal(labels, want)
+  again = np.concatenate([i for i, _ in _batches(
+      make_input_fn(cfg, source, training=False))])
+  np.testing.assert_array_equal(np.concatenate([i for i, _ in batches]), again)
+
+
+def test_tutorial_crops_to_24(cifar10_dir):
+  cfg = tiny_config(experiment="cifar10_tutorial")
+  source = sources.get_source(cfg, cifar10_dir)
+  for training in (True, False):
+    images, _ = _batches(make_input_fn(cfg, source, training), limit=1)[0]
+    assert images.shape[1:] == (24, 24, 3)
+
+
+def test_synthetic_source_needs_no_files():
+  cfg = tiny_config("data.name=synthetic", "data.synthetic_train_size=40",
+                    "data.synthetic_eval_size=20")
+  source = sources.get_source(cfg, "/nonexistent")
+  batches = _batches(make_input_fn(cfg, source, training=False))
+  assert sum(len(l) for _, l in batches) == 20
+  assert all(0 <= l.min() and l.max() < 10 for _, l in batches)
+
+
+def test_input_context_splits_the_global_batch(cifar10_dir):
+  cfg = tiny_config()
+  source = sources.get_source(cfg, cifar10_dir)
+  ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
+                                   num_replicas_in_sync=2)
+  features, labels = next(iter(make_input_fn(cfg, source, True)(
+      input_context=ctx)))
+  assert labels.shape == (8,)
