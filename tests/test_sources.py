@@ -1,0 +1,47 @@
+"""Data sources: archive-only data_dir is extracted, offline fails fast and clearly."""
+
+import dataclasses
+import hashlib
+import os
+import socket
+import tarfile
+import time
+
+from estimator_cifar.datasets import download, fake, sources
+from tests.testutil import run_cli, tiny_config
+
+
+def _closed_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_archive_alone_is_verified_and_extracted(tmp_path, monkeypatch):
+  staging = tmp_path / "staging"
+  fake.write_cifar10(str(staging), train_per_file=4, test=6, easy=False)
+  data_dir = tmp_path / "data"
+  data_dir.mkdir()
+  archive = data_dir / "cifar-10-binary.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    tar.add(staging / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+  digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+  monkeypatch.setitem(download.DATASETS, "cifar10", dataclasses.replace(
+      download.DATASETS["cifar10"], sha256=digest))
+  source = sources.get_source(tiny_config(), str(data_dir))
+  assert (source.num_train, source.num_eval) == (20, 6)
+  assert os.path.isfile(data_dir / "cifar-10-batches-bin" / "test_batch.bin")
+
+
+def test_offline_run_fails_fast_and_says_where_to_put_the_archive(tmp_path):
+  mirror = f"http://127.0.0.1:{_closed_port()}"
+  start = time.time()
+  proc = run_cli("--experiment=resnet_sgd", f"--data_dir={tmp_path}",
+                 f"--model_dir={tmp_path / 'm'}",
+                 env={download.MIRROR_ENV: mirror}, timeout=120)
+  assert proc.returncode == 2
+  assert time.time() - start < 30
+  assert "Traceback" not in proc.stderr
+  error = proc.stderr.strip().splitlines()[-1]
+  assert error.startswith("error: ") and "cifar-10-binary.tar.gz" in error
+  assert str(tmp_path) in error
