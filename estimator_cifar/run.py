@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
+from estimator_cifar import run_info  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -42,17 +43,40 @@ def main(argv):
     for name, summary in config_lib.list_experiments().items():
       print(f"{name:24s} {summary}")
     return 0
-  if not FLAGS.experiment:
-    raise UserError("Pass --experiment=NAME (see --list_experiments).")
-  cfg = config_lib.resolve(FLAGS.experiment, FLAGS.params_override)
+  cfg, data_dir = _recorded_eval_setup()
+  if cfg is None:
+    if not FLAGS.experiment:
+      raise UserError("Pass --experiment=NAME (see --list_experiments).")
+    cfg = config_lib.resolve(FLAGS.experiment, FLAGS.params_override)
   if FLAGS.list_params:
     for key in config_lib.all_keys(cfg):
       print(f"{key} = {config_lib.get(cfg, key) if '.' in key else getattr(cfg, key)!r}")
     return 0
   model_dir = FLAGS.model_dir or os.path.join("runs", cfg.name)
   from estimator_cifar import train_lib  # Imports TensorFlow: after the checks.
-  train_lib.run(cfg, model_dir, FLAGS.mode, FLAGS.data_dir)
+  train_lib.run(cfg, model_dir, FLAGS.mode, data_dir)
   return 0
+
+
+def _recorded_eval_setup():
+  """For --mode=eval on a trained --model_dir: its recorded config and data_dir.
+
+  Evaluating a model_dir then measures what training measured (same data,
+  model and EMA choice); --params_override still applies on top, and an
+  explicit --data_dir wins.
+  """
+  if FLAGS.mode != "eval" or not FLAGS.model_dir:
+    return None, FLAGS.data_dir
+  cfg = run_info.recorded_config(FLAGS.model_dir, FLAGS.params_override)
+  if cfg is None:
+    return None, FLAGS.data_dir
+  logging.info("Evaluating with the config training recorded in %s/%s.",
+               FLAGS.model_dir, run_info.CONFIG_FILE)
+  requested = os.path.splitext(os.path.basename(FLAGS.experiment or ""))[0]
+  if requested and requested != cfg.name:
+    logging.warning("--experiment=%s ignored: %s was trained as %s.",
+                    FLAGS.experiment, FLAGS.model_dir, cfg.name)
+  return cfg, FLAGS.data_dir or run_info.recorded_data_dir(FLAGS.model_dir)
 
 
 def run_main(argv):

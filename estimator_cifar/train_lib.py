@@ -13,7 +13,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import metrics_log
+from estimator_cifar import metrics_log, run_info
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
@@ -128,9 +128,29 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
         data_dir: str | None = None) -> dict:
   """Runs `mode` and returns the last eval metrics (empty for train).
 
+  Train modes record the run in <model_dir>/run_info.json: "running" before
+  anything else, how it ended once it does (see run_info.py).
+
   Raises:
     UserError subclasses for anything the user can fix.
   """
+  if mode not in run_info.TRAIN_MODES:
+    return _run(cfg, model_dir, mode, data_dir)
+  record = run_info.start(cfg, model_dir, mode, data_dir)
+  error, result = None, None
+  try:
+    result = _run(cfg, model_dir, mode, data_dir)
+    return result
+  except BaseException as e:
+    error = e
+    raise
+  finally:
+    run_info.end(record, error, result)
+
+
+def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
+         data_dir: str | None) -> dict:
+  """The modes themselves; `run` adds the run record around them."""
   start = time.time()
   plan = make_plan(cfg, data_dir)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
@@ -153,7 +173,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
         start_delay_secs=cfg.eval.start_delay_secs,
         throttle_secs=cfg.eval.throttle_secs)
     result, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-    result = result or {}
+    result = result or _missed_final_eval(estimator, eval_input, model_dir)
   elif mode == "eval":
     checkpoint = tf.train.latest_checkpoint(model_dir)
     if checkpoint is None:
@@ -165,6 +185,24 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   else:
     raise ValueError(f"unknown mode {mode}")
   _summary_line(cfg, mode, model_dir, result, time.time() - start)
+  return result
+
+
+def _missed_final_eval(estimator, eval_input, model_dir: str) -> dict:
+  """The final eval of a run resumed with nothing left to train.
+
+  A run killed after its last checkpoint but before its final evaluation is
+  at max_steps when resumed: Estimator then skips training and with it every
+  evaluation, so do it here, unless metrics.jsonl already has that checkpoint.
+  """
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  if checkpoint is None:
+    return {}
+  rows = metrics_log.read(model_dir)
+  if rows and rows[-1].get("checkpoint") == os.path.basename(checkpoint):
+    return rows[-1]
+  result = estimator.evaluate(eval_input, checkpoint_path=checkpoint)
+  metrics_log.append(model_dir, result, checkpoint)
   return result
 
 

@@ -1,0 +1,575 @@
+r"""Runs a grid of config overrides of one experiment, one model_dir per point.
+
+Usage (from the repository root):
+
+  python tools/sweep.py --experiment=resnet_sgd --root=runs/sweep1 \
+      --grid optimizer.learning_rate=0.05,0.1,0.2 \
+      --grid train.weight_decay=1e-4,5e-4 --parallel 2 \
+      [--set train.epochs=30 ...] [--data_dir DIR] [--dry_run] [--report_only]
+
+The points are the cross product of the `--grid` values (the first grid varies
+slowest). Each point trains in `<root>/<name>`, where the name lists its
+overrides with canonical values, e.g.
+`optimizer.learning_rate=0.05__train.weight_decay=0.0001`, so `1e-4` and
+`0.0001` are the same point and the name of a point never changes. `--set`
+overrides apply to every point (the grid values come after them).
+
+Each point runs as its own process, `python -m estimator_cifar.run
+--experiment=... --model_dir=<root>/<name> --params_override=...`, so that one
+crash cannot take the sweep down; its output goes to `<model_dir>/sweep.log`.
+At most `--parallel` points run at once.
+
+Rerunning the same command skips the points whose `run_info.json` says
+"finished" with the same config (and, with `train.steps`, the final step
+reached), and runs the others again with the same command: the Estimator
+resumes from their newest checkpoint. A failed point is reported with its error
+line and the sweep goes on; the exit status is 1 if any point failed.
+
+At the end (or alone with `--report_only`) it writes `results.md`,
+`results.csv` (tools/results_table.py) and `curves.png` (tools/plot_curves.py)
+into the root, and `sweep.json` with the grid and each point's outcome.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import itertools
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import typing
+from typing import Any, Callable, Optional, Sequence
+
+# Importable both as a script (`python tools/sweep.py`) and from tests.
+_TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(_TOOLS_DIR)
+for _path in (_TOOLS_DIR, REPO_ROOT):
+  if _path not in sys.path:
+    sys.path.insert(0, _path)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+
+from estimator_cifar import config as config_lib
+from estimator_cifar import run_info
+from estimator_cifar.errors import ConfigError
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+LOG_FILE = "sweep.log"
+STATE_FILE = "sweep.json"
+RESULTS_MD = "results.md"
+RESULTS_CSV = "results.csv"
+CURVES_PNG = "curves.png"
+BASE_NAME = "base"  # The one point of a sweep without --grid.
+MAX_NAME_CHARS = 200  # File systems allow 255 bytes per name component.
+POLL_SECONDS = 0.2
+STOP_GRACE_SECONDS = 10.0
+LOG_HEADER = "==== sweep "  # Starts the line before each attempt in sweep.log.
+
+# Point outcomes in sweep.json and the summary.
+FINISHED = "finished"    # Ran in this invocation and exited 0.
+SKIPPED = "skipped"      # Already finished earlier with the same config.
+FAILED = "failed"        # Exited non-zero; `error` holds its error line.
+NOT_RUN = "not_run"      # The sweep was stopped before this point ended.
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._,+-]")
+
+
+class SweepError(Exception):
+  """A problem with the sweep's own command line; shown as one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One grid point: its overrides (canonical `key=value`) and its model_dir."""
+  name: str
+  overrides: tuple[str, ...]
+  model_dir: str
+
+
+@dataclasses.dataclass
+class Outcome:
+  """How one point ended in this invocation."""
+  status: str
+  error: Optional[str] = None
+  seconds: Optional[float] = None
+  returncode: Optional[int] = None
+
+
+# ------------------------------------------------------------------ the grid
+
+def _field_type(cfg: config_lib.ExperimentConfig, key: str):
+  """The type hint of config field `key`; SweepError for an unknown key."""
+  if key not in config_lib.all_keys(cfg):
+    raise SweepError(f"unknown config key '{key}' in --grid; run "
+                     "`python -m estimator_cifar.run --experiment=... "
+                     "--list_params` to see every key")
+  section, _, name = key.rpartition(".")
+  target = getattr(cfg, section) if section else cfg
+  return typing.get_type_hints(type(target))[name]
+
+
+def _canonical(value: Any) -> str:
+  """A parsed value as override text that parses back to the same value."""
+  if isinstance(value, bool):
+    return "true" if value else "false"
+  if isinstance(value, float):
+    return repr(value)
+  if isinstance(value, list):
+    return "[" + ",".join(_canonical(v) for v in value) + "]"
+  if isinstance(value, dict):
+    items = (f"{k}:{_canonical(v)}" for k, v in value.items())
+    return "{" + ",".join(items) + "}"
+  return str(value)
+
+
+def parse_grid(specs: Sequence[str], cfg: config_lib.ExperimentConfig
+               ) -> list[tuple[str, list[str]]]:
+  """Parses `--grid key=v1,v2,...` flags into (key, canonical values).
+
+  Values are parsed as the field's type and written back canonically, so
+  `1e-4` becomes `0.0001`. A value that does not parse is kept as written: its
+  point will fail with the run's own error message while the others run. List
+  fields take bracketed values: `schedule.boundaries_epochs=[91,136],[60,120]`.
+
+  Args:
+    specs: the --grid flag values.
+    cfg: the experiment's config, for the field types.
+
+  Returns:
+    (key, values) per grid flag, in flag order; repeated values are dropped.
+
+  Raises:
+    SweepError: a malformed spec, unknown or repeated key, or no values.
+  """
+  grid = []
+  for spec in specs:
+    key, sep, text = spec.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise SweepError(f"--grid {spec!r} is not KEY=VALUE[,VALUE...], e.g. "
+                       "--grid optimizer.learning_rate=0.05,0.1")
+    if key in (k for k, _ in grid):
+      raise SweepError(f"--grid names {key} twice; give all of its values "
+                       "in one --grid")
+    hint = _field_type(cfg, key)
+    values = []
+    # pylint: disable-next=protected-access
+    for raw in config_lib._split_top_level_commas(text):
+      if not raw.strip():
+        continue
+      try:
+        value = _canonical(config_lib.parse_value(key, raw, hint))
+      except ConfigError:
+        value = raw.strip()
+      if value not in values:
+        values.append(value)
+    if not values:
+      raise SweepError(f"--grid {spec!r} has no values")
+    grid.append((key, values))
+  return grid
+
+
+def _name_text(value: str) -> str:
+  """A canonical value as it reads in a directory name: no brackets/braces."""
+  if value[:1] in "[{" and value[-1:] in "]}":
+    value = value[1:-1]
+  return value.replace(":", "-")
+
+
+def _short_hash(text: str, length: int) -> str:
+  return hashlib.sha1(text.encode()).hexdigest()[:length]
+
+
+def point_name(overrides: Sequence[str]) -> str:
+  """The directory name of a point: `key=value` parts joined by `__`.
+
+  Characters that are unsafe in a path or a shell word become `_`, and then a
+  short hash of the exact value keeps two values apart that would otherwise
+  share a name; an over-long name is cut and hashed the same way. The name
+  depends on the overrides only, so a rerun finds the same directory.
+  """
+  if not overrides:
+    return BASE_NAME
+  parts = []
+  for override in overrides:
+    key, _, value = override.partition("=")
+    text = _name_text(value)
+    safe = _UNSAFE.sub("_", text)
+    if safe != text or not safe or safe.strip(".") == "":
+      safe = f"{safe}-{_short_hash(value, 6)}"
+    parts.append(f"{key}={safe}")
+  name = "__".join(parts)
+  if len(name) > MAX_NAME_CHARS:
+    name = f"{name[:MAX_NAME_CHARS - 11]}-{_short_hash(name, 10)}"
+  return name
+
+
+def make_points(grid: Sequence[tuple[str, Sequence[str]]], root: str
+                ) -> list[Point]:
+  """The cross product of the grid, first key slowest, one Point each."""
+  points = []
+  keys = [key for key, _ in grid]
+  for values in itertools.product(*(values for _, values in grid)):
+    overrides = tuple(f"{k}={v}" for k, v in zip(keys, values))
+    name = point_name(overrides)
+    points.append(Point(name, overrides, os.path.join(root, name)))
+  return points
+
+
+def point_config(experiment: str, common: Sequence[str], point: Point
+                 ) -> config_lib.ExperimentConfig:
+  """The config a point's run resolves to (no TensorFlow needed).
+
+  Raises:
+    ConfigError: the point's values are invalid.
+  """
+  return config_lib.resolve(experiment, list(common) + list(point.overrides))
+
+
+# ----------------------------------------------------------------- its state
+
+def point_state(point: Point, cfg: Optional[config_lib.ExperimentConfig]
+                ) -> tuple[str, str]:
+  """("finished" | "resume" | "new", detail) from the point's model_dir.
+
+  Finished means run_info.json says "finished", records this very config
+  (a changed --set or experiment file trains again) and, where train.steps
+  fixes the length, reached it.
+  """
+  record = run_info.read(point.model_dir)
+  if record is None:
+    if os.path.exists(os.path.join(point.model_dir, "checkpoint")):
+      return "resume", "checkpoint without run_info.json"
+    return "new", ""
+  status, step = record.get("status"), record.get("final_step")
+  if status == run_info.FINISHED and cfg is not None:
+    wanted = json.loads(cfg.to_json())
+    steps_reached = cfg.train.steps <= 0 or (step or 0) >= cfg.train.steps
+    if record.get("config") == wanted and steps_reached:
+      return "finished", f"finished at step {step}"
+    return "resume", "finished with another config"
+  if status == run_info.RUNNING:
+    status = "running or killed"
+  return "resume", f"last status {status}"
+
+
+def error_line(log_path: str, offset: int = 0) -> Optional[str]:
+  """The line that says why a run failed, from its log after `offset`.
+
+  run.py prints user errors as one `error: ...` line; anything else ends with a
+  traceback whose last line names the exception. Returns None for an empty log.
+  """
+  try:
+    with open(log_path, "rb") as f:
+      f.seek(offset)
+      text = f.read().decode(errors="replace")
+  except OSError:
+    return None
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  for line in reversed(lines):
+    if line.startswith("error: "):
+      return line
+  return lines[-1] if lines else None
+
+
+# --------------------------------------------------------------- running them
+
+def point_command(experiment: str, common: Sequence[str], point: Point,
+                  data_dir: Optional[str]) -> list[str]:
+  """The command that trains (or resumes) one point."""
+  cmd = [sys.executable, "-m", "estimator_cifar.run",
+         f"--experiment={experiment}", f"--model_dir={point.model_dir}"]
+  overrides = list(common) + list(point.overrides)
+  cmd += [f"--params_override={o}" for o in overrides]
+  if data_dir:
+    cmd.append(f"--data_dir={data_dir}")
+  return cmd
+
+
+def _child_env() -> dict[str, str]:
+  """This checkout first on PYTHONPATH: the points run the code of the sweep."""
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  env["PYTHONPATH"] = os.pathsep.join(
+      p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+  return env
+
+
+class _Stop(Exception):
+  """SIGTERM reached the sweep: stop the points, keep what they wrote."""
+
+
+def _raise_stop(signum, frame):
+  del signum, frame
+  raise _Stop()
+
+
+def run_points(jobs: Sequence[tuple[Point, list[str]]], parallel: int,
+               say: Callable[[str], None] = print) -> dict[str, Outcome]:
+  """Runs each point's command, at most `parallel` at a time.
+
+  Each process writes to `<model_dir>/sweep.log` (appended; a header line
+  starts each attempt). If the sweep itself is stopped (Ctrl-C, SIGTERM), the
+  running points are stopped too and left as they are, to be resumed by the
+  next sweep.
+
+  Args:
+    jobs: (point, command) pairs, started in order.
+    parallel: the most processes at once (>= 1).
+    say: where progress lines go.
+
+  Returns:
+    Outcome by point name; points not run to the end are NOT_RUN.
+  """
+  outcomes = {point.name: Outcome(NOT_RUN) for point, _ in jobs}
+  pending = list(jobs)
+  running = {}  # Popen -> (point, log offset, start time)
+  total = len(jobs)
+  done = 0
+  try:
+    while pending or running:
+      while pending and len(running) < parallel:
+        point, cmd = pending.pop(0)
+        os.makedirs(point.model_dir, exist_ok=True)
+        log_path = os.path.join(point.model_dir, LOG_FILE)
+        with open(log_path, "ab") as log:
+          offset = log.tell()
+          stamp = datetime.datetime.now().astimezone().isoformat(
+              timespec="seconds")
+          log.write(f"{LOG_HEADER}{stamp}: {shlex.join(cmd)}\n".encode())
+          log.flush()
+          process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=_child_env())
+        running[process] = (point, offset, time.monotonic())
+        say(f"start    {point.name}")
+      time.sleep(POLL_SECONDS)
+      for process in [p for p in running if p.poll() is not None]:
+        point, offset, started = running.pop(process)
+        seconds = time.monotonic() - started
+        done += 1
+        code = process.returncode
+        if code == 0:
+          outcomes[point.name] = Outcome(FINISHED, None, seconds, code)
+          say(f"done     {point.name} [{done}/{total}] in {seconds:.1f}s")
+          continue
+        log_path = os.path.join(point.model_dir, LOG_FILE)
+        line = error_line(log_path, offset) or "(no output)"
+        if code < 0:
+          line = f"killed by signal {-code}; last line: {line}"
+        outcomes[point.name] = Outcome(FAILED, line, seconds, code)
+        say(f"FAILED   {point.name} [{done}/{total}] exit {code}: {line}")
+  finally:
+    _stop_all(list(running))
+  return outcomes
+
+
+def _stop_all(processes: list[subprocess.Popen]) -> None:
+  """SIGTERM, then after a grace period SIGKILL, each still-running process."""
+  for process in processes:
+    if process.poll() is None:
+      process.terminate()
+  deadline = time.monotonic() + STOP_GRACE_SECONDS
+  for process in processes:
+    try:
+      process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+      process.kill()
+      process.wait()
+
+
+# ------------------------------------------------------------------- reports
+
+def write_report(root: str, failures: Optional[dict[str, str]] = None
+                 ) -> list[str]:
+  """Writes results.md, results.csv and curves.png for every run under `root`.
+
+  Args:
+    root: the sweep's root directory.
+    failures: point name -> error line, listed under the Markdown table
+      (points that failed before writing anything have no row in it).
+
+  Returns:
+    The paths written (none if `root` holds no run yet).
+  """
+  # Imported here: matplotlib costs a second that --dry_run should not pay.
+  # pylint: disable=g-import-not-at-top
+  import plot_curves
+  import results_table
+  import run_records
+  # pylint: enable=g-import-not-at-top
+  try:
+    rows = results_table.results_rows(root)
+  except run_records.NoRunsError:
+    rows = []
+  written = []
+  if rows:
+    markdown = results_table.format_table(rows, "markdown")
+    if failures:
+      markdown += "\nFailed points:\n\n" + "".join(
+          f"- `{name}`: {line}\n" for name, line in sorted(failures.items()))
+    for name, text in ((RESULTS_MD, markdown),
+                       (RESULTS_CSV, results_table.format_table(rows, "csv"))):
+      out = os.path.join(root, name)
+      with open(out, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+      written.append(out)
+    out = os.path.join(root, CURVES_PNG)
+    plot_curves.plot_runs([row["model_dir"] for row in rows], out)
+    written.append(out)
+  return written
+
+
+def _write_state(root: str, state: dict[str, Any]) -> None:
+  """sweep.json, atomically: the grid, the command and each point's outcome."""
+  os.makedirs(root, exist_ok=True)
+  tmp = os.path.join(root, STATE_FILE + ".tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(state, f, indent=2)
+    f.write("\n")
+  os.replace(tmp, os.path.join(root, STATE_FILE))
+
+
+def _failures_on_record(root: str) -> dict[str, str]:
+  """Failed points of the last sweep in `root`, from its sweep.json."""
+  try:
+    with open(os.path.join(root, STATE_FILE), encoding="utf-8") as f:
+      points = json.load(f).get("points", [])
+  except (OSError, ValueError, AttributeError):
+    return {}
+  return {p["name"]: p.get("error") or "" for p in points
+          if isinstance(p, dict) and p.get("status") == FAILED}
+
+
+# ---------------------------------------------------------------------- main
+
+def sweep(experiment: str, grid_specs: Sequence[str], root: str,
+          common: Sequence[str] = (), parallel: int = 1,
+          data_dir: Optional[str] = None, dry_run: bool = False,
+          say: Callable[[str], None] = print) -> int:
+  """Runs (or lists) a sweep; returns the exit status: 0, or 1 if any failed.
+
+  Raises:
+    SweepError: a bad --grid/--set, or an unknown experiment.
+  """
+  try:
+    base = config_lib.load_experiment(experiment)
+    config_lib.apply_overrides(base, list(common))
+  except ConfigError as e:
+    raise SweepError(str(e)) from None
+  grid = parse_grid(grid_specs, base)
+  common_keys = {k for k, _ in config_lib.split_overrides(list(common))}
+  both = common_keys & {k for k, _ in grid}
+  if both:
+    raise SweepError(f"{', '.join(sorted(both))} is both in --set and --grid")
+  points = make_points(grid, root)
+  jobs, skipped = [], []
+  say(f"{len(points)} point{'s' if len(points) != 1 else ''} under {root}")
+  for point in points:
+    try:
+      cfg, invalid = point_config(experiment, common, point), None
+    except ConfigError as e:
+      cfg, invalid = None, str(e)
+    state, detail = point_state(point, cfg)
+    if state == "finished":
+      skipped.append(point)
+      say(f"skip     {point.name}: {detail}")
+      continue
+    if dry_run:
+      note = f"invalid: {invalid}" if invalid else (
+          f"resume ({detail})" if state == "resume" else "new")
+      say(f"{'run':8s} {point.name}: {note}")
+    jobs.append((point, point_command(experiment, common, point, data_dir)))
+  if dry_run:
+    return 0
+
+  state = {"experiment": experiment, "grid": [list(g) for g in grid],
+           "set": list(common), "data_dir": data_dir, "parallel": parallel,
+           "command": list(sys.argv), "started": _now(), "ended": None,
+           "points": []}
+
+  def record(outcomes):
+    state["points"] = [
+        {"name": p.name, "overrides": list(p.overrides),
+         **dataclasses.asdict(outcomes.get(p.name, Outcome(SKIPPED)))}
+        for p in points]
+    _write_state(root, state)
+
+  record({p.name: Outcome(NOT_RUN) for p, _ in jobs})
+  outcomes = {}
+  try:
+    outcomes = run_points(jobs, max(1, parallel), say)
+  finally:
+    state["ended"] = _now()
+    record(outcomes or {p.name: Outcome(NOT_RUN) for p, _ in jobs})
+  failures = {name: o.error or "" for name, o in outcomes.items()
+              if o.status == FAILED}
+  for path in write_report(root, failures):
+    say(f"wrote    {path}")
+  ran = sum(o.status == FINISHED for o in outcomes.values())
+  say(f"{ran} finished, {len(skipped)} skipped (finished before), "
+      f"{len(failures)} failed")
+  for name, line in failures.items():
+    say(f"  failed {name}: {line}")
+  return 1 if failures else 0
+
+
+def _now() -> str:
+  return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines the CLI flags (only when run as a script, like the other tools)."""
+  flags.DEFINE_string("experiment", None, "Experiment name or file, as for "
+                      "estimator_cifar.run.")
+  flags.DEFINE_multi_string("grid", [], "KEY=V1,V2,... : one axis of the grid "
+                            "(repeat for a cross product).")
+  flags.DEFINE_multi_string("set", [], "KEY=VALUE overrides for every point.")
+  flags.DEFINE_string("root", None, "Directory of the points' model_dirs.")
+  flags.DEFINE_integer("parallel", 1, "Points trained at the same time.",
+                       lower_bound=1)
+  flags.DEFINE_string("data_dir", None, "Passed to every point.")
+  flags.DEFINE_bool("dry_run", False, "List the points and what a run would "
+                    "do with each; run nothing.")
+  flags.DEFINE_bool("report_only", False, "Only write results.md, results.csv "
+                    "and curves.png for the runs under --root.")
+
+
+def main(argv: Sequence[str]) -> int:
+  if len(argv) > 1:
+    sys.exit(f"sweep: error: unexpected arguments {' '.join(argv[1:])}")
+  if not FLAGS.root:
+    sys.exit("sweep: error: pass --root=DIR")
+  if FLAGS.report_only:
+    written = write_report(FLAGS.root, _failures_on_record(FLAGS.root))
+    if not written:
+      sys.exit(f"sweep: error: no run under {FLAGS.root}")
+    for path in written:
+      print(f"wrote    {path}")
+    return 0
+  if not FLAGS.experiment:
+    sys.exit("sweep: error: pass --experiment=NAME")
+  signal.signal(signal.SIGTERM, _raise_stop)
+  try:
+    return sweep(FLAGS.experiment, FLAGS.grid, FLAGS.root, FLAGS.set,
+                 FLAGS.parallel, FLAGS.data_dir, FLAGS.dry_run)
+  except SweepError as e:
+    print(f"sweep: error: {e}", file=sys.stderr)
+    return 2
+  except (KeyboardInterrupt, _Stop):
+    print("sweep: stopped; rerun the same command to resume", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(lambda argv: sys.exit(main(argv)))
