@@ -70,7 +70,9 @@ def learning_rate(cfg: ExperimentConfig, global_step, steps_per_epoch: float,
   warmup_steps = sched.warmup_epochs * steps_per_epoch
   if warmup_steps > 0:
     rate = tf.where(step < warmup_steps, base * step / warmup_steps, rate)
-  return tf.identity(rate, name="learning_rate")
+  # Not named "learning_rate": that name belongs to the summary tag, and TF
+  # would make the tag "learning_rate_1" to keep op names unique.
+  return tf.identity(rate, name="scheduled_learning_rate")
 
 
 def learning_rate_value(cfg: ExperimentConfig, step: int, steps_per_epoch: float,

@@ -194,8 +194,11 @@ def plot_runs(model_dirs: Sequence[str], out_path: str,
       legend.setdefault(name, handle)
   if legend:
     # Above the panels, so that no curve is hidden behind it.
+    # Long names (sweep points) get fewer columns so none is cut at the edge.
+    longest = max(len(name) for name in legend)
     fig.legend(list(legend.values()), list(legend), loc="outside upper center",
-               ncols=min(len(legend), 4), frameon=False)
+               ncols=max(1, min(len(legend), 4, 120 // max(longest, 1))),
+               frameon=False)
 
   out_dir = os.path.dirname(os.path.abspath(out_path))
   os.makedirs(out_dir, exist_ok=True)

@@ -267,7 +267,9 @@ def find_runs(root: str) -> list[str]:
 
 def _experiment_name(config: Optional[dict[str, Any]], model_dir: str) -> str:
   """The experiment named in config.json, else the model_dir's base name."""
-  name = (config or {}).get("experiment")
+  # config.json keeps the experiment's name under "name"; "experiment" is
+  # accepted too, for records written by other tools.
+  name = (config or {}).get("name") or (config or {}).get("experiment")
   if isinstance(name, dict):  # Tolerate {"experiment": {"name": ...}}.
     name = name.get("name")
   if isinstance(name, str) and name:
