@@ -13,7 +13,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import metrics_log
+from estimator_cifar import metrics_log, run_record, warm_start
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
@@ -125,8 +125,13 @@ def write_config(cfg: ExperimentConfig, model_dir: str) -> None:
 
 
 def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
-        data_dir: str | None = None) -> dict:
+        data_dir: str | None = None, warm_start_from: str | None = None,
+        allow_config_change: bool = False) -> dict:
   """Runs `mode` and returns the last eval metrics (empty for train).
+
+  Train modes refuse a model_dir written for another model or classes unless
+  `allow_config_change`, and warm-start from `warm_start_from` (a checkpoint
+  prefix or directory) and/or `warm_start.values_npz` unless they resume.
 
   Raises:
     UserError subclasses for anything the user can fix.
@@ -140,16 +145,23 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
                plan.max_steps / plan.steps_per_epoch, plan.steps_per_epoch)
   train_input = make_input_fn(cfg, plan.source, training=True)
   eval_input = make_input_fn(cfg, plan.source, training=False)
+  warm = None
   if mode in ("train", "train_and_eval"):
+    run_record.check_config(cfg, model_dir, allow_config_change)
+    warm = warm_start.settings(cfg, warm_start_from, model_dir,
+                               plan.source.num_classes)
     write_config(cfg, model_dir)
-  estimator = make_estimator(cfg, model_dir, plan)
+    run_record.write_label_names(model_dir, plan.source.label_names)
+  estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
   result = {}
   if mode == "train":
     estimator.train(train_input, max_steps=plan.max_steps)
   elif mode == "train_and_eval":
+    from estimator_cifar import export  # export imports this module.
     train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps)
     eval_spec = tf.estimator.EvalSpec(
-        eval_input, steps=None, name=None, exporters=[MetricsLogExporter()],
+        eval_input, steps=None, name=None,
+        exporters=[MetricsLogExporter()] + export.exporters(cfg),
         start_delay_secs=cfg.eval.start_delay_secs,
         throttle_secs=cfg.eval.throttle_secs)
     result, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
