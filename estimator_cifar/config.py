@@ -156,6 +156,8 @@ class EvalConfig:
   throttle_secs: int = 600
   start_delay_secs: int = 0
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
+  export_best: bool = True   # train_and_eval: SavedModel of the best accuracy.
+  export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
 
 
 @dataclass

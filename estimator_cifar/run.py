@@ -28,10 +28,20 @@ flags.DEFINE_string("model_dir", None, "Checkpoints, events and logs; default "
                     "runs/<experiment>.")
 flags.DEFINE_string("data_dir", None, "Where CIFAR data lives or is downloaded "
                     "to; default ~/.cache/estimator_cifar.")
-flags.DEFINE_enum("mode", "train_and_eval", ["train_and_eval", "train", "eval"],
+flags.DEFINE_enum("mode", "train_and_eval", ["train_and_eval", "train", "eval",
+                                            "export", "predict"],
                   "What to run.")
 flags.DEFINE_multi_string("params_override", [], "Config overrides "
                           "a.b=v,c.d=w (repeatable).")
+flags.DEFINE_string("warm_start_from", None, "Train modes: initialize from this "
+                    "checkpoint prefix or directory (its newest checkpoint); "
+                    "see warm_start.* for which variables. Skipped on resume.")
+flags.DEFINE_bool("allow_config_change", False, "Train modes: continue in a "
+                  "model_dir whose config.json names another model or classes.")
+flags.DEFINE_string("images", None, "--mode=predict: image files and/or "
+                    "directories, comma-separated (PNG or JPEG).")
+flags.DEFINE_integer("top_k", 5, "--mode=predict: classes shown per image.")
+flags.DEFINE_enum("output", "table", ["table", "json"], "--mode=predict: format.")
 flags.DEFINE_bool("verbose", False, "Show tracebacks for user errors too.")
 
 
@@ -53,8 +63,17 @@ def main(argv):
       print(f"{key} = {config_lib.get(cfg, key) if '.' in key else getattr(cfg, key)!r}")
     return 0
   model_dir = FLAGS.model_dir or os.path.join("runs", cfg.name)
-  from estimator_cifar import train_lib  # Imports TensorFlow: after the checks.
-  train_lib.run(cfg, model_dir, FLAGS.mode, data_dir)
+  # Imports TensorFlow: after the checks.
+  from estimator_cifar import export, predict, train_lib
+  if FLAGS.mode == "export":
+    export.run_export(cfg, model_dir, data_dir)
+  elif FLAGS.mode == "predict":
+    predict.run_predict(cfg, model_dir, FLAGS.images or "", data_dir,
+                        FLAGS.top_k, FLAGS.output)
+  else:
+    train_lib.run(cfg, model_dir, FLAGS.mode, data_dir,
+                  warm_start_from=FLAGS.warm_start_from,
+                  allow_config_change=FLAGS.allow_config_change)
   return 0
 
 

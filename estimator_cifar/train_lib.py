@@ -13,7 +13,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import metrics_log, run_info
+from estimator_cifar import metrics_log, model_dir_state, run_info, warm_start
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
@@ -125,21 +125,26 @@ def write_config(cfg: ExperimentConfig, model_dir: str) -> None:
 
 
 def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
-        data_dir: str | None = None) -> dict:
+        data_dir: str | None = None, warm_start_from: str | None = None,
+        allow_config_change: bool = False) -> dict:
   """Runs `mode` and returns the last eval metrics (empty for train).
 
-  Train modes record the run in <model_dir>/run_info.json: "running" before
-  anything else, how it ended once it does (see run_info.py).
+  Train modes refuse a model_dir written for another model or classes unless
+  `allow_config_change` (before anything is written there), record the run in
+  <model_dir>/run_info.json ("running" first, how it ended once it does; see
+  run_info.py), and warm-start from `warm_start_from` (a checkpoint prefix or
+  directory) and/or `warm_start.values_npz` unless they resume.
 
   Raises:
     UserError subclasses for anything the user can fix.
   """
   if mode not in run_info.TRAIN_MODES:
     return _run(cfg, model_dir, mode, data_dir)
+  model_dir_state.check_config(cfg, model_dir, allow_config_change)
   record = run_info.start(cfg, model_dir, mode, data_dir)
   error, result = None, None
   try:
-    result = _run(cfg, model_dir, mode, data_dir)
+    result = _run(cfg, model_dir, mode, data_dir, warm_start_from)
     return result
   except BaseException as e:
     error = e
@@ -149,7 +154,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
-         data_dir: str | None) -> dict:
+         data_dir: str | None, warm_start_from: str | None = None) -> dict:
   """The modes themselves; `run` adds the run record around them."""
   start = time.time()
   plan = make_plan(cfg, data_dir)
@@ -160,16 +165,22 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
                plan.max_steps / plan.steps_per_epoch, plan.steps_per_epoch)
   train_input = make_input_fn(cfg, plan.source, training=True)
   eval_input = make_input_fn(cfg, plan.source, training=False)
+  warm = None
   if mode in ("train", "train_and_eval"):
+    warm = warm_start.settings(cfg, warm_start_from, model_dir,
+                               plan.source.num_classes)
     write_config(cfg, model_dir)
-  estimator = make_estimator(cfg, model_dir, plan)
+    model_dir_state.write_label_names(model_dir, plan.source.label_names)
+  estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
   result = {}
   if mode == "train":
     estimator.train(train_input, max_steps=plan.max_steps)
   elif mode == "train_and_eval":
+    from estimator_cifar import export  # export imports this module.
     train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps)
     eval_spec = tf.estimator.EvalSpec(
-        eval_input, steps=None, name=None, exporters=[MetricsLogExporter()],
+        eval_input, steps=None, name=None,
+        exporters=[MetricsLogExporter()] + export.exporters(cfg),
         start_delay_secs=cfg.eval.start_delay_secs,
         throttle_secs=cfg.eval.throttle_secs)
     result, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)

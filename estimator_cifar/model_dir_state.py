@@ -1,0 +1,147 @@
+"""What a model_dir remembers about the run that wrote it, and checks against it.
+
+- `config.json` (written by train_lib.write_config): on a train run into an
+  existing model_dir, the model and the classes must match, or the run is
+  refused with the differences (old -> new) before anything is overwritten:
+  resuming a ResNet-20 checkpoint as a ResNet-56 would otherwise fail deep in
+  the restore with a cryptic NotFoundError, or, for classes, silently mix two
+  label sets.
+- `label_names.txt`: the class names, one per line, written at train time so
+  that `--mode=predict` and `--mode=export` work from the model_dir alone.
+
+Imports no TensorFlow.
+"""
+
+import json
+import os
+
+from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.errors import CheckpointError
+
+CONFIG_FILE = "config.json"        # The name train_lib.write_config writes.
+LABELS_FILE = "label_names.txt"
+# Fields that change the variables or the meaning of the logits. data.label
+# only matters for CIFAR-100 (fine or coarse classes).
+IDENTITY_FIELDS = ("model.name", "model.depth", "model.version", "model.width",
+                   "data.name", "data.label")
+
+
+def config_differences(old: dict, new: ExperimentConfig) -> list[str]:
+  """`field: old -> new` for each identity field that differs."""
+  new_dict = new.to_dict()
+  diffs = []
+  for key in IDENTITY_FIELDS:
+    section, name = key.split(".")
+    before = old.get(section, {}).get(name)
+    after = new_dict[section][name]
+    if key == "data.label" and "cifar100" not in (
+        old.get("data", {}).get("name"), new.data.name):
+      continue
+    if before is not None and before != after:
+      diffs.append(f"{key}: {before!r} -> {after!r}")
+  return diffs
+
+
+def check_config(cfg: ExperimentConfig, model_dir: str,
+                 allow_change: bool = False) -> None:
+  """Refuses to train into a model_dir written for another model or classes.
+
+  Args:
+    cfg: the requested config.
+    model_dir: the run's directory; nothing is checked if it has no config.json.
+    allow_change: the user's `--allow_config_change`: log the differences and go on.
+
+  Raises:
+    CheckpointError: an identity field differs and `allow_change` is False.
+  """
+  path = os.path.join(model_dir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    return
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{path} is not readable JSON ({e}). Remove it if "
+                          "the model_dir is yours, or use another --model_dir.")
+  diffs = config_differences(old, cfg)
+  if not diffs:
+    return
+  if allow_change:
+    from absl import logging
+    logging.warning("--allow_config_change: %s was written for another config "
+                    "(%s); continuing.", model_dir, "; ".join(diffs))
+    return
+  raise CheckpointError(
+      f"{model_dir} holds a run of another model or dataset: "
+      f"{'; '.join(diffs)}. Its checkpoints would not restore into the "
+      "requested model. Use a new --model_dir, or the model_dir's own settings, "
+      "or pass --allow_config_change to continue anyway (to fine-tune from it "
+      "into a new model_dir, use --warm_start_from instead).")
+
+
+def restore_error(cfg: ExperimentConfig, model_dir: str, detail: str) -> CheckpointError:
+  """A CheckpointError for a checkpoint that does not fit the requested model.
+
+  Export and predict build the model from the requested config, so the usual
+  cause is a missing --params_override; the message names the differences from
+  the model_dir's config.json when it has one.
+  """
+  detail = error_cause(detail).rstrip(".")
+  path = os.path.join(model_dir, CONFIG_FILE)
+  diffs = []
+  if os.path.isfile(path):
+    with open(path) as f:
+      diffs = config_differences(json.load(f), cfg)
+  where = (f" The model_dir was trained with another config ({'; '.join(diffs)})."
+           if diffs else "")
+  return CheckpointError(
+      f"The checkpoint in {model_dir} does not fit the requested model: "
+      f"{detail}.{where} Pass the same --experiment and --params_override as "
+      f"for training (they are recorded in {path}).")
+
+
+_NOISE = ("Graph execution error", "Detected at node", "File ", "Node:", "[[",
+          "Restoring from checkpoint failed", "Original error")
+
+
+def error_cause(message: str) -> str:
+  """The line of a TensorFlow error message that says what went wrong.
+
+  Session errors wrap the cause (`Key x not found in checkpoint`, `Invalid
+  PNG`) in advice, node names and a graph-construction traceback.
+  """
+  lines = [line.strip() for line in message.splitlines()]
+  causes = [line for line in lines if line and not line.startswith(_NOISE)]
+  return causes[0] if causes else (lines[0] if lines else "unknown error")
+
+
+def write_label_names(model_dir: str, names: list[str]) -> None:
+  """Writes `label_names.txt` (one name per line) into model_dir."""
+  os.makedirs(model_dir, exist_ok=True)
+  tmp = os.path.join(model_dir, LABELS_FILE + ".tmp")
+  with open(tmp, "w") as f:
+    f.write("".join(name + "\n" for name in names))
+  os.replace(tmp, os.path.join(model_dir, LABELS_FILE))
+
+
+def read_label_names(model_dir: str) -> list[str] | None:
+  """The names written at train time, or None for an older model_dir."""
+  path = os.path.join(model_dir, LABELS_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def label_names(cfg: ExperimentConfig, model_dir: str,
+                data_dir: str | None) -> list[str]:
+  """The model's class names: label_names.txt, else from the data source.
+
+  Raises:
+    DataError: no label_names.txt and the data cannot be found.
+  """
+  names = read_label_names(model_dir)
+  if names:
+    return names
+  from estimator_cifar.datasets import sources
+  return list(sources.get_source(cfg, data_dir).label_names)
