@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar import run_info  # noqa: E402
+from estimator_cifar import model_dir_check, run_info  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -38,6 +38,9 @@ flags.DEFINE_string("warm_start_from", None, "Train modes: initialize from this 
                     "see warm_start.* for which variables. Skipped on resume.")
 flags.DEFINE_bool("allow_config_change", False, "Train modes: continue in a "
                   "model_dir whose config.json names another model or classes.")
+flags.DEFINE_bool("resume_from_previous", False, "Train modes: if the newest "
+                  "checkpoint in --model_dir is damaged, move it aside and "
+                  "resume from the newest complete one.")
 flags.DEFINE_string("images", None, "--mode=predict: image files and/or "
                     "directories, comma-separated (PNG or JPEG).")
 flags.DEFINE_integer("top_k", 5, "--mode=predict: classes shown per image.")
@@ -63,6 +66,8 @@ def main(argv):
       print(f"{key} = {config_lib.get(cfg, key) if '.' in key else getattr(cfg, key)!r}")
     return 0
   model_dir = FLAGS.model_dir or os.path.join("runs", cfg.name)
+  if FLAGS.mode in run_info.TRAIN_MODES:
+    model_dir_check.check_writable(model_dir)
   # Imports TensorFlow: after the checks.
   from estimator_cifar import export, predict, train_lib
   if FLAGS.mode == "export":
@@ -73,7 +78,8 @@ def main(argv):
   else:
     train_lib.run(cfg, model_dir, FLAGS.mode, data_dir,
                   warm_start_from=FLAGS.warm_start_from,
-                  allow_config_change=FLAGS.allow_config_change)
+                  allow_config_change=FLAGS.allow_config_change,
+                  resume_from_previous=FLAGS.resume_from_previous)
   return 0
 
 

@@ -6,7 +6,8 @@ the run finished or was stopped:
 
   status        "running" while training; then "finished", "stopped_nan" (loss
                 became NaN/Inf), "failed" (with `error`) or "interrupted"
-                (Ctrl-C). A process killed outright (SIGKILL, preemption, power)
+                (Ctrl-C) or "preempted" (SIGTERM: a checkpoint was saved
+                at the current step; see preemption.py). A process killed outright (SIGKILL, preemption, power)
                 cannot write anything: its record stays "running", and the next
                 run in that model_dir files it under `history` as
                 "killed_or_preempted".
@@ -63,6 +64,7 @@ STOPPED_NAN = "stopped_nan"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 KILLED = "killed_or_preempted"
+PREEMPTED = "preempted"  # An exception's `run_status` (preemption.Preempted).
 
 # Distribution names per reported package; the first one installed wins
 # (TensorFlow ships under several names).
@@ -199,6 +201,8 @@ def outcome(error: BaseException | None) -> tuple[str, str | None]:
   if isinstance(error, KeyboardInterrupt):
     return INTERRUPTED, "interrupted (KeyboardInterrupt)"
   message = str(error)
+  if getattr(error, "run_status", None):  # An orderly stop, e.g. on SIGTERM.
+    return error.run_status, message
   if _NAN_CLASS.search(type(error).__name__):
     return STOPPED_NAN, message
   if isinstance(error, UserError):

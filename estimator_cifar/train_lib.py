@@ -13,7 +13,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import metrics_log, model_dir_state, run_info, warm_start
+from estimator_cifar import (metrics_log, model_dir_check, model_dir_state,
+                             preemption, run_info, warm_start)
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
@@ -126,14 +127,18 @@ def write_config(cfg: ExperimentConfig, model_dir: str) -> None:
 
 def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
         data_dir: str | None = None, warm_start_from: str | None = None,
-        allow_config_change: bool = False) -> dict:
+        allow_config_change: bool = False,
+        resume_from_previous: bool = False) -> dict:
   """Runs `mode` and returns the last eval metrics (empty for train).
 
   Train modes refuse a model_dir written for another model or classes unless
   `allow_config_change` (before anything is written there), record the run in
   <model_dir>/run_info.json ("running" first, how it ended once it does; see
   run_info.py), and warm-start from `warm_start_from` (a checkpoint prefix or
-  directory) and/or `warm_start.values_npz` unless they resume.
+  directory) and/or `warm_start.values_npz` unless they resume. They check
+  that the newest checkpoint is whole first (`resume_from_previous`: fall back
+  to the newest complete one; see model_dir_check.py), and turn SIGTERM into a
+  checkpoint at the current step and a normal return (see preemption.py).
 
   Raises:
     UserError subclasses for anything the user can fix.
@@ -141,11 +146,17 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   if mode not in run_info.TRAIN_MODES:
     return _run(cfg, model_dir, mode, data_dir)
   model_dir_state.check_config(cfg, model_dir, allow_config_change)
+  model_dir_check.check_checkpoints(model_dir, resume_from_previous)
   record = run_info.start(cfg, model_dir, mode, data_dir)
   error, result = None, None
   try:
-    result = _run(cfg, model_dir, mode, data_dir, warm_start_from)
+    with preemption.PreemptionHook(model_dir) as stop_hook:
+      result = _run(cfg, model_dir, mode, data_dir, warm_start_from, [stop_hook])
     return result
+  except preemption.Preempted as e:
+    error = e
+    _preempted_line(cfg, mode, model_dir, e)
+    return {}
   except BaseException as e:
     error = e
     raise
@@ -154,7 +165,8 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
-         data_dir: str | None, warm_start_from: str | None = None) -> dict:
+         data_dir: str | None, warm_start_from: str | None = None,
+         hooks: list | None = None) -> dict:
   """The modes themselves; `run` adds the run record around them."""
   start = time.time()
   plan = make_plan(cfg, data_dir)
@@ -174,10 +186,11 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
   result = {}
   if mode == "train":
-    estimator.train(train_input, max_steps=plan.max_steps)
+    estimator.train(train_input, max_steps=plan.max_steps, hooks=hooks)
   elif mode == "train_and_eval":
     from estimator_cifar import export  # export imports this module.
-    train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps)
+    train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps,
+                                        hooks=hooks or ())
     eval_spec = tf.estimator.EvalSpec(
         eval_input, steps=None, name=None,
         exporters=[MetricsLogExporter()] + export.exporters(cfg),
@@ -220,6 +233,14 @@ def _missed_final_eval(estimator, eval_input, model_dir: str) -> dict:
 def _brief(metrics: dict) -> str:
   keys = ("accuracy", "top_5_accuracy", "loss")
   return " ".join(f"{k}={float(metrics[k]):.4f}" for k in keys if k in metrics)
+
+
+def _preempted_line(cfg, mode, model_dir, preempted) -> None:
+  line = (f"Preempted: {cfg.name} mode={mode} step={preempted.step} "
+          f"checkpoint={preempted.checkpoint} model_dir={model_dir}; run the "
+          "same command again to continue from it.")
+  logging.warning(line)
+  print(line, flush=True)
 
 
 def _summary_line(cfg, mode, model_dir, result, seconds) -> None:

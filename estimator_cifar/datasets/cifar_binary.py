@@ -68,6 +68,13 @@ def locate(data_dir: str, layout: BinaryLayout, download: bool = True) -> str:
     DataError: data_dir is not usable, or holds the other CIFAR's files only,
       or the data cannot be extracted or downloaded.
   """
+  if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+    raise DataError(f"--data_dir={data_dir} is a file, not a directory. Pass "
+                    f"the folder that holds {layout.folder}/ (or an empty "
+                    "folder to download the data into).")
+  if os.path.isdir(data_dir) and not os.access(data_dir, os.R_OK | os.X_OK):
+    raise DataError(f"Cannot read --data_dir={data_dir} (permission denied). "
+                    "Fix its permissions or pass another --data_dir.")
   folder = os.path.join(data_dir, layout.folder)
   if _has_files(folder, layout):
     return folder
@@ -94,12 +101,15 @@ def count_records(paths: list[str], layout: BinaryLayout) -> int:
   """Counts records from file sizes.
 
   Raises:
-    DataError: a file whose size is not a whole number of records (names the
-      file and, when it fits the other CIFAR's record size, says so), or no
-      records at all.
+    DataError: a file that is not readable, or whose size is not a whole
+      number of records (names the file and, when it fits the other CIFAR's
+      record size, says so), or no records at all.
   """
   total = 0
   for path in paths:
+    if not os.access(path, os.R_OK):
+      raise DataError(f"Cannot read {path} (permission denied). Fix its "
+                      "permissions or pass another --data_dir.")
     size = os.path.getsize(path)
     if size % layout.record_bytes:
       hint = ""

@@ -1,0 +1,168 @@
+"""Pre-flight checks of a train run's model_dir: writable, newest checkpoint whole.
+
+A week of training sits in a model_dir, so a train run checks it before it
+starts rather than fail (or, worse, silently start over) inside TensorFlow:
+
+- `check_writable`: the model_dir can be created and written. Run before
+  TensorFlow is imported, so a typo in `--model_dir` fails in a second.
+- `check_checkpoints`: the checkpoint named by the `checkpoint` state file is
+  complete: its index is there and every tensor reads back with a good
+  checksum (TensorFlow's bundle reader checks a CRC32C per tensor). Estimator
+  itself would either fail at restore with a DataLossError deep in a session,
+  or, with the state file or index gone, log an error and train from step 0,
+  overwriting the old checkpoints one by one.
+
+  TensorFlow writes a checkpoint's data and index first and renames them into
+  place, and updates the state file last, so a process killed during a write
+  leaves the state file naming the previous, complete checkpoint: the rerun
+  resumes from it with nothing to do here. What this catches is the rest: a
+  file truncated by a full disk, a copy or a crash of the machine (data not yet
+  on disk when the state file was), or a hand-edited model_dir. It names the
+  damaged checkpoint; `resume_from_previous` (`--resume_from_previous`)
+  moves its files aside into `damaged_checkpoints/<time>/` and points the
+  state file at the newest complete earlier checkpoint. Nothing is deleted.
+
+Imports TensorFlow only inside `check_checkpoints`.
+"""
+
+import glob
+import os
+import re
+import tempfile
+import time
+
+from absl import logging
+
+from estimator_cifar.errors import CheckpointError
+
+STATE_FILE = "checkpoint"               # TensorFlow's checkpoint state file.
+PREFIX_PATTERN = "model.ckpt-*.index"   # Estimator's checkpoint names.
+DAMAGED_DIR = "damaged_checkpoints"
+FLAG = "--resume_from_previous"
+
+
+def check_writable(model_dir: str) -> None:
+  """Creates `model_dir` if needed and checks that a file can be written there.
+
+  Raises:
+    CheckpointError: model_dir is a file, or cannot be created or written.
+  """
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+    raise CheckpointError(
+        f"--model_dir={model_dir} is a file, not a directory. Pass a directory "
+        "path (it is created if missing).")
+  try:
+    os.makedirs(model_dir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=model_dir):
+      pass
+  except OSError as e:
+    raise CheckpointError(
+        f"Cannot write to --model_dir={model_dir} ({e.strerror or e}). "
+        "Checkpoints, events and logs go there: pass a directory you can "
+        "write to, or fix its permissions.") from None
+
+
+def step_of(prefix: str) -> int:
+  """The global step in a checkpoint prefix such as `.../model.ckpt-1000`."""
+  match = re.search(r"-(\d+)$", prefix)
+  return int(match.group(1)) if match else -1
+
+
+def checkpoint_problem(prefix: str) -> str | None:
+  """What is wrong with the checkpoint `prefix`, or None if it reads back whole.
+
+  Reads every tensor once: the restore right after reads the same bytes, so
+  they come from the page cache the second time.
+  """
+  import tensorflow as tf  # Deferred: check_writable runs before TF loads.
+  from estimator_cifar.model_dir_state import error_cause
+  # The reader's C++ status reaches Python as an OpError when translated, else
+  # as pybind's mapping of it: a truncated data file is an IndexError ("Read
+  # less bytes than requested"), other codes RuntimeError or ValueError.
+  _READER_ERRORS = (tf.errors.OpError, RuntimeError, IndexError, ValueError)
+  name = os.path.basename(prefix)
+  if not os.path.exists(prefix + ".index"):
+    return f"{name}.index is missing"
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for variable in reader.get_variable_to_shape_map():
+      reader.get_tensor(variable)
+  except _READER_ERRORS as e:
+    return f"{name} cannot be read: {error_cause(str(e))}"
+  return None
+
+
+def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> None:
+  """Checks that training can resume from the newest checkpoint in `model_dir`.
+
+  Args:
+    model_dir: the run's directory (nothing to check if it has no checkpoint).
+    resume_from_previous: the user's `--resume_from_previous`: move a damaged
+      newest checkpoint aside and resume from the newest complete one.
+
+  Raises:
+    CheckpointError: the newest checkpoint (or the state file naming it) is
+      damaged; the message names it and the earlier one the flag would use.
+  """
+  import tensorflow as tf  # Deferred, as above.
+  state_path = os.path.join(model_dir, STATE_FILE)
+  on_disk = sorted((p[:-len(".index")] for p in
+                    glob.glob(os.path.join(model_dir, PREFIX_PATTERN))), key=step_of)
+  if not os.path.exists(state_path) and not on_disk:
+    return  # A new run.
+  state = (tf.compat.v1.train.get_checkpoint_state(model_dir)
+           if os.path.exists(state_path) else None)
+  newest = state.model_checkpoint_path if state else None
+  if newest:
+    problem = checkpoint_problem(newest)
+    if problem is None:
+      return
+    culprit = f"The newest checkpoint in {model_dir} is damaged: {problem}"
+  elif not on_disk:
+    return  # A state file naming nothing: nothing to lose.
+  else:
+    reason = "unreadable" if os.path.exists(state_path) else "missing"
+    culprit = (f"The checkpoint state file {state_path} is {reason}, though "
+               f"{model_dir} holds checkpoints up to "
+               f"{os.path.basename(on_disk[-1])}; TensorFlow would ignore them "
+               "and start over from step 0")
+  newest_step = step_of(newest) if newest else float("inf")
+  damaged = [newest] if newest else []
+  previous = None
+  for prefix in reversed([p for p in on_disk if step_of(p) < newest_step]):
+    if checkpoint_problem(prefix) is None:
+      previous = prefix
+      break
+    damaged.append(prefix)
+  if previous is None:
+    raise CheckpointError(
+        f"{culprit}. There is no earlier complete checkpoint to resume from. "
+        f"Move {model_dir} aside (or pass a new --model_dir) to start over.")
+  if not resume_from_previous:
+    raise CheckpointError(
+        f"{culprit}. Pass {FLAG} to resume from "
+        f"{os.path.basename(previous)} (step {step_of(previous)}), the newest "
+        f"complete checkpoint: the damaged files are moved into "
+        f"{os.path.join(model_dir, DAMAGED_DIR)}/, nothing is deleted. Or pass "
+        "a new --model_dir to start over.")
+  _resume_from(model_dir, previous, damaged, state)
+
+
+def _resume_from(model_dir: str, previous: str, damaged: list[str], state) -> None:
+  """Moves `damaged` checkpoints aside and points the state file at `previous`."""
+  import tensorflow as tf
+  target = os.path.join(model_dir, DAMAGED_DIR, time.strftime("%Y%m%d-%H%M%S"))
+  moved = []
+  for prefix in damaged:
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+      os.makedirs(target, exist_ok=True)
+      os.replace(path, os.path.join(target, os.path.basename(path)))
+      moved.append(os.path.basename(path))
+  kept = [p for p in (state.all_model_checkpoint_paths if state else [])
+          if step_of(p) < step_of(previous) and os.path.exists(p + ".index")]
+  tf.compat.v1.train.update_checkpoint_state(
+      model_dir, os.path.basename(previous),
+      [os.path.basename(p) for p in kept + [previous]])
+  logging.warning("%s: resuming from %s; moved %s into %s.", FLAG,
+                  os.path.basename(previous), ", ".join(moved) or "nothing",
+                  target)
