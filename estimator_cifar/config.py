@@ -334,7 +334,10 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
   """
   for key, raw in split_overrides(overrides):
     section, _, name = key.rpartition(".")
-    target = getattr(cfg, section, None) if section else cfg
+    # Only through fields: `__class__.name` must not reach the class object.
+    sections = {f.name for f in dataclasses.fields(cfg)}
+    target = cfg if not section else (
+        getattr(cfg, section) if section in sections else None)
     if target is None or not dataclasses.is_dataclass(target) or \
         name not in {f.name for f in dataclasses.fields(target)} or \
         dataclasses.is_dataclass(getattr(target, name)):
