@@ -13,7 +13,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import metrics_log
+from estimator_cifar import hooks, metrics_log
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
@@ -81,7 +81,10 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
       save_checkpoints_secs=None if by_steps else ckpt.save_secs,
       keep_checkpoint_max=ckpt.keep_max,
       keep_checkpoint_every_n_hours=ckpt.keep_every_n_hours,
-      log_step_count_steps=cfg.log.every_steps,
+      # hooks.ProgressHook logs every log.every_steps and writes
+      # global_step/sec; Estimator's own loss/step and global_step/sec lines
+      # would repeat it.
+      log_step_count_steps=None,
       session_config=session_config(cfg))
 
 
@@ -144,10 +147,16 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     write_config(cfg, model_dir)
   estimator = make_estimator(cfg, model_dir, plan)
   result = {}
+  train_hooks = hooks.train_hooks(cfg, model_dir, plan.max_steps,
+                                  estimator.config.is_chief)
+  listeners = hooks.saving_listeners(cfg, model_dir)
   if mode == "train":
-    estimator.train(train_input, max_steps=plan.max_steps)
+    estimator.train(train_input, max_steps=plan.max_steps, hooks=train_hooks,
+                    saving_listeners=listeners)
   elif mode == "train_and_eval":
-    train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps)
+    train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps,
+                                        hooks=train_hooks,
+                                        saving_listeners=listeners)
     eval_spec = tf.estimator.EvalSpec(
         eval_input, steps=None, name=None, exporters=[MetricsLogExporter()],
         start_delay_secs=cfg.eval.start_delay_secs,
