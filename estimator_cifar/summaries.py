@@ -8,7 +8,7 @@ Three groups, by when they cost anything:
   `hooks.HistogramSaverHook` every `summary.histogram_steps` steps (0: every
   `save_steps`), so they can be thinned independently of the scalars.
 - The loss moving averages are updated by an op that model_fn groups into the
-  train op (seven scalar ops per step), because an average must see every step.
+  train op (about a dozen scalar ops per step): an average must see every step.
 
 Everything else here (accuracy, zero fractions, norms, the histogram inputs)
 is reachable only from the summary ops, so a step that writes no summary does
