@@ -13,11 +13,12 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import hooks, metrics_log
+from estimator_cifar import metrics_log
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
 from estimator_cifar.errors import CheckpointError
+from estimator_cifar import hooks as hooks_lib
 from estimator_cifar.model_fn import model_fn
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
@@ -147,9 +148,9 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     write_config(cfg, model_dir)
   estimator = make_estimator(cfg, model_dir, plan)
   result = {}
-  train_hooks = hooks.train_hooks(cfg, model_dir, plan.max_steps,
-                                  estimator.config.is_chief)
-  listeners = hooks.saving_listeners(cfg, model_dir)
+  train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
+                                      estimator.config.is_chief)
+  listeners = hooks_lib.saving_listeners(cfg, model_dir)
   if mode == "train":
     estimator.train(train_input, max_steps=plan.max_steps, hooks=train_hooks,
                     saving_listeners=listeners)

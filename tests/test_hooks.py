@@ -3,6 +3,8 @@
 import glob
 import logging
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import tensorflow as tf
 from estimator_cifar import hooks, summaries, train_lib
 from estimator_cifar.errors import ConfigError, UserError
 from tests.test_summaries import PROGRESS, read_events, scalars
-from tests.testutil import TINY, run_cli, tiny_config
+from tests.testutil import REPO_ROOT, TINY, run_cli, tiny_config
 
 v1 = tf.compat.v1
 
@@ -137,3 +139,16 @@ def test_final_save_of_diverged_weights_is_refused(cifar10_dir, tmp_path):
                      match=r"at step 1: \d+ variable\(s\) hold NaN or Inf"):
     train_lib.run(cfg, str(tmp_path), "train", cifar10_dir)
   assert _checkpoint_steps_all_finite(str(tmp_path)) == [0]
+
+
+@pytest.mark.parametrize("given, expected", [(None, "3"), ("0", "0")])
+def test_tf_cpp_logs_quiet_by_default_and_overridable(given, expected):
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  if given is not None:
+    env["TF_CPP_MIN_LOG_LEVEL"] = given
+  proc = subprocess.run(
+      [sys.executable, "-c", "import os, estimator_cifar.run; "
+       "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
+      cwd=REPO_ROOT, env=dict(env, PYTHONPATH=REPO_ROOT), capture_output=True,
+      text=True, timeout=60)
+  assert proc.stdout.strip() == expected, proc.stderr
