@@ -37,7 +37,9 @@ def scalars(events: dict) -> dict:
 
 
 def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
-  caplog.set_level(logging.INFO)
+  # The absl logger, by name: parsing absl flags (as in-process CLI tests do)
+  # leaves it at WARNING, which would drop the INFO lines before caplog.
+  caplog.set_level(logging.INFO, logger="absl")
   model_dir = str(tmp_path / "run")
   cfg = tiny_config()  # 6 steps, batch 16, summaries and progress every 5.
   train_lib.run(cfg, model_dir, "train_and_eval", cifar10_dir)
