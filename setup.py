@@ -10,6 +10,8 @@ with open("estimator_cifar/__init__.py") as f:
 # tf.estimator is gone from TensorFlow >= 2.16: 2.15 is the last line with it.
 # tensorflow-metadata > 1.16.1 (pulled by tensorflow-datasets) imports
 # protobuf's runtime_version, which TF 2.15's protobuf 4.x lacks.
+# tensorboard 2.15 imports pkg_resources, which setuptools 82 removed: without
+# the pin `tensorboard --logdir ...` fails at start (tensorflow/tensorboard#7003).
 INSTALL_REQUIRES = [
     "tensorflow>=2.15,<2.16",
     "tensorflow-estimator>=2.15,<2.16",
@@ -18,6 +20,7 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets>=4.9,<4.10",
     "tensorflow-metadata==1.16.1",
     "psutil",
+    "setuptools<82",
 ]
 
 setup(

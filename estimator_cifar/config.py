@@ -141,6 +141,7 @@ class CheckpointConfig:
 class SummaryConfig:
   save_steps: int = 100
   histograms: bool = True
+  histogram_steps: int = 0   # Histograms every N steps; 0: every save_steps.
   images: bool = True
   max_images: int = 3
 

@@ -38,7 +38,7 @@ def model_fn(features, labels, mode, params):
   # calls model_fn in the same graph, one after another.
   first = {key: len(graph.get_collection(key)) for key in
            (v1.GraphKeys.LOSSES, v1.GraphKeys.REGULARIZATION_LOSSES,
-            v1.GraphKeys.UPDATE_OPS)}
+            v1.GraphKeys.UPDATE_OPS, v1.GraphKeys.ACTIVATIONS)}
 
   def added(key):
     return graph.get_collection(key)[first[key]:]
@@ -47,6 +47,7 @@ def model_fn(features, labels, mode, params):
   training = mode == ModeKeys.TRAIN
   logits = network(tf.cast(images, COMPUTE_DTYPES[cfg.train.precision]), training)
   logits = tf.cast(logits, tf.float32)
+  activations = added(v1.GraphKeys.ACTIVATIONS)  # Before other replicas add theirs.
   predictions = {
       "classes": tf.argmax(logits, axis=1),
       "probabilities": tf.nn.softmax(logits),
@@ -93,11 +94,12 @@ def model_fn(features, labels, mode, params):
                                             name=EMA_NAME)
     with tf.control_dependencies([train_op]):
       train_op = ema.apply(v1.trainable_variables())
-  summaries.train_summaries(
+  loss_averages = summaries.train_summaries(
       cfg, images=images, labels=labels, logits=logits, rate=rate,
       cross_entropy=cross_entropy, weight_decay=weight_decay,
       total_loss=total_loss, grads_and_vars=grads_and_vars, grad_norm=grad_norm,
-      ema=ema)
+      ema=ema, activations=activations)
+  train_op = tf.group(train_op, loss_averages)
   return tf.estimator.EstimatorSpec(mode, loss=total_loss, train_op=train_op,
                                     predictions=predictions)
 

@@ -19,6 +19,7 @@ from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
 from estimator_cifar.errors import CheckpointError
+from estimator_cifar import hooks as hooks_lib
 from estimator_cifar.model_fn import model_fn
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
@@ -82,7 +83,10 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
       save_checkpoints_secs=None if by_steps else ckpt.save_secs,
       keep_checkpoint_max=ckpt.keep_max,
       keep_checkpoint_every_n_hours=ckpt.keep_every_n_hours,
-      log_step_count_steps=cfg.log.every_steps,
+      # hooks.ProgressHook logs every log.every_steps and writes
+      # global_step/sec; Estimator's own loss/step and global_step/sec lines
+      # would repeat it.
+      log_step_count_steps=None,
       session_config=session_config(cfg))
 
 
@@ -185,12 +189,18 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
     model_dir_state.write_label_names(model_dir, plan.source.label_names)
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
   result = {}
+  train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
+                                      estimator.config.is_chief)
+  train_hooks += list(hooks or ())  # E.g. the preemption hook from run().
+  listeners = hooks_lib.saving_listeners(cfg, model_dir)
   if mode == "train":
-    estimator.train(train_input, max_steps=plan.max_steps, hooks=hooks)
+    estimator.train(train_input, max_steps=plan.max_steps, hooks=train_hooks,
+                    saving_listeners=listeners)
   elif mode == "train_and_eval":
     from estimator_cifar import export  # export imports this module.
     train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps,
-                                        hooks=hooks or ())
+                                        hooks=train_hooks,
+                                        saving_listeners=listeners)
     eval_spec = tf.estimator.EvalSpec(
         eval_input, steps=None, name=None,
         exporters=[MetricsLogExporter()] + export.exporters(cfg),

@@ -1,7 +1,9 @@
 """Model registry: `build(cfg.model, num_classes)` -> fn(images, training) -> logits.
 
 Every model is built inside a variable scope named after `model.name`, so
-checkpoints read `resnet/stage1/block0/conv1/kernel` and so on.
+checkpoints read `resnet/stage1/block0/conv1/kernel` and so on. The ReLU
+outputs of each call land in GraphKeys.ACTIVATIONS, for the sparsity and
+activation summaries (summaries.py), without each model having to report them.
 """
 
 import tensorflow as tf
@@ -10,6 +12,9 @@ from estimator_cifar.config import ModelConfig
 from estimator_cifar.models.convnet import convnet
 from estimator_cifar.models.resnet import resnet, wide_resnet
 from estimator_cifar.models.tiny import tiny
+
+# Op types whose outputs count as a layer's activations.
+ACTIVATION_OPS = ("Relu", "Relu6", "Elu", "Selu")
 
 MODELS = {"resnet": resnet, "wide_resnet": wide_resnet, "convnet": convnet,
           "tiny": tiny}
@@ -20,7 +25,14 @@ def build(cfg: ModelConfig, num_classes: int):
   network = MODELS[cfg.name](cfg, num_classes)
 
   def fn(images, training):
+    graph = tf.compat.v1.get_default_graph()
+    first = len(graph.get_operations())
     with tf.compat.v1.variable_scope(cfg.name):
-      return network(images, training)
+      logits = network(images, training)
+    for op in graph.get_operations()[first:]:
+      if op.type in ACTIVATION_OPS:
+        tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ACTIVATIONS,
+                                       op.outputs[0])
+    return logits
 
   return fn
