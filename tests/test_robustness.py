@@ -330,11 +330,7 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
 
 
 # ------------------------------------------------------- built on other branches
-
-@pytest.mark.skip(reason="NaN/Inf loss stop is built on branch i7")
-def test_nan_loss_stops_and_keeps_the_good_checkpoint():
-  pass
-
+# The NaN/Inf stop and its finite-checkpoint guard are tested in test_hooks.py.
 
 @pytest.mark.skip(reason="TF_CONFIG validation is built on branch i6")
 def test_malformed_tf_config():
