@@ -23,3 +23,11 @@ def cifar100_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("cifar100"))
   fake.write_cifar100(data_dir, train=200, test=50, easy=True)
   return data_dir
+
+
+@pytest.fixture(autouse=True)
+def _absl_logs_reach_caplog(caplog):
+  """In-process flag parsing (tests of run.py) leaves absl's logger at WARNING;
+  tests that read log lines need INFO whatever ran before them."""
+  import logging
+  caplog.set_level(logging.INFO, logger="absl")
