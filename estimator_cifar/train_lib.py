@@ -18,7 +18,7 @@ from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model_fn import model_fn
+from estimator_cifar.model_fn import configure_determinism, model_fn
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -132,6 +132,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     UserError subclasses for anything the user can fix.
   """
   start = time.time()
+  configure_determinism(cfg.train.seed)  # Before any input pipeline is built.
   plan = make_plan(cfg, data_dir)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
                "(%.1f epochs of %.1f steps).", plan.source.name,

@@ -1,6 +1,7 @@
 """Fixtures: small CIFAR datasets in the real binary layouts, written once."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,3 +24,14 @@ def cifar100_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("cifar100"))
   fake.write_cifar100(data_dir, train=200, test=50, easy=True)
   return data_dir
+
+
+@pytest.fixture(autouse=True)
+def _op_determinism_off_after_test():
+  """A seeded run turns TF's op determinism on, process-wide (model_fn.
+  configure_determinism); with it on, any unseeded random op raises. Reset it
+  after each test so test order does not matter."""
+  yield
+  if "tensorflow" in sys.modules:
+    from estimator_cifar.model_fn import configure_determinism
+    configure_determinism(0)
