@@ -11,16 +11,16 @@ and `T` = schedule.horizon_epochs * P, or the run's total steps when that is 0:
                (the exponent floor()ed when staircase)
   polynomial   (base - end) * (1 - min(s, T') / T') ** power + end, where
                T' = T, or with cycle T' = T * max(1, ceil(s / T)) (restarts)
-  piecewise    values[i], or base * multipliers[i], while
-               round(boundaries_epochs[i-1] * P) <= s < round(boundaries_epochs[i] * P)
+  piecewise    values[i], or base * multipliers[i], while B[i-1] <= s < B[i],
+               B[i] = round(boundaries_epochs[i] * P)
   cosine       end + (base - end) * 0.5 * (1 + cos(pi * min(s, T) / T))
   warmup       with W = warmup_epochs * P > 0: for s < W the rate is
                base * s / W (linear from 0); from W on, the schedule above at
                the same step s (as in Goyal et al. 2017 and tf-models'
                LinearWarmup, so the schedule's own boundaries do not move).
 
-These are the tf.compat.v1.train.*_decay formulas, written out so that one
-function serves the graph, the logs and the tests.
+exponential and polynomial are tf.compat.v1.train's *_decay formulas; all are
+written out here so that one function serves the graph, the logs and the tests.
 """
 
 import math
@@ -156,7 +156,8 @@ class FtrlFromInitOptimizer(v1.train.FtrlOptimizer):
     n0 = self._initial_accumulator_value
     rate = tf.cast(self._learning_rate_tensor, var.dtype.base_dtype)
     w = var.read_value()
-    y = n0 ** -self._learning_rate_power / rate + 2.0 * self._l2_regularization_strength
+    y = (n0 ** -self._learning_rate_power / rate +
+         2.0 * self._l2_regularization_strength)
     z_of_w = -(w * y + self._l1_regularization_strength * tf.sign(w))
     fresh = tf.equal(accum.read_value(), n0)
     start = linear.assign(tf.where(fresh, z_of_w, linear.read_value()))

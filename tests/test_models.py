@@ -57,8 +57,9 @@ def test_tutorial_convnet_takes_24px_crops():
     logits = models.build(_model_cfg("convnet"), 10)(tf.zeros([2, 24, 24, 3]), False)
     assert logits.shape.as_list() == [2, 10]
     # FC 384 on the 6x6x64 map left by two stride-2 pools of a 24px input.
-    kernel = [v for v in v1.global_variables() if v.op.name == "convnet/local3/kernel"]
-    assert kernel[0].shape.as_list() == [6 * 6 * 64, 384]
+    (kernel,) = [v for v in v1.global_variables()
+                 if v.op.name == "convnet/local3/kernel"]
+    assert kernel.shape.as_list() == [6 * 6 * 64, 384]
 
 
 def _resnet_params(n: int, widths, version: int, classes: int) -> int:

@@ -55,8 +55,9 @@ def test_optimizer_learns_above_chance(name, cifar10_dir):
   assert result.accuracy >= 0.3, (name, result.accuracy)
   if name == "adamw":
     # The rate the train op used at each step is the documented formula.
-    want = [optim.learning_rate_value(cfg, s, 200 / 32, 80) for s in (0, 3, 6, 7, 40, 79)]
-    assert [result.rates[s] for s in (0, 3, 6, 7, 40, 79)] == pytest.approx(want)
+    steps = (0, 3, 6, 7, 40, 79)
+    want = [optim.learning_rate_value(cfg, s, 200 / 32, 80) for s in steps]
+    assert [result.rates[s] for s in steps] == pytest.approx(want)
     w = 200 / 32
     assert result.rates[3] == pytest.approx(2e-3 * 3 / w)
     assert result.rates[40] == pytest.approx(

@@ -20,7 +20,7 @@ def train_transform(image: tf.Tensor, cfg: DataConfig, seed: int | None = None) 
 
   pad_crop pads by `data.pad` (zeros) and crops `image_size`; random_crop
   crops `image_size` from the unpadded image (a no-op at 32). With `seed`,
-  each random op gets its own op seed (seed + k): two ops sharing one op seed
+  each random op gets its own op seed (10 * seed + k): two ops sharing one seed
   draw the same numbers, which would tie the flip to the crop offset.
   """
   ops, size = set(cfg.augment), cfg.image_size
