@@ -105,6 +105,7 @@ class OptimizerConfig:
   initial_accumulator: float = 0.1
   l1: float = 0.0
   l2: float = 0.0
+  learning_rate_power: float = -0.5  # FTRL: per-coordinate rate ~ n ** power.
   weight_decay: float = 0.0   # AdamW decoupled weight decay.
 
 
@@ -115,7 +116,9 @@ class ScheduleConfig:
   decay_rate: float = 0.1
   decay_epochs: float = 350.0
   staircase: bool = True
-  end_learning_rate: float = 0.0
+  end_learning_rate: float = 0.0   # polynomial and cosine: the final rate.
+  # polynomial and cosine decay over this many epochs; 0: the whole run.
+  horizon_epochs: float = 0.0
   power: float = 1.0
   cycle: bool = False
   boundaries_epochs: list[float] = field(default_factory=list)
@@ -476,6 +479,11 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     raise ConfigError("data.source=tfds cannot serve data.name=synthetic; use "
                       "data.source=binary.")
   sched = cfg.schedule
+  if cfg.optimizer.name == "ftrl" and sched.warmup_epochs > 0:
+    raise ConfigError(
+        "optimizer.name=ftrl cannot warm up from 0: FTRL computes the weights "
+        "from its accumulators times the current rate, so a rate of 0 at step "
+        "0 sets every weight to 0. Set schedule.warmup_epochs=0.")
   if sched.name == "piecewise":
     given = sched.values or sched.multipliers
     if len(given) != len(sched.boundaries_epochs) + 1:

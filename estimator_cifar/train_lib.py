@@ -20,7 +20,7 @@ from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar import hooks as hooks_lib
-from estimator_cifar.model_fn import model_fn
+from estimator_cifar.model_fn import configure_determinism, model_fn
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -173,6 +173,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
          hooks: list | None = None) -> dict:
   """The modes themselves; `run` adds the run record around them."""
   start = time.time()
+  configure_determinism(cfg.train.seed)  # Before any input pipeline is built.
   plan = make_plan(cfg, data_dir)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
                "(%.1f epochs of %.1f steps).", plan.source.name,

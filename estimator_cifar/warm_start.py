@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import models
+from estimator_cifar import models, optim
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model_fn import EMA_NAME
@@ -99,6 +99,9 @@ def model_variables(cfg: ExperimentConfig, num_classes: int) -> dict[str, list[i
   model_fn uses, so the names are the ones training will create.
   """
   with tf.Graph().as_default():
+    # Only names and shapes matter here; a seed keeps the initializers legal
+    # when a seeded run has switched TF's op determinism on.
+    v1.set_random_seed(0)
     size = cfg.data.image_size
     images = v1.placeholder(tf.float32, [None, size, size, 3])
     models.build(cfg.model, num_classes)(images, True)
@@ -109,16 +112,13 @@ def model_variables(cfg: ExperimentConfig, num_classes: int) -> dict[str, list[i
 
 
 def select(names, include: list[str], exclude: list[str]) -> list[str]:
-  """Names matched by some include and by no exclude pattern.
+  """Names matched by some include and by no exclude scope pattern.
 
-  A pattern matches from the start of a name and must end on a scope boundary
-  (a `/` or the end), so `tiny/bn` covers `tiny/bn/gamma` but not
-  `tiny/bn2/gamma`; regexes such as `.*` or `resnet/stage[12]` work as usual.
+  Patterns follow `optim.in_scopes`: from the start of the name, ending on a
+  scope boundary, so `tiny/bn` covers `tiny/bn/gamma` but not `tiny/bn2/gamma`.
   """
-  inc = [re.compile(f"(?:{p})(?:/|$)") for p in include]
-  exc = [re.compile(f"(?:{p})(?:/|$)") for p in exclude]
-  return [n for n in names
-          if any(p.match(n) for p in inc) and not any(p.match(n) for p in exc)]
+  return [n for n in names if optim.in_scopes(n, include) and
+          not (exclude and optim.in_scopes(n, exclude))]
 
 
 def checkpoint_name(name: str, rename: dict[str, str]) -> str:

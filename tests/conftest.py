@@ -1,6 +1,7 @@
 """Fixtures: small CIFAR datasets in the real binary layouts, written once."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,3 +32,14 @@ def _absl_logs_reach_caplog(caplog):
   tests that read log lines need INFO whatever ran before them."""
   import logging
   caplog.set_level(logging.INFO, logger="absl")
+
+
+@pytest.fixture(autouse=True)
+def _op_determinism_off_after_test():
+  """A seeded run turns TF's op determinism on, process-wide (model_fn.
+  configure_determinism); with it on, any unseeded random op raises. Reset it
+  after each test so test order does not matter."""
+  yield
+  if "tensorflow" in sys.modules:
+    from estimator_cifar.model_fn import configure_determinism
+    configure_determinism(0)

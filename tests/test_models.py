@@ -1,0 +1,131 @@
+"""Every model: output shape and dtype, per precision; parameter counts by formula."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from estimator_cifar import config as config_lib
+from estimator_cifar import models
+from estimator_cifar.model_fn import COMPUTE_DTYPES
+
+v1 = tf.compat.v1
+
+SMALL = {  # Each model at its smallest, to keep the forward passes cheap.
+    "resnet": dict(depth=8),
+    "wide_resnet": dict(depth=10, width=2, dropout=0.3),
+    "convnet": {},
+    "tiny": {},
+}
+
+
+def test_registry_matches_config_choices():
+  assert set(models.MODELS) == set(config_lib.MODEL_NAMES)
+
+
+def _model_cfg(name, **fields):
+  cfg = config_lib.ModelConfig(name=name)
+  for key, value in fields.items():
+    setattr(cfg, key, value)
+  return cfg
+
+
+@pytest.mark.parametrize("precision", config_lib.PRECISIONS)
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_output_shape_and_dtype(name, precision):
+  cfg = _model_cfg(name, **SMALL[name])
+  images = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
+  with tf.Graph().as_default():
+    x = tf.cast(tf.constant(images), COMPUTE_DTYPES[precision])
+    fn = models.build(cfg, 7)
+    train_logits = fn(x, True)
+    with v1.variable_scope(v1.get_variable_scope(), reuse=True):
+      eval_logits = fn(x, False)
+    # Variables stay float32 whatever the compute dtype (mixed precision).
+    assert {v.dtype.base_dtype for v in v1.global_variables()} == {tf.float32}
+    assert all(v.op.name.startswith(name + "/") for v in v1.global_variables())
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      train_out, eval_out = sess.run([train_logits, eval_logits])
+  for out in (train_out, eval_out):
+    assert out.shape == (3, 7)
+    assert out.dtype == np.float32
+    assert np.all(np.isfinite(out))
+
+
+def test_tutorial_convnet_takes_24px_crops():
+  with tf.Graph().as_default():
+    logits = models.build(_model_cfg("convnet"), 10)(tf.zeros([2, 24, 24, 3]), False)
+    assert logits.shape.as_list() == [2, 10]
+    # FC 384 on the 6x6x64 map left by two stride-2 pools of a 24px input.
+    (kernel,) = [v for v in v1.global_variables()
+                 if v.op.name == "convnet/local3/kernel"]
+    assert kernel.shape.as_list() == [6 * 6 * 64, 384]
+
+
+def _resnet_params(n: int, widths, version: int, classes: int) -> int:
+  """Trainable parameters of a CIFAR ResNet (3x3 convs, 1x1 projections).
+
+  conv kernel: 9 * c_in * c_out; batch norm: 2 * c (gamma, beta); projection
+  shortcut where the shape changes: c_in * c_out (v1 adds a batch norm to it).
+  v1 has a batch norm after the first conv; v2 one per block input and a final
+  one; both end in a dense layer (64k * classes + classes).
+  """
+  total = 9 * 3 * 16
+  total += 2 * 16 if version == 1 else 2 * widths[-1]
+  c_in = 16
+  for stage, c in enumerate(widths):
+    for i in range(n):
+      total += 9 * c_in * c + 9 * c * c + 2 * c * 2  # Two convs, two BNs.
+      if version == 2:
+        total += 2 * c_in - 2 * c  # v2's first BN sees the block input.
+      if c_in != c or (stage > 0 and i == 0):
+        total += c_in * c + (2 * c if version == 1 else 0)
+      c_in = c
+  return total + widths[-1] * classes + classes
+
+
+def _count(cfg, classes=10) -> int:
+  with tf.Graph().as_default():
+    models.build(cfg, classes)(tf.zeros([1, 32, 32, 3]), True)
+    return sum(int(np.prod(v.shape.as_list())) for v in v1.trainable_variables())
+
+
+# Deeper ones (56, 110, WRN-28-10) are counted in test_experiments.py, which
+# builds every experiment's graph anyway.
+@pytest.mark.parametrize("depth,version,classes", [
+    (8, 1, 10), (14, 1, 100), (14, 2, 10)])
+def test_resnet_parameter_count_follows_formula(depth, version, classes):
+  cfg = _model_cfg("resnet", depth=depth, version=version)
+  assert _count(cfg, classes) == _resnet_params((depth - 2) // 6, (16, 32, 64),
+                                                version, classes)
+
+
+@pytest.mark.parametrize("depth,width", [(10, 1), (10, 4)])
+def test_wide_resnet_parameter_count_follows_formula(depth, width):
+  cfg = _model_cfg("wide_resnet", depth=depth, width=width)
+  widths = tuple(16 * width * m for m in (1, 2, 4))
+  assert _count(cfg) == _resnet_params((depth - 4) // 6, widths, 2, 10)
+
+
+def test_parameter_counts_match_the_papers():
+  # He et al. 2016 Table 6: 0.27M, 0.85M, 1.7M; Zagoruyko & Komodakis: 36.5M.
+  assert _resnet_params(3, (16, 32, 64), 1, 10) == 272_474
+  assert round(_resnet_params(9, (16, 32, 64), 1, 10) / 1e6, 2) == 0.86
+  assert round(_resnet_params(18, (16, 32, 64), 1, 10) / 1e6, 1) == 1.7
+  assert round(_resnet_params(4, (160, 320, 640), 2, 10) / 1e6, 1) == 36.5
+  assert _count(_model_cfg("resnet", depth=20)) == 272_474
+
+
+def test_depth_version_and_width_change_the_count_as_the_formula_says():
+  base = _count(_model_cfg("resnet", depth=8))
+  # One more block per stage (depth +6): 4672 + 18560 + 73984 parameters.
+  assert _count(_model_cfg("resnet", depth=14)) - base == 4672 + 18560 + 73984
+  # v2 drops v1's first BN (32) and the projection BNs (64 + 128), adds a
+  # final BN (128); the first blocks of stages 2 and 3 normalize their
+  # 16/32-channel input instead of their 32/64-channel output (-32 - 64).
+  assert _count(_model_cfg("resnet", depth=8, version=2)) - base == \
+      -32 - 64 - 128 + 128 - 32 - 64
+  wide1 = _count(_model_cfg("wide_resnet", depth=10, width=1))
+  wide2 = _count(_model_cfg("wide_resnet", depth=10, width=2))
+  assert wide2 == _resnet_params(1, (32, 64, 128), 2, 10)
+  assert wide2 > 3.5 * wide1  # Convs dominate and grow as width ** 2.
