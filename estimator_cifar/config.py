@@ -168,6 +168,12 @@ class EvalConfig:
 class DistributeConfig:
   strategy: str = "default"
   num_gpus: int = -1         # -1: all visible GPUs.
+  # CPU-only machines: split the CPU into this many logical devices so that
+  # mirrored/central_storage have replicas to mirror over (tests, demos).
+  num_cpu_devices: int = 0
+  # Parameter-server workers wait min(this, 5 s x (index + 1)) before starting,
+  # so the chief creates the variables first (Estimator's default cap is 60).
+  max_worker_delay_secs: int = 60
 
 
 @dataclass

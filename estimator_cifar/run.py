@@ -31,8 +31,9 @@ flags.DEFINE_string("model_dir", None, "Checkpoints, events and logs; default "
                     "runs/<experiment>.")
 flags.DEFINE_string("data_dir", None, "Where CIFAR data lives or is downloaded "
                     "to; default ~/.cache/estimator_cifar.")
-flags.DEFINE_enum("mode", "train_and_eval", ["train_and_eval", "train", "eval",
-                                            "export", "predict"],
+flags.DEFINE_enum("mode", "train_and_eval",
+                  ["train_and_eval", "train", "eval", "continuous_eval",
+                   "export", "predict"],
                   "What to run.")
 flags.DEFINE_multi_string("params_override", [], "Config overrides "
                           "a.b=v,c.d=w (repeatable).")

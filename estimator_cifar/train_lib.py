@@ -13,8 +13,9 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import (metrics_log, model_dir_check, model_dir_state,
-                             preemption, run_info, warm_start)
+from estimator_cifar import (continuous_eval, distribute, metrics_log,
+                             model_dir_check, model_dir_state, preemption,
+                             run_info, warm_start)
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import sources
 from estimator_cifar.datasets.input_pipeline import make_input_fn
@@ -27,7 +28,7 @@ from estimator_cifar.model_fn import configure_determinism, model_fn
 from tensorflow.python.util import deprecation  # noqa: E402
 deprecation._PRINT_DEPRECATION_WARNINGS = False
 
-MODES = ("train_and_eval", "train", "eval")
+MODES = ("train_and_eval", "train", "eval", "continuous_eval")
 CONFIG_FILE = "config.json"
 
 
@@ -72,9 +73,11 @@ def session_config(cfg: ExperimentConfig) -> tf.compat.v1.ConfigProto:
 
 
 def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
-  """Checkpoint cadence and retention, summaries, seed and session settings."""
+  """Checkpoint cadence and retention, summaries, seed, session, strategies."""
   ckpt = cfg.checkpoint
   by_steps = ckpt.save_steps > 0
+  cluster = distribute.read_tf_config()
+  train_distribute, eval_distribute = distribute.make_strategies(cfg, cluster)
   return tf.estimator.RunConfig(
       model_dir=model_dir,
       tf_random_seed=cfg.train.seed or None,
@@ -87,7 +90,10 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
       # global_step/sec; Estimator's own loss/step and global_step/sec lines
       # would repeat it.
       log_step_count_steps=None,
-      session_config=session_config(cfg))
+      session_config=distribute.adjust_session_config(
+          cfg, session_config(cfg), cluster),
+      train_distribute=train_distribute, eval_distribute=eval_distribute,
+      experimental_max_worker_delay_secs=cfg.distribute.max_worker_delay_secs)
 
 
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
@@ -173,6 +179,9 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
          hooks: list | None = None) -> dict:
   """The modes themselves; `run` adds the run record around them."""
   start = time.time()
+  cluster = distribute.read_tf_config()
+  distribute.check(cfg, cluster, mode)
+  distribute.configure_devices(cfg)  # Before anything initialises TensorFlow.
   configure_determinism(cfg.train.seed)  # Before any input pipeline is built.
   plan = make_plan(cfg, data_dir)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
@@ -180,12 +189,15 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
                plan.source.num_train, plan.source.num_eval,
                plan.source.num_classes, plan.max_steps,
                plan.max_steps / plan.steps_per_epoch, plan.steps_per_epoch)
-  train_input = make_input_fn(cfg, plan.source, training=True)
+  train_input = distribute.shard_for_worker(
+      make_input_fn(cfg, plan.source, training=True), cluster)
   eval_input = make_input_fn(cfg, plan.source, training=False)
   warm = None
   if mode in ("train", "train_and_eval"):
     warm = warm_start.settings(cfg, warm_start_from, model_dir,
                                plan.source.num_classes)
+  # One writer per run: the chief of a cluster, never its evaluator or ps.
+  if mode in ("train", "train_and_eval") and (cluster is None or cluster.is_chief):
     write_config(cfg, model_dir)
     model_dir_state.write_label_names(model_dir, plan.source.label_names)
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
@@ -207,8 +219,10 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
         exporters=[MetricsLogExporter()] + export.exporters(cfg),
         start_delay_secs=cfg.eval.start_delay_secs,
         throttle_secs=cfg.eval.throttle_secs)
-    result, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-    result = result or _missed_final_eval(estimator, eval_input, model_dir)
+    outcome = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    result = (outcome or ({},))[0] or {}  # None on a cluster's tasks.
+    if not result and cluster is None:
+      result = _missed_final_eval(estimator, eval_input, model_dir)
   elif mode == "eval":
     checkpoint = tf.train.latest_checkpoint(model_dir)
     if checkpoint is None:
@@ -217,6 +231,9 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
           "(--mode=train_and_eval) or point --model_dir at a trained run.")
     result = estimator.evaluate(eval_input, checkpoint_path=checkpoint)
     metrics_log.append(model_dir, result, checkpoint)
+  elif mode == "continuous_eval":
+    result = continuous_eval.run(estimator, eval_input, model_dir,
+                                 plan.max_steps, cfg.eval.timeout_secs)
   else:
     raise ValueError(f"unknown mode {mode}")
   _summary_line(cfg, mode, model_dir, result, time.time() - start)

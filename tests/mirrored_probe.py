@@ -1,0 +1,188 @@
+"""Runs one tiny model single-device and mirrored on two logical CPUs; prints JSON.
+
+Run as a script by tests/test_distribute.py: logical CPU devices must be set
+before TensorFlow initialises, which a pytest process has usually done.
+
+  python tests/mirrored_probe.py DATA_DIR WORK_DIR
+
+Both runs start from the same step-0 checkpoint and see the same batches (no
+shuffle, no random augmentation), so they differ only in how the global batch
+of 16 is computed: one device, or two replicas of 8. The mirrored run trains
+2 steps, stops, and resumes to step 3 (restore under the strategy). Printed:
+per-step losses, the values of the variables at steps 0..3, the values the
+batch-norm and EMA rules predict after step 1, EMA eval / export checks, and
+the error for a global batch that two replicas cannot split.
+"""
+
+import glob
+import json
+import os
+import shutil
+import sys
+
+os.environ.pop("TF_CONFIG", None)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests import testutil  # noqa: E402
+
+OVERRIDES = ["data.augment=standardize", "data.shuffle_buffer=1",
+             "model.bn_momentum=0.5", "ema.decay=0.99",
+             "checkpoint.save_steps=1", "checkpoint.keep_max=100",
+             "summary.save_steps=1", "log.every_steps=1", "train.steps=3"]
+MIRRORED = ["distribute.strategy=mirrored", "distribute.num_cpu_devices=2"]
+BN = "tiny/bn/"
+STEPS = 3
+
+
+def main(data_dir: str, work: str) -> dict:
+  single_cfg = testutil.tiny_config(*OVERRIDES)
+  mirrored_cfg = testutil.tiny_config(*OVERRIDES, *MIRRORED)
+  from estimator_cifar import distribute
+  distribute.configure_devices(mirrored_cfg)  # Before TensorFlow starts.
+  import tensorflow as tf
+  from estimator_cifar import train_lib
+  from estimator_cifar.datasets.input_pipeline import make_input_fn
+
+  plan = train_lib.make_plan(single_cfg, data_dir)
+  init = os.path.join(work, "init")
+  first_batch = _write_initial_checkpoint(single_cfg, plan, init)
+  dirs = {}
+  for name, cfg, stops in (("single", single_cfg, [STEPS]),
+                           ("mirrored", mirrored_cfg, [2, STEPS])):
+    dirs[name] = os.path.join(work, name)
+    shutil.copytree(init, dirs[name])
+    estimator = train_lib.make_estimator(cfg, dirs[name], plan)
+    for stop in stops:  # A stop and a restart restores under the strategy.
+      estimator.train(make_input_fn(cfg, plan.source, training=True),
+                      max_steps=stop)
+
+  out = {"replicas": len(distribute.local_devices(mirrored_cfg)),
+         "losses": {n: _losses(d) for n, d in dirs.items()},
+         "variables": {n: _variables(d) for n, d in dirs.items()},
+         "expected_bn_step1": _expected_bn(first_batch, dirs["single"],
+                                           single_cfg.model.bn_momentum)}
+  out["ema"] = _ema_checks(mirrored_cfg, plan, dirs["mirrored"], work)
+  from estimator_cifar.errors import ConfigError
+  try:
+    distribute.make_strategies(
+        testutil.tiny_config(*MIRRORED, "train.batch_size=15"), None)
+    out["odd_batch_error"] = None
+  except ConfigError as e:
+    out["odd_batch_error"] = str(e)
+  return out
+
+
+def _write_initial_checkpoint(cfg, plan, model_dir):
+  """model.ckpt-0 with every variable of the training graph; the first batch."""
+  import tensorflow as tf
+  from estimator_cifar.datasets.input_pipeline import make_input_fn
+  from estimator_cifar.model_fn import model_fn
+  v1 = tf.compat.v1
+  with tf.Graph().as_default():
+    v1.set_random_seed(1)
+    dataset = make_input_fn(cfg, plan.source, training=True)()
+    features, labels = v1.data.make_one_shot_iterator(dataset).get_next()
+    model_fn(features, labels, tf.estimator.ModeKeys.TRAIN,
+             dict(plan.params, config=cfg))
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      images = sess.run(features["images"])
+      v1.train.Saver().save(sess, os.path.join(model_dir, "model.ckpt"),
+                            global_step=0)
+  return images
+
+
+def _losses(model_dir):
+  """{step: loss} from the train event files (the loss Estimator reports)."""
+  import tensorflow as tf
+  losses = {}
+  for path in sorted(glob.glob(os.path.join(model_dir, "events.out.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == "loss":
+          losses[int(event.step)] = float(tf.make_ndarray(value.tensor)) \
+              if value.HasField("tensor") else float(value.simple_value)
+  return {str(k): v for k, v in sorted(losses.items())}
+
+
+def _variables(model_dir):
+  """{step: {name: list}} for checkpoints 0..STEPS."""
+  import tensorflow as tf
+  out = {}
+  for step in range(STEPS + 1):
+    path = os.path.join(model_dir, f"model.ckpt-{step}")
+    out[str(step)] = {name: tf.train.load_variable(path, name).tolist()
+                      for name, _ in tf.train.list_variables(path)}
+  return out
+
+
+def _expected_bn(images, single_dir, momentum):
+  """Moving mean/variance after step 1 from the step-0 conv kernel, by hand.
+
+  One device: one update with the batch moments of all 16 images. Two
+  replicas: each updates its ON_READ copy with the moments of its 8 images,
+  and reading averages the copies. Fused batch norm feeds the moving variance
+  with the Bessel-corrected batch variance.
+  """
+  import numpy as np
+  import tensorflow as tf
+  kernel = tf.train.load_variable(os.path.join(single_dir, "model.ckpt-0"),
+                                  "tiny/conv/kernel")
+  conv = tf.nn.conv2d(images, kernel, 2, "SAME").numpy().astype(np.float64)
+
+  def moments(x):
+    n = x.shape[0] * x.shape[1] * x.shape[2]
+    return x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2)) * n / (n - 1)
+
+  decay = 1.0 - momentum
+  mean, var = moments(conv)
+  halves = [moments(conv[:8]), moments(conv[8:])]
+  half_mean = np.mean([m for m, _ in halves], axis=0)
+  half_var = np.mean([v for _, v in halves], axis=0)
+  return {"single": {"moving_mean": (mean * decay).tolist(),
+                     "moving_variance": (1 - (1 - var) * decay).tolist()},
+          "mirrored": {"moving_mean": (half_mean * decay).tolist(),
+                       "moving_variance": (1 - (1 - half_var) * decay).tolist()}}
+
+
+def _ema_checks(cfg, plan, model_dir, work):
+  """Eval and export with the EMA weights of the mirrored run's checkpoint."""
+  import dataclasses
+  import tensorflow as tf
+  from estimator_cifar import train_lib
+  from estimator_cifar.datasets.input_pipeline import make_input_fn
+  checkpoint = os.path.join(model_dir, f"model.ckpt-{STEPS}")
+  results = {}
+  for with_ema in (False, True):
+    ema_cfg = dataclasses.replace(cfg, ema=dataclasses.replace(
+        cfg.ema, eval_with_ema=with_ema))
+    estimator = train_lib.make_estimator(ema_cfg, model_dir, plan)
+    metrics = estimator.evaluate(make_input_fn(ema_cfg, plan.source, False),
+                                 checkpoint_path=checkpoint, name=f"ema{with_ema}")
+    export = estimator.export_saved_model(os.path.join(work, f"export{with_ema}"),
+                                          _receiver, checkpoint_path=checkpoint)
+    exported = _exported_value(export.decode(), "tiny/conv/kernel")
+    results[str(with_ema)] = {"loss": float(metrics["loss"]),
+                              "export_conv_kernel": exported.tolist()}
+  return results
+
+
+def _exported_value(export_dir, name):
+  """The value `name` has once the SavedModel is loaded, as a server sees it."""
+  import tensorflow as tf
+  v1 = tf.compat.v1
+  with tf.Graph().as_default(), v1.Session() as sess:
+    v1.saved_model.loader.load(sess, ["serve"], export_dir)
+    (variable,) = [v for v in v1.global_variables() if v.op.name == name]
+    return sess.run(variable)
+
+
+def _receiver():
+  import tensorflow as tf
+  images = tf.compat.v1.placeholder(tf.float32, [None, 32, 32, 3])
+  return tf.estimator.export.ServingInputReceiver({"images": images},
+                                                  {"images": images})
+
+
+if __name__ == "__main__":
+  print("PROBE_JSON " + json.dumps(main(sys.argv[1], sys.argv[2])))

@@ -1,0 +1,198 @@
+"""Real TF_CONFIG clusters on 127.0.0.1 through tools/launch_local_cluster.py.
+
+Every cluster here is small (tiny model) and bounded twice: the launcher's own
+--timeout_secs stops its tasks, and a watchdog here stops the launcher.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import psutil
+import pytest
+
+from estimator_cifar import metrics_log
+from tests import testutil
+
+sys.path.insert(0, os.path.join(testutil.REPO_ROOT, "tools"))
+import launch_local_cluster  # noqa: E402
+
+LAUNCHER = os.path.join(testutil.REPO_ROOT, "tools", "launch_local_cluster.py")
+STARTED = re.compile(r"^\[launcher\] (\w+:\d+) started pid=(\d+)")
+STEP_LOG = re.compile(r"^\[(\w+:\d+)\] .*loss = [-\d.e]+, step = (\d+)")
+LAUNCHER_SECS = 200
+
+
+def launch(launcher_args, model_dir, data_dir, overrides, on_line=None):
+  """Runs the launcher to the end; returns (exit status, output lines, pids)."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("TF_CONFIG", None)
+  proc = subprocess.Popen(
+      [sys.executable, LAUNCHER, *launcher_args,
+       f"--timeout_secs={LAUNCHER_SECS}", "--",
+       "--experiment=resnet_sgd", f"--model_dir={model_dir}",
+       f"--data_dir={data_dir}",
+       "--params_override=" + ",".join(testutil.TINY + overrides)],
+      cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True)
+  # The launcher stops its tasks on SIGTERM; this only fires if it hangs.
+  watchdog = threading.Timer(LAUNCHER_SECS + 30, proc.terminate)
+  watchdog.start()
+  lines, pids = [], []
+  try:
+    for line in proc.stdout:
+      line = line.rstrip("\n")
+      lines.append(line)
+      started = STARTED.match(line)
+      if started:
+        pids.append((started.group(1), int(started.group(2))))
+      if on_line:
+        on_line(line, pids)
+    proc.wait(timeout=60)
+  finally:
+    watchdog.cancel()
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  return proc.returncode, lines, pids
+
+
+def final_checkpoint_step(model_dir) -> int:
+  import tensorflow as tf
+  latest = tf.train.latest_checkpoint(model_dir)
+  assert latest and os.path.exists(latest + ".index"), model_dir
+  return int(latest.rsplit("-", 1)[1])
+
+
+def assert_all_exited(pids):
+  alive = [(name, pid) for name, pid in pids if psutil.pid_exists(pid) and
+           psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+  assert not alive, f"still running: {alive}"
+
+
+def test_launcher_picks_distinct_free_ports_and_checks_its_arguments(capsys):
+  spec = launch_local_cluster.cluster_spec(workers=2, ps=1)
+  addresses = spec["chief"] + spec["worker"] + spec["ps"]
+  assert len(addresses) == len(set(addresses)) == 4
+  assert all(a.startswith("127.0.0.1:") for a in addresses)
+  config = json.loads(launch_local_cluster.tf_config(spec, "worker", 1))
+  assert config == {"cluster": spec, "task": {"type": "worker", "index": 1}}
+  for argv in (["--workers=1"], ["--", "--experiment=x", "--mode=train"]):
+    with pytest.raises(SystemExit) as info:
+      launch_local_cluster.parse_args(argv)
+    assert info.value.code == 2
+  _, run_args = launch_local_cluster.parse_args(
+      ["--ps=2", "--", "--experiment=x", "--model_dir=/m"])
+  assert run_args == ["--experiment=x", "--model_dir=/m"]
+
+
+class WorkerRestartScript:
+  """Kills worker:0 at its first step while the chief is held (SIGSTOP).
+
+  Holding the chief until the restarted worker has logged a step makes the
+  test independent of speed: however long the restart takes, the run is still
+  going when the worker comes back, so rejoining is observed, not raced. In
+  parameter-server training a worker talks only to the ps tasks, so it trains
+  on while the chief is held. A timer releases the chief in any case.
+  """
+
+  def __init__(self):
+    self.killed_at = None      # The run's global step when the worker died.
+    self.rejoined_at = None    # The first step the restarted worker logged.
+    self.chief = None
+    self.held = False
+    self.release_timer = threading.Timer(90, self.release)
+
+  def hold_chief(self):
+    if self.chief and not self.held:
+      self.held = True
+      os.kill(self.chief, signal.SIGSTOP)
+      self.release_timer.start()
+
+  def release(self):
+    if self.chief:
+      os.kill(self.chief, signal.SIGCONT)
+
+  def __call__(self, line, pids):
+    self.chief = dict(pids).get("chief:0")
+    step = STEP_LOG.match(line)
+    if not step:
+      return
+    role, at = step.group(1), int(step.group(2))
+    if role == "chief:0":
+      self.hold_chief()
+    elif role == "worker:0" and self.killed_at is None:
+      os.kill(dict(pids)["worker:0"], signal.SIGKILL)
+      self.killed_at = at
+      self.hold_chief()
+    elif role == "worker:0" and self.rejoined_at is None:
+      self.rejoined_at = at
+      self.release_timer.cancel()
+      self.release()
+
+
+def test_parameter_server_cluster_with_a_worker_killed_and_restarted(
+    cifar10_dir, tmp_path):
+  """1 ps, chief, 1 worker, evaluator; the worker is killed at its first step."""
+  steps = 300
+  model_dir = str(tmp_path / "ps_run")
+  script = WorkerRestartScript()
+  try:
+    code, lines, pids = launch(
+        ["--workers=1", "--ps=1", "--evaluator", "--max_restarts=1"], model_dir,
+        cifar10_dir,
+        [f"train.steps={steps}", "log.every_steps=50", "summary.save_steps=50",
+         "checkpoint.save_steps=100", "eval.throttle_secs=1",
+         "distribute.strategy=parameter_server",
+         "distribute.max_worker_delay_secs=1"],
+        on_line=script)
+  finally:
+    script.release_timer.cancel()
+  text = "\n".join(lines)
+  assert code == 0, text[-5000:]
+  assert script.killed_at is not None, "the worker never logged a step"
+  assert "[launcher] worker:0 exited with -9; restart 1 of 1" in text
+  # One chief for the whole run: the worker rejoined, nothing restarted.
+  assert [name for name, _ in pids].count("chief:0") == 1
+  assert [name for name, _ in pids].count("worker:0") == 2
+  assert script.rejoined_at is not None and \
+      script.rejoined_at > script.killed_at, \
+      "the restarted worker did not continue the run's global step"
+  for role in ("chief:0", "worker:0", "evaluator:0"):
+    assert f"[launcher] {role} finished (exit 0)" in text
+  assert re.search(r"\[launcher\] ps:0 stopped", text)
+  final = final_checkpoint_step(model_dir)
+  assert final >= steps
+  rows = metrics_log.read(model_dir)
+  assert rows and rows[-1]["global_step"] >= steps
+  assert rows[-1]["checkpoint"] == f"model.ckpt-{final}"
+  assert json.load(open(os.path.join(model_dir, "config.json")))["train"][
+      "steps"] == steps
+  assert_all_exited(pids)
+
+
+def test_multi_worker_mirrored_chief_and_worker_all_reduce(cifar10_dir, tmp_path):
+  steps = 30
+  model_dir = str(tmp_path / "mwms_run")
+  code, lines, pids = launch(
+      ["--workers=1", "--ps=0", "--no-evaluator"], model_dir, cifar10_dir,
+      [f"train.steps={steps}", "log.every_steps=10", "checkpoint.save_steps=10",
+       "distribute.strategy=multi_worker_mirrored"])
+  text = "\n".join(lines)
+  assert code == 0, text[-5000:]
+  for role in ("chief:0", "worker:0"):
+    assert f"[launcher] {role} finished (exit 0)" in text
+  assert final_checkpoint_step(model_dir) == steps
+  # Synchronous: both tasks report the same all-reduced loss at each step.
+  logged = {}
+  for match in map(STEP_LOG.match, lines):
+    if match:
+      loss = re.search(r"loss = ([-\d.e]+)", match.string).group(1)
+      logged.setdefault(match.group(1), []).append((int(match.group(2)), loss))
+  assert logged["chief:0"] == logged["worker:0"]
+  assert [s for s, _ in logged["chief:0"]] == [0, 10, 20]
+  assert_all_exited(pids)
