@@ -60,20 +60,23 @@ class Cluster:
     return sum(len(self.jobs.get(role, [])) for role in CHIEF_ROLES + ("worker",))
 
   @property
+  def has_chief(self) -> bool:
+    return any(self.jobs.get(role) for role in CHIEF_ROLES)
+
+  @property
   def is_chief(self) -> bool:
     """The task that writes checkpoints and config.json (Estimator's rule)."""
     if self.task_type in CHIEF_ROLES:
       return True
-    has_chief = any(self.jobs.get(role) for role in CHIEF_ROLES)
-    return self.task_type == "worker" and self.task_index == 0 and not has_chief
+    return self.task_type == "worker" and self.task_index == 0 and \
+        not self.has_chief
 
   @property
   def worker_index(self) -> int:
     """0 for the chief, then 1.. for workers (chief-less: the worker index)."""
-    has_chief = any(self.jobs.get(role) for role in CHIEF_ROLES)
     if self.task_type in CHIEF_ROLES:
       return 0
-    return self.task_index + (1 if has_chief else 0)
+    return self.task_index + (1 if self.has_chief else 0)
 
 
 def read_tf_config(environ: Mapping[str, str] | None = None) -> Cluster | None:
@@ -134,12 +137,13 @@ def read_tf_config(environ: Mapping[str, str] | None = None) -> Cluster | None:
   if role == "evaluator" and index != 0:
     raise ConfigError(f"TF_CONFIG evaluator index must be 0, got {index}: "
                       "Estimator runs a single evaluator.")
-  if jobs.get("ps") and not any(jobs.get(r) for r in CHIEF_ROLES):
+  cluster = Cluster({r: list(a) for r, a in jobs.items()}, role, index)
+  if cluster.has_ps and not cluster.has_chief:
     raise ConfigError("TF_CONFIG lists 'ps' tasks but no 'chief': "
                       "parameter-server training needs one chief to "
                       f"initialise and checkpoint the model. Example: "
                       f"TF_CONFIG='{PS_EXAMPLE}'")
-  return Cluster({r: list(a) for r, a in jobs.items()}, role, index)
+  return cluster
 
 
 def check(cfg: ExperimentConfig, cluster: Cluster | None, mode: str) -> None:

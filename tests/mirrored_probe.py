@@ -57,7 +57,8 @@ def main(data_dir: str, work: str) -> dict:
                       max_steps=stop)
 
   out = {"replicas": len(distribute.local_devices(mirrored_cfg)),
-         "losses": {n: _losses(d) for n, d in dirs.items()},
+         "losses": {n: _scalars(d)["loss"] for n, d in dirs.items()},
+         "summary_tags": {n: sorted(_scalars(d)) for n, d in dirs.items()},
          "variables": {n: _variables(d) for n, d in dirs.items()},
          "expected_bn_step1": _expected_bn(first_batch, dirs["single"],
                                            single_cfg.model.bn_momentum)}
@@ -92,17 +93,23 @@ def _write_initial_checkpoint(cfg, plan, model_dir):
   return images
 
 
-def _losses(model_dir):
-  """{step: loss} from the train event files (the loss Estimator reports)."""
+def _scalars(model_dir):
+  """{tag: {step: value}} from the train event files (`loss` is Estimator's)."""
   import tensorflow as tf
-  losses = {}
+  scalars = {}
   for path in sorted(glob.glob(os.path.join(model_dir, "events.out.*"))):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
-        if value.tag == "loss":
-          losses[int(event.step)] = float(tf.make_ndarray(value.tensor)) \
-              if value.HasField("tensor") else float(value.simple_value)
-  return {str(k): v for k, v in sorted(losses.items())}
+        kind = value.WhichOneof("value")
+        if kind == "simple_value":
+          number = value.simple_value
+        elif kind == "tensor" and value.metadata.plugin_data.plugin_name in (
+            "", "scalars"):
+          number = float(tf.make_ndarray(value.tensor))
+        else:  # Images, histograms: not scalars.
+          continue
+        scalars.setdefault(value.tag, {})[str(event.step)] = number
+  return scalars
 
 
 def _variables(model_dir):

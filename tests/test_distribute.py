@@ -182,6 +182,12 @@ def test_mirrored_trains_like_one_device_with_the_same_global_batch(probe):
   assert probe["replicas"] == 2
   assert "train.batch_size=15 is the global batch and must split evenly " \
       "over the 2 replicas" in probe["odd_batch_error"]
+  # model_fn's summaries are written under the strategy too (once, not per
+  # replica), with the same tags as on one device.
+  tags = probe["summary_tags"]
+  assert tags["mirrored"] == tags["single"]
+  assert {"losses/total", "losses/cross_entropy", "train/accuracy",
+          "gradients/global_norm"} <= set(tags["mirrored"])
   single, mirrored = probe["losses"]["single"], probe["losses"]["mirrored"]
   assert sorted(single) == sorted(mirrored) == ["1", "2", "3"]
   for step in single:
@@ -208,7 +214,7 @@ def test_batch_norm_statistics_update_once_per_step(probe, run):
 def test_ema_shadows_update_once_per_step_and_survive_restore(probe, run):
   ckpt = probe["variables"][run]
   shadows = [n for n in ckpt["0"] if n.endswith("/ExponentialMovingAverage")]
-  assert len(shadows) == 5
+  assert len(shadows) == 8
   for shadow in shadows:
     var = shadow.rsplit("/", 1)[0]
     # decay = min(0.99, (1 + step) / (10 + step)) at the step after the update.

@@ -330,13 +330,6 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
 
 
 # ------------------------------------------------------- built on other branches
-# The NaN/Inf stop and its finite-checkpoint guard are tested in test_hooks.py.
-
-@pytest.mark.skip(reason="TF_CONFIG validation is built on branch i6")
-def test_malformed_tf_config():
-  pass
-
-
-@pytest.mark.skip(reason="continuous eval vs. checkpoint deletion is built on branch i6")
-def test_continuous_eval_survives_deleted_checkpoints():
-  pass
+# The NaN/Inf stop and its finite-checkpoint guard are tested in test_hooks.py;
+# malformed TF_CONFIG in test_distribute.py; continuous eval against deleted
+# checkpoints in test_continuous_eval.py.
