@@ -23,7 +23,8 @@ import launch_local_cluster  # noqa: E402
 
 LAUNCHER = os.path.join(testutil.REPO_ROOT, "tools", "launch_local_cluster.py")
 STARTED = re.compile(r"^\[launcher\] (\w+:\d+) started pid=(\d+)")
-STEP_LOG = re.compile(r"^\[(\w+:\d+)\] .*loss = [-\d.e]+, step = (\d+)")
+# hooks.ProgressHook's line: "step 11/30, loss = 2.3026, lr = ...".
+STEP_LOG = re.compile(r"^\[(\w+:\d+)\] .*step (\d+)/\d+, loss = [-\d.e]+")
 LAUNCHER_SECS = 200
 
 
@@ -187,12 +188,14 @@ def test_multi_worker_mirrored_chief_and_worker_all_reduce(cifar10_dir, tmp_path
   for role in ("chief:0", "worker:0"):
     assert f"[launcher] {role} finished (exit 0)" in text
   assert final_checkpoint_step(model_dir) == steps
-  # Synchronous: both tasks report the same all-reduced loss at each step.
+  # Synchronous: both tasks step in lock-step and log the same steps. (The
+  # progress line shows each task's own replicas' loss, computed on its own
+  # shard of the data, so the values differ between tasks.)
   logged = {}
   for match in map(STEP_LOG.match, lines):
     if match:
       loss = re.search(r"loss = ([-\d.e]+)", match.string).group(1)
       logged.setdefault(match.group(1), []).append((int(match.group(2)), loss))
-  assert logged["chief:0"] == logged["worker:0"]
-  assert [s for s, _ in logged["chief:0"]] == [0, 10, 20]
+  assert [s for s, _ in logged["chief:0"]] == [s for s, _ in logged["worker:0"]]
+  assert len(logged["chief:0"]) >= 3  # Every log.every_steps, and the last.
   assert_all_exited(pids)
