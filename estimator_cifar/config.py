@@ -30,6 +30,7 @@ MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny")
 DATA_NAMES = ("cifar10", "cifar100", "synthetic")
 DATA_SOURCES = ("binary", "tfds")
 LABEL_KINDS = ("fine", "coarse")
+PIPELINES = ("batch", "per_image")
 AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "brightness", "contrast",
                  "standardize", "cutout")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
@@ -73,6 +74,11 @@ class DataConfig:
   synthetic_train_size: int = 50000
   synthetic_eval_size: int = 10000
   check_labels: bool = True  # Read the label bytes once at start-up.
+  # Train input: "batch" holds the decoded split in memory as one uint8
+  # tensor, shuffles indices and distorts whole batches (batch_augment.py);
+  # "per_image" is cache -> shuffle -> per-image map (augment.py). Same
+  # options and distributions; batch is faster (README, Performance).
+  pipeline: str = "batch"
 
 
 @dataclass
@@ -412,6 +418,7 @@ def _example(hint) -> str:
 _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
+    "data.pipeline": PIPELINES,
     "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
     "train.precision": PRECISIONS, "train.weight_decay_on": WEIGHT_DECAY_ON,
     "distribute.strategy": STRATEGIES,
