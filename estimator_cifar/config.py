@@ -30,6 +30,7 @@ MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny")
 DATA_NAMES = ("cifar10", "cifar100", "synthetic")
 DATA_SOURCES = ("binary", "tfds")
 LABEL_KINDS = ("fine", "coarse")
+PIPELINES = ("batch", "per_image")
 AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "brightness", "contrast",
                  "standardize", "cutout")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
@@ -73,6 +74,13 @@ class DataConfig:
   synthetic_train_size: int = 50000
   synthetic_eval_size: int = 10000
   check_labels: bool = True  # Read the label bytes once at start-up.
+  # Train input: "per_image" is cache -> shuffle -> per-image map
+  # (augment.py); "batch" holds the decoded split in memory as one uint8
+  # tensor, shuffles indices and distorts whole batches (batch_augment.py).
+  # "batch" is opt-in: its in-memory split is a stateful dataset node, which
+  # one-shot iterators, MirroredStrategy's dataset distribution and the tfds
+  # source cannot capture yet.
+  pipeline: str = "per_image"
 
 
 @dataclass
@@ -427,6 +435,7 @@ def _example(hint) -> str:
 _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
+    "data.pipeline": PIPELINES,
     "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
     "train.precision": PRECISIONS, "train.weight_decay_on": WEIGHT_DECAY_ON,
     "distribute.strategy": STRATEGIES,

@@ -102,7 +102,7 @@ def model_fn(features, labels, mode, params):
     ema = v1.train.ExponentialMovingAverage(cfg.ema.decay, num_updates=global_step,
                                             name=EMA_NAME)
     with tf.control_dependencies([train_op]):
-      train_op = ema.apply(v1.trainable_variables())
+      train_op = _apply_ema(ema, v1.trainable_variables())
   loss_averages = summaries.train_summaries(
       cfg, images=images, labels=labels, logits=logits, rate=rate,
       cross_entropy=cross_entropy, weight_decay=weight_decay,
@@ -139,6 +139,23 @@ def configure_determinism(seed: int) -> None:
   else:
     # TF 2.15 has no public switch-off; tf's own test_util calls this one.
     tf_config.disable_op_determinism()
+
+
+def _apply_ema(ema, variables):
+  """`ema.apply(variables)`, with v1 control flow while it builds.
+
+  apply() makes one `cond` per variable to pick each shadow's initial value;
+  as v2 control flow (TF2's default) each is a function graph to trace and
+  instantiate, which cost 2 of the ~10 CPU-seconds before the first step of
+  ResNet-20 (README, Performance). The v1 cond computes the same value.
+  """
+  was_v2 = v1.control_flow_v2_enabled()
+  v1.disable_control_flow_v2()
+  try:
+    return ema.apply(variables)
+  finally:
+    if was_v2:
+      v1.enable_control_flow_v2()
 
 
 def _cross_entropy(labels, logits, num_classes, label_smoothing):

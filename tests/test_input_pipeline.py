@@ -68,3 +68,29 @@ def test_input_context_splits_the_global_batch(cifar10_dir):
   features, labels = next(iter(make_input_fn(cfg, source, True)(
       input_context=ctx)))
   assert labels.shape == (8,)
+
+
+def test_batch_pipeline_draws_each_record_once_per_epoch(cifar10_dir):
+  cfg = tiny_config()
+  cfg.data.augment = []  # Images come out as record / 255: identifiable.
+  assert cfg.data.pipeline == "batch"
+  source = sources.get_source(cfg, cifar10_dir)
+  records = {im.numpy().tobytes(): int(l) for im, l in source.records("train")}
+  seen = []
+  for images, labels in _batches(make_input_fn(cfg, source, training=True),
+                                 limit=200 // 16):
+    for image, label in zip(images, labels):
+      key = np.round(image * 255).astype(np.uint8).tobytes()
+      assert records[key] == label  # Image and label of the same record.
+      seen.append(key)
+  assert len(set(seen)) == len(seen) == 192  # 12 full batches, no repeats.
+
+
+def test_both_train_pipelines_give_the_same_kind_of_batches(cifar10_dir):
+  for pipeline in ("batch", "per_image"):
+    cfg = tiny_config(f"data.pipeline={pipeline}")
+    source = sources.get_source(cfg, cifar10_dir)
+    (images, labels), = _batches(make_input_fn(cfg, source, True), limit=1)
+    assert images.shape == (16, 32, 32, 3) and images.dtype == np.float32
+    assert labels.shape == (16,) and labels.dtype == np.int32
+    np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0, atol=1e-4)

@@ -13,6 +13,7 @@ from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.datasets import cifar_binary
 
 SYNTHETIC_CLASSES = 10
+SYNTHETIC_CHUNK = 1000  # Records generated together.
 
 
 @dataclasses.dataclass
@@ -64,21 +65,30 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
 
 
 def _synthetic(num_train: int, num_eval: int) -> DataSource:
-  """Random images and labels of CIFAR's shapes, the same on every epoch."""
+  """Random images and labels of CIFAR's shapes, the same on every epoch.
+
+  Generated SYNTHETIC_CHUNK records at a time, the image bytes as bits of
+  uint32 draws: one record at a time cost 66 us of CPU per record.
+  """
 
   def records(split):
     import tensorflow as tf
     salt = 0 if split == "train" else 1
 
-    def make(i):
-      seed = tf.stack([tf.cast(i, tf.int32), salt])
-      image = tf.random.stateless_uniform([32, 32, 3], seed, 0, 256, tf.int32)
-      label = tf.random.stateless_uniform([], seed + [0, 2], 0,
-                                          SYNTHETIC_CLASSES, tf.int32)
-      return tf.cast(image, tf.uint8), label
+    def make(indices):
+      count = tf.shape(indices)[0]
+      seed = tf.stack([tf.cast(indices[0], tf.int32), salt])
+      words = tf.random.stateless_uniform([count, 32 * 32 * 3 // 4], seed,
+                                          dtype=tf.uint32, minval=None,
+                                          maxval=None)
+      images = tf.reshape(tf.bitcast(words, tf.uint8), [count, 32, 32, 3])
+      labels = tf.random.stateless_uniform([count], seed + [0, 2], 0,
+                                           SYNTHETIC_CLASSES, tf.int32)
+      return images, labels
 
     n = num_train if split == "train" else num_eval
-    return tf.data.Dataset.range(n).map(make, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.range(n).batch(SYNTHETIC_CHUNK)
+    return ds.map(make, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
   return DataSource("synthetic", SYNTHETIC_CLASSES, num_train, num_eval,
                     [str(i) for i in range(SYNTHETIC_CLASSES)], records)
