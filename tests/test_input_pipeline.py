@@ -71,9 +71,8 @@ def test_input_context_splits_the_global_batch(cifar10_dir):
 
 
 def test_batch_pipeline_draws_each_record_once_per_epoch(cifar10_dir):
-  cfg = tiny_config()
+  cfg = tiny_config("data.pipeline=batch")
   cfg.data.augment = []  # Images come out as record / 255: identifiable.
-  assert cfg.data.pipeline == "batch"
   source = sources.get_source(cfg, cifar10_dir)
   records = {im.numpy().tobytes(): int(l) for im, l in source.records("train")}
   seen = []
