@@ -23,7 +23,6 @@ from estimator_cifar import config as config_lib
 
 def get_config() -> config_lib.ExperimentConfig:
   cfg = config_lib.load_experiment("resnet_sgd")
-  cfg.name, cfg.description = "", ""  # Filled in from this file.
   cfg.data.name = "cifar100"
   cfg.data.label = "fine"
   cfg.model.depth = 110

@@ -24,7 +24,6 @@ from estimator_cifar import config as config_lib
 
 def get_config() -> config_lib.ExperimentConfig:
   cfg = config_lib.load_experiment("resnet_sgd")
-  cfg.name, cfg.description = "", ""  # Filled in from this file.
   cfg.model.depth = 110
   cfg.schedule.boundaries_epochs = [400 * 128 / 50000, 91.0, 136.0]
   cfg.schedule.multipliers = [0.1, 1.0, 0.1, 0.01]

@@ -24,6 +24,5 @@ from estimator_cifar import config as config_lib
 
 def get_config() -> config_lib.ExperimentConfig:
   cfg = config_lib.load_experiment("resnet_sgd")
-  cfg.name, cfg.description = "", ""  # Filled in from this file.
   cfg.model.version = 2
   return cfg

@@ -22,6 +22,5 @@ from estimator_cifar import config as config_lib
 
 def get_config() -> config_lib.ExperimentConfig:
   cfg = config_lib.load_experiment("resnet_sgd")
-  cfg.name, cfg.description = "", ""  # Filled in from this file.
   cfg.model.depth = 56
   return cfg

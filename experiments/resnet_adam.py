@@ -32,7 +32,6 @@ from estimator_cifar import config as config_lib
 
 def get_config() -> config_lib.ExperimentConfig:
   cfg = config_lib.load_experiment("resnet_sgd")
-  cfg.name, cfg.description = "", ""  # Filled in from this file.
   cfg.train.weight_decay = 0.0
   cfg.optimizer.name = "adamw"
   cfg.optimizer.learning_rate = 1e-3

@@ -26,7 +26,6 @@ from estimator_cifar import config as config_lib
 
 def get_config() -> config_lib.ExperimentConfig:
   cfg = config_lib.load_experiment("resnet_sgd")
-  cfg.name, cfg.description = "", ""  # Filled in from this file.
   cfg.model.name = "wide_resnet"
   cfg.model.depth = 28
   cfg.model.width = 10

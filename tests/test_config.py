@@ -25,7 +25,7 @@ def test_every_experiment_loads_and_validates():
   assert {"resnet_sgd", "cifar10_tutorial"} <= set(names)
   for name, summary in names.items():
     cfg = config_lib.validate(config_lib.load_experiment(name))
-    assert cfg.name == name
+    assert cfg.name == name and cfg.description == summary
     assert summary, f"{name} needs a one-line docstring summary"
 
 
@@ -103,7 +103,9 @@ def test_experiment_by_path(tmp_path):
                   "  cfg = config.load_experiment('resnet_sgd')\n"
                   "  cfg.model.depth = 32\n  return cfg\n")
   cfg = config_lib.load_experiment(str(path))
-  assert cfg.model.depth == 32 and cfg.name == "resnet_sgd"
+  assert cfg.model.depth == 32
+  # Named after its own file and docstring, not the base it loaded.
+  assert (cfg.name, cfg.description) == ("mine", "My variant.")
 
 
 def test_config_json_round_trip():

@@ -70,19 +70,37 @@ def test_input_context_splits_the_global_batch(cifar10_dir):
   assert labels.shape == (8,)
 
 
-def test_batch_pipeline_draws_each_record_once_per_epoch(cifar10_dir):
-  cfg = tiny_config("data.pipeline=batch")
-  cfg.data.augment = []  # Images come out as record / 255: identifiable.
-  source = sources.get_source(cfg, cifar10_dir)
+def _record_keys(cfg, source, batches):
+  """Each training image's source record (augment off: image = record / 255)."""
   records = {im.numpy().tobytes(): int(l) for im, l in source.records("train")}
-  seen = []
+  keys = []
   for images, labels in _batches(make_input_fn(cfg, source, training=True),
-                                 limit=200 // 16):
+                                 limit=batches):
     for image, label in zip(images, labels):
       key = np.round(image * 255).astype(np.uint8).tobytes()
       assert records[key] == label  # Image and label of the same record.
-      seen.append(key)
-  assert len(set(seen)) == len(seen) == 192  # 12 full batches, no repeats.
+      keys.append(key)
+  return keys, list(records)
+
+
+def test_batch_pipeline_draws_each_record_once_per_epoch(cifar10_dir):
+  cfg = tiny_config("data.pipeline=batch", "train.seed=3")
+  cfg.data.augment = []
+  source = sources.get_source(cfg, cifar10_dir)
+  keys, in_file_order = _record_keys(cfg, source, 400 // 16)  # Two epochs.
+  first, second = keys[:200], keys[200:]
+  assert len(set(first)) == len(set(second)) == 200  # Each a permutation,
+  assert first != second and first != in_file_order  # drawn afresh, and
+  # the batch that straddles the epochs is full (25 batches of 16).
+  assert _record_keys(cfg, source, 3)[0] == keys[:48]  # Seeded: repeatable.
+
+
+def test_batch_pipeline_without_shuffle_keeps_file_order(cifar10_dir):
+  cfg = tiny_config("data.pipeline=batch", "data.shuffle_buffer=1")
+  cfg.data.augment = []
+  source = sources.get_source(cfg, cifar10_dir)
+  keys, in_file_order = _record_keys(cfg, source, 13)
+  assert keys == in_file_order + in_file_order[:8]
 
 
 def test_both_train_pipelines_give_the_same_kind_of_batches(cifar10_dir):

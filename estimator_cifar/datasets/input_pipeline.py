@@ -2,11 +2,9 @@
 
 Train, `data.pipeline=batch` (the default): the split's records are decoded
 once into one uint8 tensor held in memory (CIFAR's 50000 images are 150 MB);
-record indices are shuffled (`data.shuffle_buffer`, reshuffled every epoch),
-repeated and batched (full batches only); each batch gathers its images and is
-distorted as a whole (batch_augment.py) -> prefetch. Shuffling indices instead
-of images means no 50000-image shuffle buffer to fill before the first step,
-and one copy of the data instead of two (cache + buffer).
+each epoch gathers the split in a fresh full permutation (a better shuffle
+than a buffer, and no buffer to fill before the first step), then full
+batches are distorted as a whole (batch_augment.py) -> prefetch.
 Train, `data.pipeline=per_image`: records -> cache -> shuffle -> repeat ->
 per-image distortions (augment.py) -> batch -> prefetch.
 Eval: records -> batch, keeping the remainder batch so every test record is
@@ -22,7 +20,6 @@ from estimator_cifar.datasets import augment, batch_augment
 from estimator_cifar.datasets.sources import DataSource
 
 IMAGES_KEY = "images"
-_WHOLE_SPLIT = 1 << 40  # A batch size larger than any split: one element.
 
 
 def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
@@ -47,7 +44,7 @@ def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
       transform = lambda images, labels: (
           {IMAGES_KEY: augment.eval_transform(images, cfg.data)}, labels)
     elif cfg.data.pipeline == "batch":
-      return _batch_pipeline(cfg, ds, batch, seed)
+      return _batch_pipeline(cfg, ds, source.num_train, batch, seed)
     else:
       ds = ds.cache().shuffle(cfg.data.shuffle_buffer, seed=seed,
                               reshuffle_each_iteration=True).repeat()
@@ -63,21 +60,38 @@ def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
 
 
 def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
-                    batch: int, seed: int | None) -> tf.data.Dataset:
-  """Whole split in memory, shuffled indices, batch-level distortions."""
-  # Evaluated when the iterator is initialized (not a graph constant: the
-  # GraphDef and graph.pbtxt stay small), once per train() call.
-  images, labels = records.batch(_WHOLE_SPLIT).get_single_element()
-  count = tf.shape(labels, out_type=tf.int64)[0]
+                    num_records: int, batch: int,
+                    seed: int | None) -> tf.data.Dataset:
+  """Whole split in memory, one permutation per epoch, batch distortions.
 
-  def distort(indices):
-    batch_images = tf.gather(images, indices)
-    return ({IMAGES_KEY: batch_augment.train_transform(batch_images, cfg.data,
-                                                        seed)},
-            tf.gather(labels, indices))
+  Everything is a dataset op, nothing is captured from the enclosing graph:
+  the split is one cached dataset element, so one-shot iterators,
+  MirroredStrategy's dataset distribution and every source work unchanged.
+  Each epoch draws a full permutation from a stateless seed (the seed
+  dataset's next pair), gathers the split in that order and slices it; the
+  batches then run across epoch boundaries, as with shuffle -> repeat.
+  `data.shuffle_buffer` <= 1 keeps the records' order, as it does per image.
+  """
+  shuffle = cfg.data.shuffle_buffer > 1
+  # One batch of the whole split (a shard has at most num_records): batch()
+  # sizes its buffers by the batch size when the cardinality is unknown.
+  whole = records.batch(max(num_records, 1)).cache().repeat()
+  epoch_seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
-  ds = tf.data.Dataset.range(count).shuffle(
-      cfg.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  ds = ds.repeat().batch(batch, drop_remainder=True)
+  def epoch(split, epoch_seed):
+    images, labels = split
+    if not shuffle:
+      return tf.data.Dataset.from_tensor_slices(split)
+    order = tf.argsort(tf.random.stateless_uniform(tf.shape(labels),
+                                                   epoch_seed))
+    return tf.data.Dataset.from_tensor_slices(
+        (tf.gather(images, order), tf.gather(labels, order)))
+
+  def distort(images, labels):
+    return ({IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
+            labels)
+
+  ds = tf.data.Dataset.zip((whole, epoch_seeds)).flat_map(epoch)
+  ds = ds.batch(batch, drop_remainder=True)
   return ds.map(distort, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE)
