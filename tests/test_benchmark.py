@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -70,6 +71,14 @@ def test_missing_keras_peer_is_a_note_not_a_failure(result):
   assert any("peer_keras.py not found" in n and "/nonexistent" in n
              for n in res["notes"])
   assert res["targets"]["ratio_vs_keras"]["met"] is None
+  # A float32 run has no same-precision peer: its fields are there, null.
+  for key in ("keras_same_precision_images_per_sec",
+              "keras_same_precision_images_per_cpu_sec",
+              "ratio_vs_keras_same_precision",
+              "ratio_vs_keras_same_precision_cpu",
+              "keras_precision", "keras_same_precision_precision"):
+    assert res[key] is None, key
+  assert res["keras_same_precision_runs"] == []
   assert set(res["targets"]) == set(benchmark.TARGETS)
   first = res["targets"]["seconds_to_first_step"]
   assert first["met"] == (res["seconds_to_first_step"] <= 15)
@@ -106,3 +115,82 @@ def test_peer_runs_under_the_cpu_clock_wrapper(tmp_path):
 def test_a_config_typo_fails_before_tensorflow_work():
   with pytest.raises(benchmark.UserError, match="train.stepz"):
     benchmark.main(["--params_override=train.stepz=3"])
+
+
+def _config(*flags):
+  """Parsed args and resolved config as main() gets them (no TensorFlow)."""
+  args = benchmark.parse_args(list(flags))
+  cfg, _ = benchmark.build_config(args.experiment, args.params_override,
+                                  args.data, args.warmup + args.steps)
+  return args, cfg
+
+
+def test_mixed_precision_runs_the_keras_peer_also_at_that_precision(tmp_path):
+  peer = tmp_path / "peer_keras.py"
+  peer.write_text("")
+  args, cfg = _config("--vs-keras", f"--keras_peer={peer}",
+                      "--params_override=train.precision=mixed_bfloat16",
+                      "--steps=7", "--warmup=3")
+  notes = []
+  peers = benchmark.build_peers(args, cfg, str(tmp_path), notes)
+  assert list(peers) == ["keras", "keras_same_precision"]
+  plain, same = peers["keras"], peers["keras_same_precision"]
+  assert plain.script == same.script == str(peer)
+  assert plain.args(0) == same.args(1) == [
+      "--steps", "7", "--warmup", "3", "--batch", "128", "--model", "resnet20"]
+  assert (plain.precision, plain.env) == ("float32", {})
+  assert same.precision == "mixed_bfloat16"
+  assert same.env == {benchmark.KERAS_POLICY_ENV: "mixed_bfloat16"}
+  assert any("keras_same_precision_*" in n and "mixed_bfloat16" in n
+             for n in notes)
+  # In float32 the peer runs once, and there is nothing to note.
+  args, cfg = _config("--vs-keras", f"--keras_peer={peer}")
+  notes = []
+  assert list(benchmark.build_peers(args, cfg, str(tmp_path), notes)) == [
+      "keras"]
+  assert notes == []
+
+
+def test_report_has_both_keras_peers_with_their_precisions():
+  args, cfg = _config("--params_override=train.precision=mixed_bfloat16")
+  rate = benchmark.Rate
+  m = benchmark.Measurements(
+      train_runs=[(rate(100.0, 50.0), 100.0, [100.0])], first_step=(1.0, 1.0),
+      peer_runs={"keras": [rate(50.0, 25.0)],
+                 "keras_same_precision": [rate(200.0, 100.0), None]},
+      peer_precisions={"keras": "float32",
+                       "keras_same_precision": "mixed_bfloat16"},
+      info={"cpu_count": 2, "cpu_model": "", "tf_version": "", "gpus": []})
+  res = benchmark.bench_report.build(args, cfg, [], m)
+  assert (res["ratio_vs_keras"], res["ratio_vs_keras_cpu"]) == (2.0, 2.0)
+  assert res["keras_same_precision_images_per_sec"] == 200.0
+  assert res["keras_same_precision_images_per_cpu_sec"] == 100.0
+  assert res["ratio_vs_keras_same_precision"] == 0.5
+  assert res["ratio_vs_keras_same_precision_cpu"] == 0.5
+  assert res["keras_same_precision_runs"] == [200.0, None]
+  assert res["keras_precision"] == "float32"
+  assert res["keras_same_precision_precision"] == "mixed_bfloat16"
+  assert res["minimal_images_per_sec"] is None and res["minimal_runs"] == []
+  assert res["peak_dtype"] == "bfloat16"
+
+
+def test_wrapper_sets_the_keras_policy_only_when_asked(tmp_path, monkeypatch):
+  peer = tmp_path / "peer.py"
+  peer.write_text(
+      "import sys\n"
+      "if 'tensorflow' in sys.modules:\n"
+      "  import tensorflow as tf\n"
+      "  print('policy=' + tf.keras.mixed_precision.global_policy().name)\n"
+      "print('images/sec', 2.0 if 'tensorflow' in sys.modules else 1.0)\n")
+  # Without the variable the wrapper leaves TensorFlow alone; one inherited
+  # from the shell is dropped, so the float32 peer never runs under a policy.
+  monkeypatch.setenv(benchmark.KERAS_POLICY_ENV, "mixed_bfloat16")
+  rate, note = benchmark.run_peer(str(peer), [], benchmark.KERAS_LINE, 60)
+  assert note is None and rate.wall == 1.0
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+             **{benchmark.KERAS_POLICY_ENV: "mixed_bfloat16"})
+  out = subprocess.run(
+      [sys.executable, "-c", benchmark.PEER_WRAPPER, str(peer)], env=env,
+      capture_output=True, text=True, timeout=120, check=True).stdout
+  assert "policy=mixed_bfloat16" in out.splitlines()
+  assert benchmark.parse_peer(out, benchmark.KERAS_LINE).wall == 2.0
