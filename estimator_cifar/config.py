@@ -77,7 +77,7 @@ class DataConfig:
   check_labels: bool = True  # Read the label bytes once at start-up.
   # Train input: "batch" holds the decoded split in memory as one uint8
   # tensor, draws a full permutation per epoch and distorts whole batches
-  # (batch_augment.py; 3.7x the per-image rate, README Performance);
+  # (batch_augment.py; 2.9x the per-image rate, README Performance);
   # "per_image" is cache -> shuffle (shuffle_buffer) -> per-image map
   # (augment.py), for splits too large to hold in memory.
   pipeline: str = "batch"
