@@ -117,7 +117,7 @@ def test_shard_for_worker_gives_each_ps_worker_its_own_shard():
 
 # ----------------------------------------------------------- session configs
 
-def test_session_settings_map_onto_the_config_proto():
+def test_session_settings_map_onto_the_config_proto(caplog):
   import tensorflow as tf
   from estimator_cifar import train_lib
   cfg = testutil.tiny_config(
@@ -132,6 +132,8 @@ def test_session_settings_map_onto_the_config_proto():
   assert proto.log_device_placement
   assert proto.graph_options.optimizer_options.global_jit_level == \
       tf.compat.v1.OptimizerOptions.ON_1
+  if not tf.config.list_physical_devices("GPU"):  # session.xla on a CPU:
+    assert "changes nothing here" in caplog.text  # said, not silently ignored.
   defaults = train_lib.session_config(testutil.tiny_config())
   assert defaults.gpu_options.allow_growth
   assert defaults.graph_options.optimizer_options.global_jit_level == 0
