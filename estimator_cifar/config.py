@@ -78,8 +78,9 @@ class DataConfig:
   # Train input: "batch" holds the decoded split in memory as one uint8
   # tensor, draws a full permutation per epoch and distorts whole batches
   # (batch_augment.py; 2.9x the per-image rate, README Performance);
-  # "per_image" is cache -> shuffle (shuffle_buffer) -> per-image map
-  # (augment.py), for splits too large to hold in memory.
+  # "per_image" is the classic cache -> shuffle (shuffle_buffer) -> per-image
+  # map (augment.py): a reference for the batch version, and the place to
+  # try a new per-image distortion first. Both keep the split in memory.
   pipeline: str = "batch"
 
 
