@@ -12,7 +12,10 @@ TOOLS_DIR = os.path.join(REPO_ROOT, "tools")
 if TOOLS_DIR not in sys.path:
   sys.path.insert(0, TOOLS_DIR)
 
-import benchmark  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import bench_measure
+import bench_peers
+import benchmark
 
 # tiny: conv3x3/2 3->8 (16x16 out), conv3x3/2 8->16 (8x8 out), dense 16->10.
 TINY_FORWARD_FLOPS = (2 * 16 * 16 * 8 * 3 * 3 * 3 + 2 * 8 * 8 * 16 * 3 * 3 * 8
@@ -87,10 +90,10 @@ def test_missing_keras_peer_is_a_note_not_a_failure(result):
 def test_window_rates_drop_the_warmup_and_split_evenly():
   # Steps end at t = 0, 10 (warm-up), then 11, 12, 13, 15, 17, 19.
   marks = [0, 10, 11, 12, 13, 15, 17, 19]
-  assert benchmark.window_rates(marks, batch=4, warmup=1, windows=2) == [
+  assert bench_measure.window_rates(marks, batch=4, warmup=1, windows=2) == [
       3 * 4 / 3, 3 * 4 / 6]
-  assert benchmark.mean_rate(marks, batch=4, warmup=1) == 6 * 4 / 9
-  assert benchmark.window_rates([0, 1], batch=4, warmup=1, windows=3) == []
+  assert bench_measure.mean_rate(marks, batch=4, warmup=1) == 6 * 4 / 9
+  assert bench_measure.window_rates([0, 1], batch=4, warmup=1, windows=3) == []
 
 
 def test_peer_runs_under_the_cpu_clock_wrapper(tmp_path):
@@ -101,14 +104,14 @@ def test_peer_runs_under_the_cpu_clock_wrapper(tmp_path):
       "x = sum(i * i for i in range(300000))\n"
       "dt = time.perf_counter() - t\n"
       "print(f'fake steps=3 images/sec {384 / dt:.1f}')\n")
-  rate, note = benchmark.run_peer(str(peer), [], benchmark.KERAS_LINE, 60)
+  rate, note = bench_peers.run_peer(str(peer), [], bench_peers.KERAS_LINE, 60)
   assert note is None
   assert rate.wall > 0 and rate.cpu > 0
   # A single-threaded busy loop: CPU time is at most the wall time.
   assert rate.cpu >= rate.wall * 0.999
   broken = tmp_path / "broken.py"
   broken.write_text("raise SystemExit('no rate here')\n")
-  rate, note = benchmark.run_peer(str(broken), [], benchmark.KERAS_LINE, 60)
+  rate, note = bench_peers.run_peer(str(broken), [], bench_peers.KERAS_LINE, 60)
   assert rate is None and "without a rate" in note and "no rate here" in note
 
 
@@ -140,7 +143,7 @@ def test_mixed_precision_runs_the_keras_peer_also_at_that_precision(tmp_path):
       "--steps", "7", "--warmup", "3", "--batch", "128", "--model", "resnet20"]
   assert (plain.precision, plain.env) == ("float32", {})
   assert same.precision == "mixed_bfloat16"
-  assert same.env == {benchmark.KERAS_POLICY_ENV: "mixed_bfloat16"}
+  assert same.env == {bench_peers.KERAS_POLICY_ENV: "mixed_bfloat16"}
   assert any("keras_same_precision_*" in n and "mixed_bfloat16" in n
              for n in notes)
   # In float32 the peer runs once, and there is nothing to note.
@@ -153,7 +156,7 @@ def test_mixed_precision_runs_the_keras_peer_also_at_that_precision(tmp_path):
 
 def test_report_has_both_keras_peers_with_their_precisions():
   args, cfg = _config("--params_override=train.precision=mixed_bfloat16")
-  rate = benchmark.Rate
+  rate = bench_measure.Rate
   m = benchmark.Measurements(
       train_runs=[(rate(100.0, 50.0), 100.0, [100.0])], first_step=(1.0, 1.0),
       peer_runs={"keras": [rate(50.0, 25.0)],
@@ -184,13 +187,13 @@ def test_wrapper_sets_the_keras_policy_only_when_asked(tmp_path, monkeypatch):
       "print('images/sec', 2.0 if 'tensorflow' in sys.modules else 1.0)\n")
   # Without the variable the wrapper leaves TensorFlow alone; one inherited
   # from the shell is dropped, so the float32 peer never runs under a policy.
-  monkeypatch.setenv(benchmark.KERAS_POLICY_ENV, "mixed_bfloat16")
-  rate, note = benchmark.run_peer(str(peer), [], benchmark.KERAS_LINE, 60)
+  monkeypatch.setenv(bench_peers.KERAS_POLICY_ENV, "mixed_bfloat16")
+  rate, note = bench_peers.run_peer(str(peer), [], bench_peers.KERAS_LINE, 60)
   assert note is None and rate.wall == 1.0
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             **{benchmark.KERAS_POLICY_ENV: "mixed_bfloat16"})
+             **{bench_peers.KERAS_POLICY_ENV: "mixed_bfloat16"})
   out = subprocess.run(
-      [sys.executable, "-c", benchmark.PEER_WRAPPER, str(peer)], env=env,
+      [sys.executable, "-c", bench_peers.PEER_WRAPPER, str(peer)], env=env,
       capture_output=True, text=True, timeout=120, check=True).stdout
   assert "policy=mixed_bfloat16" in out.splitlines()
-  assert benchmark.parse_peer(out, benchmark.KERAS_LINE).wall == 2.0
+  assert bench_peers.parse_peer(out, bench_peers.KERAS_LINE).wall == 2.0

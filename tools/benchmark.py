@@ -112,18 +112,11 @@ from estimator_cifar import config as config_lib
 from estimator_cifar.errors import UserError
 
 import bench_report
-# The parts' names, importable from here as they were before the split.
-# pylint: disable=unused-import
-from bench_measure import (PEAK_DTYPES, Rate, count_flops, load_average,
+from bench_measure import (PEAK_DTYPES, count_flops, load_average,
                            machine_info, mean_rate, measure_peak,
-                           measure_pipeline, median, steady_rate, step_timer,
+                           measure_pipeline, steady_rate, step_timer,
                            window_rates)
-from bench_peers import (KERAS_LINE, KERAS_PEER_CANDIDATES, KERAS_POLICY_ENV,
-                         MINIMAL_LINE, MINIMAL_PEER, MINIMAL_WARMUP_STEPS,
-                         PEER_WRAPPER, SECTION_LINE, Peer, build_peers,
-                         find_keras_peer, keras_model_name, parse_peer,
-                         run_peer)
-# pylint: enable=unused-import
+from bench_peers import build_peers
 from bench_report import Measurements
 
 CHECKPOINT_SECS = 86400  # No checkpoint inside the timed steps.

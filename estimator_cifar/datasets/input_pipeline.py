@@ -72,16 +72,12 @@ def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
   batches then run across epoch boundaries, as with shuffle -> repeat.
   `data.shuffle_buffer` <= 1 keeps the records' order, as it does per image.
   """
-  shuffle = cfg.data.shuffle_buffer > 1
   # One batch of the whole split (a shard has at most num_records): batch()
   # sizes its buffers by the batch size when the cardinality is unknown.
   whole = records.batch(max(num_records, 1)).cache().repeat()
-  epoch_seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
-  def epoch(split, epoch_seed):
+  def permuted(split, epoch_seed):
     images, labels = split
-    if not shuffle:
-      return tf.data.Dataset.from_tensor_slices(split)
     order = tf.argsort(tf.random.stateless_uniform(tf.shape(labels),
                                                    epoch_seed))
     return tf.data.Dataset.from_tensor_slices(
@@ -91,7 +87,12 @@ def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
     return ({IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
             labels)
 
-  ds = tf.data.Dataset.zip((whole, epoch_seeds)).flat_map(epoch)
+  if cfg.data.shuffle_buffer > 1:
+    epoch_seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip((whole, epoch_seeds)).flat_map(permuted)
+  else:
+    ds = whole.flat_map(lambda images, labels:
+                        tf.data.Dataset.from_tensor_slices((images, labels)))
   ds = ds.batch(batch, drop_remainder=True)
   return ds.map(distort, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE)
