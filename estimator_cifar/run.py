@@ -1,7 +1,7 @@
 """Entry point: `python -m estimator_cifar.run --experiment=resnet_sgd`.
 
 Parses flags, resolves the experiment config (defaults -> overrides ->
-validation) and hands over to `train_lib.run`. User errors print one paragraph
+validation) and hands over to `modes.run`. User errors print one paragraph
 and exit 2; `--verbose` adds the traceback.
 """
 
@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar import model_dir_check, run_info  # noqa: E402
+from estimator_cifar.rundir import checkpoint_check, run_record  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -70,17 +70,17 @@ def main(argv):
       print(f"{key} = {config_lib.get(cfg, key) if '.' in key else getattr(cfg, key)!r}")
     return 0
   model_dir = FLAGS.model_dir or os.path.join("runs", cfg.name)
-  if FLAGS.mode in run_info.TRAIN_MODES:
-    model_dir_check.check_writable(model_dir)
+  if FLAGS.mode in run_record.TRAIN_MODES:
+    checkpoint_check.check_writable(model_dir)
   # Imports TensorFlow: after the checks.
-  from estimator_cifar import export, predict, train_lib
+  from estimator_cifar.engine import export, predict, modes
   if FLAGS.mode == "export":
     export.run_export(cfg, model_dir, data_dir)
   elif FLAGS.mode == "predict":
     predict.run_predict(cfg, model_dir, FLAGS.images or "", data_dir,
                         FLAGS.top_k, FLAGS.output)
   else:
-    train_lib.run(cfg, model_dir, FLAGS.mode, data_dir,
+    modes.run(cfg, model_dir, FLAGS.mode, data_dir,
                   warm_start_from=FLAGS.warm_start_from,
                   allow_config_change=FLAGS.allow_config_change,
                   resume_from_previous=FLAGS.resume_from_previous)
@@ -96,16 +96,16 @@ def _recorded_eval_setup():
   """
   if FLAGS.mode != "eval" or not FLAGS.model_dir:
     return None, FLAGS.data_dir
-  cfg = run_info.recorded_config(FLAGS.model_dir, FLAGS.params_override)
+  cfg = run_record.recorded_config(FLAGS.model_dir, FLAGS.params_override)
   if cfg is None:
     return None, FLAGS.data_dir
   logging.info("Evaluating with the config training recorded in %s/%s.",
-               FLAGS.model_dir, run_info.CONFIG_FILE)
+               FLAGS.model_dir, run_record.CONFIG_FILE)
   requested = os.path.splitext(os.path.basename(FLAGS.experiment or ""))[0]
   if requested and requested != cfg.name:
     logging.warning("--experiment=%s ignored: %s was trained as %s.",
                     FLAGS.experiment, FLAGS.model_dir, cfg.name)
-  return cfg, FLAGS.data_dir or run_info.recorded_data_dir(FLAGS.model_dir)
+  return cfg, FLAGS.data_dir or run_record.recorded_data_dir(FLAGS.model_dir)
 
 
 def run_main(argv):

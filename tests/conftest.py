@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from estimator_cifar.datasets import fake  # noqa: E402
+from estimator_cifar.data import fake  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,5 +41,5 @@ def _op_determinism_off_after_test():
   after each test so test order does not matter."""
   yield
   if "tensorflow" in sys.modules:
-    from estimator_cifar.model_fn import configure_determinism
+    from estimator_cifar.model.model_fn import configure_determinism
     configure_determinism(0)

@@ -12,9 +12,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from estimator_cifar.datasets import sources
-from estimator_cifar.datasets.input_pipeline import make_input_fn
-from estimator_cifar.model_fn import configure_determinism, model_fn
+from estimator_cifar.data import sources
+from estimator_cifar.data.input_pipeline import make_input_fn
+from estimator_cifar.model.model_fn import configure_determinism, model_fn
 
 v1 = tf.compat.v1
 ModeKeys = tf.estimator.ModeKeys
@@ -36,7 +36,7 @@ def train(cfg, data_dir: str, steps: int, evaluate: bool = True,
 
   `check_graph(graph)`, if given, is called once the train graph is built.
   """
-  configure_determinism(cfg.train.seed)  # As train_lib.run does, first.
+  configure_determinism(cfg.train.seed)  # As modes.run does, first.
   source = sources.get_source(cfg, data_dir)
   params = {"config": cfg, "num_classes": source.num_classes,
             "steps_per_epoch": source.num_train / cfg.train.batch_size,

@@ -37,13 +37,14 @@ STEPS = 3
 def main(data_dir: str, work: str) -> dict:
   single_cfg = testutil.tiny_config(*OVERRIDES)
   mirrored_cfg = testutil.tiny_config(*OVERRIDES, *MIRRORED)
-  from estimator_cifar import distribute
+  from estimator_cifar.engine import distribute
   distribute.configure_devices(mirrored_cfg)  # Before TensorFlow starts.
   import tensorflow as tf
-  from estimator_cifar import train_lib
-  from estimator_cifar.datasets.input_pipeline import make_input_fn
+  from estimator_cifar.engine import modes
+  from estimator_cifar.engine import estimator_setup
+  from estimator_cifar.data.input_pipeline import make_input_fn
 
-  plan = train_lib.make_plan(single_cfg, data_dir)
+  plan = estimator_setup.make_plan(single_cfg, data_dir)
   init = os.path.join(work, "init")
   first_batch = _write_initial_checkpoint(single_cfg, plan, init)
   dirs = {}
@@ -51,7 +52,7 @@ def main(data_dir: str, work: str) -> dict:
                            ("mirrored", mirrored_cfg, [2, STEPS])):
     dirs[name] = os.path.join(work, name)
     shutil.copytree(init, dirs[name])
-    estimator = train_lib.make_estimator(cfg, dirs[name], plan)
+    estimator = estimator_setup.make_estimator(cfg, dirs[name], plan)
     for stop in stops:  # A stop and a restart restores under the strategy.
       estimator.train(make_input_fn(cfg, plan.source, training=True),
                       max_steps=stop)
@@ -76,8 +77,8 @@ def main(data_dir: str, work: str) -> dict:
 def _write_initial_checkpoint(cfg, plan, model_dir):
   """model.ckpt-0 with every variable of the training graph; the first batch."""
   import tensorflow as tf
-  from estimator_cifar.datasets.input_pipeline import make_input_fn
-  from estimator_cifar.model_fn import model_fn
+  from estimator_cifar.data.input_pipeline import make_input_fn
+  from estimator_cifar.model.model_fn import model_fn
   v1 = tf.compat.v1
   with tf.Graph().as_default():
     v1.set_random_seed(1)
@@ -156,14 +157,15 @@ def _ema_checks(cfg, plan, model_dir, work):
   """Eval and export with the EMA weights of the mirrored run's checkpoint."""
   import dataclasses
   import tensorflow as tf
-  from estimator_cifar import train_lib
-  from estimator_cifar.datasets.input_pipeline import make_input_fn
+  from estimator_cifar.engine import modes
+  from estimator_cifar.engine import estimator_setup
+  from estimator_cifar.data.input_pipeline import make_input_fn
   checkpoint = os.path.join(model_dir, f"model.ckpt-{STEPS}")
   results = {}
   for with_ema in (False, True):
     ema_cfg = dataclasses.replace(cfg, ema=dataclasses.replace(
         cfg.ema, eval_with_ema=with_ema))
-    estimator = train_lib.make_estimator(ema_cfg, model_dir, plan)
+    estimator = estimator_setup.make_estimator(ema_cfg, model_dir, plan)
     metrics = estimator.evaluate(make_input_fn(ema_cfg, plan.source, False),
                                  checkpoint_path=checkpoint, name=f"ema{with_ema}")
     export = estimator.export_saved_model(os.path.join(work, f"export{with_ema}"),

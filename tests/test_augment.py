@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import config as config_lib
-from estimator_cifar.datasets import augment
+from estimator_cifar.data import augment
 
 v1 = tf.compat.v1
 

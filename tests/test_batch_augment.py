@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from estimator_cifar.config import DataConfig
-from estimator_cifar.datasets import augment, batch_augment
+from estimator_cifar.data import augment, batch_augment
 
 
 def _coordinates(batch: int) -> np.ndarray:

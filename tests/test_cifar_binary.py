@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar.datasets import cifar_binary, fake
+from estimator_cifar.data import cifar_binary, fake
 from estimator_cifar.errors import DataError
 
 CIFAR10 = cifar_binary.CIFAR10

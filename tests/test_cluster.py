@@ -15,7 +15,7 @@ import threading
 import psutil
 import pytest
 
-from estimator_cifar import metrics_log
+from estimator_cifar.rundir import metrics_log
 from tests import testutil
 
 sys.path.insert(0, os.path.join(testutil.REPO_ROOT, "tools"))

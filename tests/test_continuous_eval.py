@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from estimator_cifar import continuous_eval, metrics_log
+from estimator_cifar.engine import continuous_eval
+from estimator_cifar.rundir import metrics_log
 from tests import testutil
 
 STEPS, SAVE = 120, 40
@@ -98,11 +99,12 @@ def _copy(watched, tmp_path) -> str:
 
 
 def _estimator(model_dir, data_dir, *overrides):
-  from estimator_cifar import train_lib
-  from estimator_cifar.datasets.input_pipeline import make_input_fn
+  from estimator_cifar.engine import modes
+  from estimator_cifar.engine import estimator_setup
+  from estimator_cifar.data.input_pipeline import make_input_fn
   cfg = testutil.tiny_config(*OVERRIDES[len(testutil.TINY):], *overrides)
-  plan = train_lib.make_plan(cfg, data_dir)
-  return (train_lib.make_estimator(cfg, model_dir, plan),
+  plan = estimator_setup.make_plan(cfg, data_dir)
+  return (estimator_setup.make_estimator(cfg, model_dir, plan),
           make_input_fn(cfg, plan.source, training=False))
 
 

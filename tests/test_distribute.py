@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from estimator_cifar import distribute
+from estimator_cifar.engine import distribute
 from estimator_cifar.errors import ConfigError
 from tests import testutil
 
@@ -119,12 +119,13 @@ def test_shard_for_worker_gives_each_ps_worker_its_own_shard():
 
 def test_session_settings_map_onto_the_config_proto(caplog):
   import tensorflow as tf
-  from estimator_cifar import train_lib
+  from estimator_cifar.engine import modes
+  from estimator_cifar.engine import estimator_setup
   cfg = testutil.tiny_config(
       "session.intra_op_threads=3", "session.inter_op_threads=2",
       "session.gpu_memory_fraction=0.4", "session.allow_growth=false",
       "session.log_device_placement=true", "session.xla=true")
-  proto = train_lib.session_config(cfg)
+  proto = estimator_setup.session_config(cfg)
   assert proto.intra_op_parallelism_threads == 3
   assert proto.inter_op_parallelism_threads == 2
   assert proto.gpu_options.per_process_gpu_memory_fraction == pytest.approx(0.4)
@@ -134,12 +135,12 @@ def test_session_settings_map_onto_the_config_proto(caplog):
       tf.compat.v1.OptimizerOptions.ON_1
   if not tf.config.list_physical_devices("GPU"):  # session.xla on a CPU:
     assert "changes nothing here" in caplog.text  # said, not silently ignored.
-  defaults = train_lib.session_config(testutil.tiny_config())
+  defaults = estimator_setup.session_config(testutil.tiny_config())
   assert defaults.gpu_options.allow_growth
   assert defaults.graph_options.optimizer_options.global_jit_level == 0
   assert defaults.gpu_options.per_process_gpu_memory_fraction == 0
   # And they reach the Estimator's RunConfig unchanged.
-  run_config = train_lib.run_config(cfg, "/tmp/unused_model_dir")
+  run_config = estimator_setup.run_config(cfg, "/tmp/unused_model_dir")
   assert run_config.session_config.intra_op_parallelism_threads == 3
   assert run_config.train_distribute is None
 

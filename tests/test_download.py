@@ -1,4 +1,4 @@
-"""Tests for estimator_cifar.datasets.download, against a local server only."""
+"""Tests for estimator_cifar.data.download, against a local server only."""
 
 import functools
 import hashlib
@@ -19,7 +19,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # Plain `pytest` does not add the root.
   sys.path.insert(0, str(REPO_ROOT))
 
-from estimator_cifar.datasets import download  # pylint: disable=g-import-not-at-top
+from estimator_cifar.data import download  # pylint: disable=g-import-not-at-top
 from estimator_cifar.errors import ConfigError, DataError  # pylint: disable=g-import-not-at-top
 
 ARCHIVE = download.CIFAR10.archive

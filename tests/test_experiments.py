@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import models
-from estimator_cifar.datasets import cifar_binary
+from estimator_cifar.model import nets
+from estimator_cifar.data import cifar_binary
 from tests.test_models import _resnet_params
 
 v1 = tf.compat.v1
@@ -46,7 +46,7 @@ def test_experiment_validates_documents_and_builds(name):
   size = cfg.data.image_size
   classes = _num_classes(cfg)
   with tf.Graph().as_default():  # The inference graph: the same variables.
-    logits = models.build(cfg.model, classes)(
+    logits = nets.build(cfg.model, classes)(
         v1.placeholder(tf.float32, [None, size, size, 3]), False)
     assert logits.shape.as_list() == [None, classes]
     params = sum(int(np.prod(v.shape.as_list())) for v in v1.trainable_variables())

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import export, predict, train_lib
-from estimator_cifar.datasets import fake
+from estimator_cifar.engine import export, predict, modes
+from estimator_cifar.data import fake
 from estimator_cifar.errors import CheckpointError, DataError
 from tests.testutil import TINY, run_cli, tiny_config
 
@@ -31,7 +31,7 @@ def raw_test_set(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
 def trained(tmp_path_factory, cifar10_dir):
   """(model_dir, eval accuracy with EMA weights) of a train_and_eval run."""
   model_dir = str(tmp_path_factory.mktemp("ema_run"))
-  result = train_lib.run(tiny_config(*EMA), model_dir, "train_and_eval", cifar10_dir)
+  result = modes.run(tiny_config(*EMA), model_dir, "train_and_eval", cifar10_dir)
   return model_dir, float(result["accuracy"])
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import hooks, summaries, train_lib
+from estimator_cifar.engine import hooks, modes
+from estimator_cifar.model import summaries
 from estimator_cifar.errors import ConfigError, UserError
 from tests.test_summaries import PROGRESS, read_events, scalars
 from tests.testutil import REPO_ROOT, TINY, run_cli, tiny_config
@@ -127,7 +128,7 @@ def test_cli_nan_stop_keeps_checkpoints_finite(cifar10_dir, tmp_path):
 def test_nan_loss_stops_before_any_further_save(cifar10_dir, tmp_path):
   cfg = tiny_config("train.steps=20", "optimizer.learning_rate=1e30")
   with pytest.raises(hooks.TrainingDivergedError) as info:
-    train_lib.run(cfg, str(tmp_path), "train", cifar10_dir)
+    modes.run(cfg, str(tmp_path), "train", cifar10_dir)
   assert str(info.value).startswith("Training diverged at step 2: the loss is ")
   assert "model.ckpt-0 (step 0)" in str(info.value)
   assert _checkpoint_steps_all_finite(str(tmp_path)) == [0]
@@ -139,7 +140,7 @@ def test_final_save_of_diverged_weights_is_refused(cifar10_dir, tmp_path):
   cfg = tiny_config("train.steps=1", "optimizer.learning_rate=inf")
   with pytest.raises(hooks.TrainingDivergedError,
                      match=r"at step 1: \d+ variable\(s\) hold NaN or Inf"):
-    train_lib.run(cfg, str(tmp_path), "train", cifar10_dir)
+    modes.run(cfg, str(tmp_path), "train", cifar10_dir)
   assert _checkpoint_steps_all_finite(str(tmp_path)) == [0]
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from estimator_cifar.datasets import sources
-from estimator_cifar.datasets.input_pipeline import IMAGES_KEY, make_input_fn
+from estimator_cifar.data import sources
+from estimator_cifar.data.input_pipeline import IMAGES_KEY, make_input_fn
 from tests.testutil import tiny_config
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar.model_fn import model_fn
+from estimator_cifar.model.model_fn import model_fn
 from tests.testutil import tiny_config
 
 v1 = tf.compat.v1

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import models
-from estimator_cifar.model_fn import COMPUTE_DTYPES
+from estimator_cifar.model import nets
+from estimator_cifar.model.model_fn import COMPUTE_DTYPES
 
 v1 = tf.compat.v1
 
@@ -19,7 +19,7 @@ SMALL = {  # Each model at its smallest, to keep the forward passes cheap.
 
 
 def test_registry_matches_config_choices():
-  assert set(models.MODELS) == set(config_lib.MODEL_NAMES)
+  assert set(nets.MODELS) == set(config_lib.MODEL_NAMES)
 
 
 def _model_cfg(name, **fields):
@@ -36,7 +36,7 @@ def test_output_shape_and_dtype(name, precision):
   images = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
   with tf.Graph().as_default():
     x = tf.cast(tf.constant(images), COMPUTE_DTYPES[precision])
-    fn = models.build(cfg, 7)
+    fn = nets.build(cfg, 7)
     train_logits = fn(x, True)
     with v1.variable_scope(v1.get_variable_scope(), reuse=True):
       eval_logits = fn(x, False)
@@ -54,7 +54,7 @@ def test_output_shape_and_dtype(name, precision):
 
 def test_tutorial_convnet_takes_24px_crops():
   with tf.Graph().as_default():
-    logits = models.build(_model_cfg("convnet"), 10)(tf.zeros([2, 24, 24, 3]), False)
+    logits = nets.build(_model_cfg("convnet"), 10)(tf.zeros([2, 24, 24, 3]), False)
     assert logits.shape.as_list() == [2, 10]
     # FC 384 on the 6x6x64 map left by two stride-2 pools of a 24px input.
     (kernel,) = [v for v in v1.global_variables()
@@ -86,7 +86,7 @@ def _resnet_params(n: int, widths, version: int, classes: int) -> int:
 
 def _count(cfg, classes=10) -> int:
   with tf.Graph().as_default():
-    models.build(cfg, classes)(tf.zeros([1, 32, 32, 3]), True)
+    nets.build(cfg, classes)(tf.zeros([1, 32, 32, 3]), True)
     return sum(int(np.prod(v.shape.as_list())) for v in v1.trainable_variables())
 
 

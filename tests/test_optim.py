@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import model_fn as model_fn_lib
-from estimator_cifar import models, optim
+from estimator_cifar.model import model_fn as model_fn_lib
+from estimator_cifar.model import nets, optim
 from estimator_cifar.errors import ConfigError
 
 v1 = tf.compat.v1
@@ -142,7 +142,7 @@ def _decay_graph(on: str, wd: float = 1e-3, name: str = "convnet"):
   cfg.model.name = name
   cfg.train.weight_decay, cfg.train.weight_decay_on = wd, on
   with tf.Graph().as_default():
-    models.build(cfg.model, 10)(tf.zeros([2, 32, 32, 3]), True)
+    nets.build(cfg.model, 10)(tf.zeros([2, 32, 32, 3]), True)
     variables = v1.trainable_variables()
     model_fn_lib._add_weight_decay(cfg, variables)
     terms = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
@@ -181,7 +181,7 @@ def test_decayed_variables_for_adamw_follow_weight_decay_on():
   with tf.Graph().as_default():
     cfg = config_lib.ExperimentConfig()
     cfg.model.name = "tiny"
-    models.build(cfg.model, 10)(tf.zeros([2, 32, 32, 3]), True)
+    nets.build(cfg.model, 10)(tf.zeros([2, 32, 32, 3]), True)
     names = [v.op.name for v in optim.decayed_variables(
         v1.trainable_variables(), "dense_kernels")]
   assert names == ["tiny/logits/kernel"]

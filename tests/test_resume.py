@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import model_dir_state, train_lib
+from estimator_cifar.rundir import identity
+from estimator_cifar.engine import modes
+from estimator_cifar.engine import estimator_setup
 from estimator_cifar.errors import CheckpointError
 from tests.testutil import REPO_ROOT, TINY, run_cli, tiny_config
 
@@ -33,9 +35,9 @@ class StartValues(tf.compat.v1.train.SessionRunHook):
 
 @pytest.fixture
 def start_values(monkeypatch):
-  """Makes train_lib.run's Estimator.train record the values it starts from."""
+  """Makes modes.run's Estimator.train record the values it starts from."""
   hook = StartValues()
-  real = train_lib.make_estimator
+  real = estimator_setup.make_estimator
 
   def make(*args, **kwargs):
     estimator = real(*args, **kwargs)
@@ -44,7 +46,7 @@ def start_values(monkeypatch):
         input_fn, hooks=list(hooks or []) + [hook], **kw)
     return estimator
 
-  monkeypatch.setattr(train_lib, "make_estimator", make)
+  monkeypatch.setattr(modes, "make_estimator", make)
   return hook
 
 
@@ -54,19 +56,19 @@ def step_of(checkpoint: str) -> int:
 
 def test_rerun_resumes_and_ends_at_the_same_step(tmp_path, cifar10_dir, start_values):
   model_dir = str(tmp_path / "run")
-  train_lib.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
+  modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
   first = tf.train.latest_checkpoint(model_dir)
   assert step_of(first) == 6
   before = tf.train.load_checkpoint(first).get_tensor("tiny/conv/kernel")
   # The same command again: nothing left to do, nothing changes.
   start_values.values = None
-  train_lib.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
+  modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
   assert tf.train.latest_checkpoint(model_dir) == first
   assert start_values.values is None  # Training was skipped, not restarted.
   np.testing.assert_array_equal(
       tf.train.load_checkpoint(first).get_tensor("tiny/conv/kernel"), before)
   # More steps: it continues from step 6 with the saved weights.
-  train_lib.run(tiny_config(*NO_EXPORT, "train.steps=12"), model_dir, "train",
+  modes.run(tiny_config(*NO_EXPORT, "train.steps=12"), model_dir, "train",
                 cifar10_dir)
   assert step_of(tf.train.latest_checkpoint(model_dir)) == 12
   assert start_values.values["global_step"] == 6
@@ -101,7 +103,7 @@ def test_sigkill_then_rerun_loses_nothing(tmp_path, cifar10_dir, start_values):
   saved = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
   # Rerun the same command (in-process, to see the values it starts from).
   cfg = tiny_config(*NO_EXPORT, f"train.steps={steps}", "checkpoint.save_steps=5")
-  train_lib.run(cfg, model_dir, "train", cifar10_dir)
+  modes.run(cfg, model_dir, "train", cifar10_dir)
   assert step_of(tf.train.latest_checkpoint(model_dir)) == steps
   restored = start_values.values
   assert restored["global_step"] == step_of(last)
@@ -112,10 +114,10 @@ def test_sigkill_then_rerun_loses_nothing(tmp_path, cifar10_dir, start_values):
 
 def test_config_differences_show_old_and_new(tmp_path):
   model_dir = str(tmp_path)
-  train_lib.write_config(tiny_config(), model_dir)
-  model_dir_state.check_config(tiny_config("train.steps=50"), model_dir)  # Fine.
+  modes.write_config(tiny_config(), model_dir)
+  identity.check_config(tiny_config("train.steps=50"), model_dir)  # Fine.
   with pytest.raises(CheckpointError) as e:
-    model_dir_state.check_config(
+    identity.check_config(
         tiny_config("model.name=resnet", "model.depth=32", "data.name=cifar100"),
         model_dir)
   message = str(e.value)
@@ -124,18 +126,18 @@ def test_config_differences_show_old_and_new(tmp_path):
   assert "data.name: 'cifar10' -> 'cifar100'" in message
   assert "--allow_config_change" in message
   # Coarse vs fine labels only matter for CIFAR-100.
-  assert model_dir_state.config_differences(
+  assert identity.config_differences(
       json.loads(tiny_config().to_json()), tiny_config("data.label=coarse")) == []
-  model_dir_state.check_config(tiny_config("model.depth=32"), model_dir,
+  identity.check_config(tiny_config("model.depth=32"), model_dir,
                           allow_change=True)
 
 
 def test_other_model_refused_unless_allowed(tmp_path, cifar10_dir):
   model_dir = str(tmp_path / "run")
-  train_lib.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
+  modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
   # model.depth is not used by the tiny model, so the override can resume.
   with pytest.raises(CheckpointError, match="model.depth: 20 -> 26"):
-    train_lib.run(tiny_config(*NO_EXPORT, "model.depth=26"), model_dir, "train",
+    modes.run(tiny_config(*NO_EXPORT, "model.depth=26"), model_dir, "train",
                   cifar10_dir)
   assert json.load(open(os.path.join(model_dir, "config.json")))["model"]["depth"] == 20
   allowed = run_cli(
@@ -148,11 +150,11 @@ def test_other_model_refused_unless_allowed(tmp_path, cifar10_dir):
 
 
 def test_checkpoint_fields_map_onto_run_config(tmp_path):
-  by_steps = train_lib.run_config(tiny_config(
+  by_steps = estimator_setup.run_config(tiny_config(
       "checkpoint.save_steps=7", "checkpoint.keep_max=2",
       "checkpoint.keep_every_n_hours=1.5"), str(tmp_path))
   assert by_steps.save_checkpoints_steps == 7 and by_steps.save_checkpoints_secs is None
   assert by_steps.keep_checkpoint_max == 2
   assert by_steps.keep_checkpoint_every_n_hours == 1.5
-  by_secs = train_lib.run_config(tiny_config("checkpoint.save_secs=90"), str(tmp_path))
+  by_secs = estimator_setup.run_config(tiny_config("checkpoint.save_secs=90"), str(tmp_path))
   assert by_secs.save_checkpoints_secs == 90 and by_secs.save_checkpoints_steps is None

@@ -16,8 +16,10 @@ import time
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import model_dir_check, run, run_info, train_lib
-from estimator_cifar.datasets import cifar_binary, fake
+from estimator_cifar.rundir import checkpoint_check, run_record
+from estimator_cifar import run
+from estimator_cifar.engine import modes
+from estimator_cifar.data import cifar_binary, fake
 from estimator_cifar.errors import CheckpointError
 from tests.testutil import REPO_ROOT, TINY, run_cli, tiny_config
 
@@ -56,7 +58,7 @@ def step_of(checkpoint: str) -> int:
 def trained(tmp_path_factory, cifar10_dir):
   """A model_dir trained 6 steps with checkpoints at steps 0, 3 and 6."""
   model_dir = str(tmp_path_factory.mktemp("trained") / "run")
-  train_lib.run(tiny_config(*CKPT), model_dir, "train", cifar10_dir)
+  modes.run(tiny_config(*CKPT), model_dir, "train", cifar10_dir)
   return model_dir
 
 
@@ -155,7 +157,7 @@ def test_data_errors(damage, tmp_path, capsys, monkeypatch):
     assert word in message
   assert tf.train.latest_checkpoint(model_dir) is None
   assert not glob.glob(os.path.join(data_dir, "*.tar.gz"))  # Bad archive gone.
-  assert run_info.read(model_dir)["status"] == run_info.FAILED
+  assert run_record.read(model_dir)["status"] == run_record.FAILED
 
 
 def test_data_error_in_a_real_process(tmp_path):
@@ -214,7 +216,7 @@ def test_model_dir_without_permission(tmp_path):
   locked = tmp_path / "locked"
   locked.mkdir(mode=0o500)
   with pytest.raises(CheckpointError, match="Cannot write to.*Permission denied"):
-    model_dir_check.check_writable(str(locked / "run"))
+    checkpoint_check.check_writable(str(locked / "run"))
 
 
 def test_damaged_newest_checkpoint_named_then_resumed_from_previous(
@@ -234,13 +236,13 @@ def test_damaged_newest_checkpoint_named_then_resumed_from_previous(
   code, out, err = cli(capsys, *args, "--resume_from_previous")
   assert code == 0, err[-3000:]
   assert "Done: resnet_sgd mode=train step=6" in out
-  assert run_info.read(model_dir)["start_step"] == 3
+  assert run_record.read(model_dir)["start_step"] == 3
   moved = glob.glob(os.path.join(model_dir, "damaged_checkpoints", "*", "*"))
   assert sorted(os.path.basename(p) for p in moved) == sorted(
       ["model.ckpt-6.index", "model.ckpt-6.meta", os.path.basename(data)])
   # Both the good old checkpoint and the new step 6 read back whole.
   for step in (3, 6):
-    assert model_dir_check.checkpoint_problem(
+    assert checkpoint_check.checkpoint_problem(
         os.path.join(model_dir, f"model.ckpt-{step}")) is None
 
 
@@ -249,22 +251,22 @@ def test_missing_index_or_state_file_is_named(trained, tmp_path):
   os.remove(os.path.join(model_dir, "model.ckpt-6.index"))
   with pytest.raises(CheckpointError, match=r"model.ckpt-6.index is missing.*"
                      r"resume from model.ckpt-3 \(step 3\)"):
-    model_dir_check.check_checkpoints(model_dir)
+    checkpoint_check.check_checkpoints(model_dir)
   # A garbled state file: TensorFlow would ignore it and start from step 0.
   with open(os.path.join(model_dir, "checkpoint"), "w") as f:
     f.write("garbage {")
   with pytest.raises(CheckpointError, match="state file .* is unreadable.*"
                      "start over from step 0.*--resume_from_previous"):
-    model_dir_check.check_checkpoints(model_dir)
-  model_dir_check.check_checkpoints(model_dir, resume_from_previous=True)
+    checkpoint_check.check_checkpoints(model_dir)
+  checkpoint_check.check_checkpoints(model_dir, resume_from_previous=True)
   assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-3")
-  model_dir_check.check_checkpoints(model_dir)  # Now fine.
+  checkpoint_check.check_checkpoints(model_dir)  # Now fine.
   # Nothing complete left: no flag can help, the message says how to start over.
   for path in glob.glob(os.path.join(model_dir, "model.ckpt-[03].data-*")):
     with open(path, "r+b") as f:
       f.truncate(10)
   with pytest.raises(CheckpointError, match="no earlier complete checkpoint"):
-    model_dir_check.check_checkpoints(model_dir, resume_from_previous=True)
+    checkpoint_check.check_checkpoints(model_dir, resume_from_previous=True)
 
 
 def test_kill_during_checkpoint_write_resumes_from_previous(trained, tmp_path, cifar10_dir):
@@ -280,10 +282,10 @@ def test_kill_during_checkpoint_write_resumes_from_previous(trained, tmp_path, c
   shutil.move(glob.glob(os.path.join(model_dir, "model.ckpt-6.data-*"))[0], temp)
   with open(temp, "r+b") as f:
     f.truncate(50)
-  train_lib.run(tiny_config(*CKPT), model_dir, "train", cifar10_dir)
-  assert run_info.read(model_dir)["start_step"] == 3
+  modes.run(tiny_config(*CKPT), model_dir, "train", cifar10_dir)
+  assert run_record.read(model_dir)["start_step"] == 3
   latest = tf.train.latest_checkpoint(model_dir)
-  assert step_of(latest) == 6 and model_dir_check.checkpoint_problem(latest) is None
+  assert step_of(latest) == 6 and checkpoint_check.checkpoint_problem(latest) is None
 
 
 # -------------------------------------------------------------------- faults
@@ -318,14 +320,14 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
   assert "Traceback" not in err
   latest = tf.train.latest_checkpoint(model_dir)
   step = step_of(latest)
-  assert step > 0 and model_dir_check.checkpoint_problem(latest) is None
+  assert step > 0 and checkpoint_check.checkpoint_problem(latest) is None
   assert f"Preempted: resnet_sgd mode=train_and_eval step={step}" in out
-  record = run_info.read(model_dir)
+  record = run_record.read(model_dir)
   assert record["status"] == "preempted" and record["final_step"] == step
   # The rerun continues from it.
-  train_lib.run(tiny_config(f"train.steps={step + 2}"), model_dir, "train",
+  modes.run(tiny_config(f"train.steps={step + 2}"), model_dir, "train",
                 cifar10_dir)
-  assert run_info.read(model_dir)["start_step"] == step
+  assert run_record.read(model_dir)["start_step"] == step
   assert step_of(tf.train.latest_checkpoint(model_dir)) == step + 2
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from estimator_cifar import config as config_lib
-from estimator_cifar.datasets import cifar_binary
+from estimator_cifar.data import cifar_binary
 from estimator_cifar.errors import ConfigError, DataError
 from tests.testutil import tiny_config
 

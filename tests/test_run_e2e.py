@@ -7,7 +7,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import metrics_log, train_lib
+from estimator_cifar.rundir import metrics_log
+from estimator_cifar.engine import modes
 from tests.testutil import TINY, run_cli, tiny_config
 
 
@@ -86,6 +87,6 @@ def test_resnet8_learns_easy_data(cifar10_dir, tmp_path):
                     "optimizer.learning_rate=0.1",
                     "ema.decay=0", "schedule.name=constant",
                     "checkpoint.save_secs=3600", "eval.throttle_secs=3600")
-  result = train_lib.run(cfg, str(tmp_path / "m"), "train_and_eval", cifar10_dir)
+  result = modes.run(cfg, str(tmp_path / "m"), "train_and_eval", cifar10_dir)
   assert result["global_step"] == 150
   assert result["accuracy"] >= 0.95, result  # Chance is 0.1.

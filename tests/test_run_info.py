@@ -1,4 +1,4 @@
-"""Tests for estimator_cifar.run_info; --mode=eval reproduces a run's figure."""
+"""Tests for estimator_cifar.rundir.run_record; --mode=eval reproduces a run's figure."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 
 import estimator_cifar
 from estimator_cifar import config as config_lib
-from estimator_cifar import metrics_log, run_info
+from estimator_cifar.rundir import metrics_log, run_record
 from estimator_cifar.errors import ConfigError, DataError, UserError
 from tests import testutil
 
@@ -35,7 +35,7 @@ class MaintenanceError(Exception):
     (KeyboardInterrupt(), "interrupted", "interrupted (KeyboardInterrupt)"),
 ])
 def test_outcome(error, status, message):
-  assert run_info.outcome(error) == (status, message)
+  assert run_record.outcome(error) == (status, message)
 
 
 def test_start_end_round_trip_and_history(tmp_path, monkeypatch):
@@ -43,8 +43,8 @@ def test_start_end_round_trip_and_history(tmp_path, monkeypatch):
   model_dir = str(tmp_path / "run")
   cfg = testutil.tiny_config()
   argv = ["run.py", "--experiment=resnet_sgd", f"--model_dir={model_dir}"]
-  record = run_info.start(cfg, model_dir, "train", None, argv=argv)
-  on_disk = run_info.read(model_dir)
+  record = run_record.start(cfg, model_dir, "train", None, argv=argv)
+  on_disk = run_record.read(model_dir)
   assert on_disk["status"] == "running" and on_disk["end_time"] is None
   assert on_disk["config"] == json.loads(cfg.to_json())
   assert on_disk["command"] == argv
@@ -58,18 +58,18 @@ def test_start_end_round_trip_and_history(tmp_path, monkeypatch):
   assert on_disk["host"]["pid"] == os.getpid()
   assert os.listdir(model_dir) == ["run_info.json"]  # No temp file left.
 
-  run_info.end(record, DataError("gone"))
-  first = run_info.read(model_dir)
+  run_record.end(record, DataError("gone"))
+  first = run_record.read(model_dir)
   assert (first["status"], first["error"]) == ("failed", "gone")
   assert first["start_time"] < first["end_time"]
   assert first["duration_s"] >= 0 and "_t0" not in first
 
   # A retry killed without a word, then a third attempt with more steps.
-  run_info.start(cfg, model_dir, "train", None)
+  run_record.start(cfg, model_dir, "train", None)
   longer = testutil.tiny_config("train.steps=9")
-  record = run_info.start(longer, model_dir, "train", None)
-  run_info.end(record, None, {"accuracy": 0.5, "global_step": 4})
-  last = run_info.read(model_dir)
+  record = run_record.start(longer, model_dir, "train", None)
+  run_record.end(record, None, {"accuracy": 0.5, "global_step": 4})
+  last = run_record.read(model_dir)
   assert last["status"] == "finished" and last["error"] is None
   assert last["final_metrics"] == {"accuracy": 0.5, "global_step": 4}
   assert last["config"]["train"]["steps"] == 9
@@ -98,9 +98,9 @@ def test_only_the_chief_writes(tmp_path, monkeypatch, tf_config, chief):
     monkeypatch.delenv("TF_CONFIG", raising=False)
   else:
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
-  record = run_info.start(testutil.tiny_config(), str(tmp_path), "train", None)
+  record = run_record.start(testutil.tiny_config(), str(tmp_path), "train", None)
   assert (record is not None) == chief
-  assert os.path.exists(run_info.path(str(tmp_path))) == chief
+  assert os.path.exists(run_record.path(str(tmp_path))) == chief
 
 
 def _git(cwd, *args):
@@ -119,39 +119,39 @@ def test_git_state(tmp_path, monkeypatch):
   _git(package.parent, "commit", "-q", "-m", "c")
   head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, text=True,
                         capture_output=True, check=True).stdout.strip()
-  assert run_info.git_state(str(package)) == {"git_commit": head,
+  assert run_record.git_state(str(package)) == {"git_commit": head,
                                               "git_dirty": False}
   (package / "__init__.py").write_text("x = 2\n")
-  assert run_info.git_state(str(package))["git_dirty"] is True
+  assert run_record.git_state(str(package))["git_dirty"] is True
   # A copy installed somewhere inside an unrelated repository is no checkout.
   other = package.parent / "venv" / "site-packages" / "estimator_cifar"
   other.mkdir(parents=True)
-  assert run_info.git_state(str(other)) == {}
-  assert run_info.git_state(str(tmp_path)) == {}  # Not a repository at all.
+  assert run_record.git_state(str(other)) == {}
+  assert run_record.git_state(str(tmp_path)) == {}  # Not a repository at all.
   monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # No git binary.
-  assert run_info.git_state(str(package)) == {}
+  assert run_record.git_state(str(package)) == {}
 
 
 def test_recorded_config(tmp_path):
   cfg = testutil.tiny_config("ema.eval_with_ema=true")
-  assert run_info.recorded_config(str(tmp_path), []) is None
+  assert run_record.recorded_config(str(tmp_path), []) is None
   (tmp_path / "config.json").write_text(cfg.to_json())
-  assert run_info.recorded_config(str(tmp_path), []) == cfg
-  again = run_info.recorded_config(str(tmp_path), ["eval.batch_size=7"])
+  assert run_record.recorded_config(str(tmp_path), []) == cfg
+  again = run_record.recorded_config(str(tmp_path), ["eval.batch_size=7"])
   assert again.eval.batch_size == 7 and again.model.name == "tiny"
   (tmp_path / "config.json").write_text("{broken")
   with pytest.raises(ConfigError, match="config.json"):
-    run_info.recorded_config(str(tmp_path), [])
+    run_record.recorded_config(str(tmp_path), [])
 
 
 def test_train_failure_is_recorded(tmp_path, monkeypatch):
-  from estimator_cifar import train_lib  # Imports TensorFlow.
+  from estimator_cifar.engine import modes  # Imports TensorFlow.
   monkeypatch.delenv("TF_CONFIG", raising=False)
   model_dir = str(tmp_path / "run")
   with pytest.raises(DataError) as raised:
-    train_lib.run(testutil.tiny_config(), model_dir, "train",
+    modes.run(testutil.tiny_config(), model_dir, "train",
                   str(tmp_path / "no_data"))
-  record = run_info.read(model_dir)
+  record = run_record.read(model_dir)
   assert record["status"] == "failed"
   assert record["error"] == str(raised.value)
   assert record["end_time"] is not None and record["final_step"] == 0
@@ -170,16 +170,16 @@ def _eval_cli(model_dir, *args):
 def test_eval_reproduces_recorded_accuracy(tmp_path, cifar10_dir, monkeypatch):
   """--mode=eval alone (no experiment, overrides or data_dir) gives the same
   figure as training's final eval: same data, model and EMA choice."""
-  from estimator_cifar import train_lib  # Imports TensorFlow.
+  from estimator_cifar.engine import modes  # Imports TensorFlow.
   monkeypatch.delenv("TF_CONFIG", raising=False)
   model_dir = str(tmp_path / "run")
   cfg = testutil.tiny_config("train.steps=4", "ema.eval_with_ema=true",
                              "train.seed=3")
-  result = train_lib.run(cfg, model_dir, "train_and_eval", cifar10_dir)
+  result = modes.run(cfg, model_dir, "train_and_eval", cifar10_dir)
   trained = _last_row(model_dir)
   assert trained["global_step"] == 4
 
-  record = run_info.read(model_dir)
+  record = run_record.read(model_dir)
   assert record["status"] == "finished" and record["final_step"] == 4
   assert record["final_metrics"]["accuracy"] == trained["accuracy"]
   assert record["data_dir"] == os.path.abspath(cifar10_dir)
@@ -193,29 +193,29 @@ def test_eval_reproduces_recorded_accuracy(tmp_path, cifar10_dir, monkeypatch):
   raw = _eval_cli(model_dir, "--params_override=ema.eval_with_ema=false")
   assert raw["loss"] != trained["loss"]
   # Evaluation is no train run: the record is untouched.
-  assert run_info.read(model_dir) == record
+  assert run_record.read(model_dir) == record
 
 
 def test_resume_at_max_steps_still_evaluates(tmp_path, cifar10_dir,
                                              monkeypatch):
   """A run killed between its last checkpoint and its final eval gets that
   eval when resumed, although Estimator has nothing left to train."""
-  from estimator_cifar import train_lib  # Imports TensorFlow.
+  from estimator_cifar.engine import modes  # Imports TensorFlow.
   monkeypatch.delenv("TF_CONFIG", raising=False)
   model_dir = str(tmp_path / "run")
   cfg = testutil.tiny_config("train.steps=2")
-  train_lib.run(cfg, model_dir, "train", cifar10_dir)
+  modes.run(cfg, model_dir, "train", cifar10_dir)
   assert metrics_log.read(model_dir) == []
-  result = train_lib.run(cfg, model_dir, "train_and_eval", cifar10_dir)
+  result = modes.run(cfg, model_dir, "train_and_eval", cifar10_dir)
   rows = metrics_log.read(model_dir)
   assert [r["checkpoint"] for r in rows] == ["model.ckpt-2"]
   assert result["accuracy"] == rows[0]["accuracy"]
-  record = run_info.read(model_dir)
+  record = run_record.read(model_dir)
   assert (record["status"], record["start_step"], record["final_step"],
           record["resumed"]) == ("finished", 2, 2, True)
   assert record["final_metrics"]["accuracy"] == rows[0]["accuracy"]
   assert [h["status"] for h in record["history"]] == ["finished"]
   assert record["history"][0]["mode"] == "train"
   # Once more: the row is reused, not evaluated again.
-  train_lib.run(cfg, model_dir, "train_and_eval", cifar10_dir)
+  modes.run(cfg, model_dir, "train_and_eval", cifar10_dir)
   assert len(metrics_log.read(model_dir)) == 1

@@ -7,7 +7,7 @@ import socket
 import tarfile
 import time
 
-from estimator_cifar.datasets import download, fake, sources
+from estimator_cifar.data import download, fake, sources
 from tests.testutil import run_cli, tiny_config
 
 

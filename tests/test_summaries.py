@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import summaries, train_lib
-from estimator_cifar.model_fn import model_fn
+from estimator_cifar.model import summaries
+from estimator_cifar.engine import modes
+from estimator_cifar.model.model_fn import model_fn
 from tests.testutil import tiny_config
 
 v1 = tf.compat.v1
@@ -42,7 +43,7 @@ def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
   caplog.set_level(logging.INFO, logger="absl")
   model_dir = str(tmp_path / "run")
   cfg = tiny_config()  # 6 steps, batch 16, summaries and progress every 5.
-  train_lib.run(cfg, model_dir, "train_and_eval", cifar10_dir)
+  modes.run(cfg, model_dir, "train_and_eval", cifar10_dir)
   events = read_events(model_dir)
   s = scalars(events)
 
@@ -110,7 +111,7 @@ def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
 def test_histograms_and_images_switch_and_thin(cifar10_dir, tmp_path, overrides,
                                                histogram_steps, image_steps):
   cfg = tiny_config("summary.save_steps=2", "train.steps=6", *overrides)
-  train_lib.run(cfg, str(tmp_path), "train", cifar10_dir)
+  modes.run(cfg, str(tmp_path), "train", cifar10_dir)
   events = read_events(str(tmp_path))
   kinds = {}
   for by_step in events.values():

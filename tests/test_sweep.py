@@ -13,7 +13,7 @@ import time
 import pytest
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import metrics_log, run_info
+from estimator_cifar.rundir import metrics_log, run_record
 from tests import testutil
 
 TOOLS_DIR = os.path.join(testutil.REPO_ROOT, "tools")
@@ -103,7 +103,7 @@ def test_grid_key_also_in_set_is_rejected(tmp_path):
 
 def _finished_record(model_dir, cfg, step):
   os.makedirs(model_dir, exist_ok=True)
-  with open(run_info.path(model_dir), "w") as f:
+  with open(run_record.path(model_dir), "w") as f:
     json.dump({"status": "finished", "final_step": step,
                "config": json.loads(cfg.to_json())}, f)
 
@@ -120,7 +120,7 @@ def test_point_state(tmp_path):
   _finished_record(point.model_dir, other, 4)  # Config changed since.
   assert sweep.point_state(point, cfg) == ("resume",
                                            "finished with another config")
-  with open(run_info.path(point.model_dir), "w") as f:
+  with open(run_record.path(point.model_dir), "w") as f:
     json.dump({"status": "running"}, f)
   assert sweep.point_state(point, cfg) == ("resume",
                                            "last status running or killed")
@@ -165,7 +165,7 @@ def test_failed_point_is_reported_and_the_sweep_goes_on(tmp_path, cifar10_dir):
   assert status == 1
   good, bad = (os.path.join(root, f"optimizer.name={value}")
                for value in ("sgd", "bogus"))
-  assert run_info.read(good)["status"] == "finished"
+  assert run_record.read(good)["status"] == "finished"
   assert metrics_log.read(good)[-1]["global_step"] == 4
   expected = "error: optimizer.name='bogus' is not one of:"
   failed = [line for line in lines if line.startswith("FAILED")]
@@ -195,8 +195,8 @@ def _sweep_cmd(root, data_dir):
 
 def _statuses(root):
   found = {}
-  for path in glob.glob(os.path.join(root, "*", run_info.FILENAME)):
-    record = run_info.read(os.path.dirname(path))
+  for path in glob.glob(os.path.join(root, "*", run_record.FILENAME)):
+    record = run_record.read(os.path.dirname(path))
     if record:
       found[os.path.basename(os.path.dirname(path))] = record["status"]
   return found
@@ -233,7 +233,7 @@ def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
   assert done_early and killed
   snapshot = {}
   for name in done_early:
-    with open(run_info.path(os.path.join(root, name))) as f:
+    with open(run_record.path(os.path.join(root, name))) as f:
       snapshot[name] = f.read()
 
   dry = subprocess.run(_sweep_cmd(root, cifar10_dir) + ["--dry_run"], env=env,
@@ -250,14 +250,14 @@ def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
 
   for name in NAMES:
     model_dir = os.path.join(root, name)
-    record = run_info.read(model_dir)
+    record = run_record.read(model_dir)
     assert record["status"] == "finished" and record["final_step"] == 4
     rows = metrics_log.read(model_dir)
     assert rows[-1]["global_step"] == 4
     assert record["final_metrics"]["accuracy"] == rows[-1]["accuracy"]
     if name in done_early:  # Skipped: neither retrained nor rewritten.
       assert f"skip     {name}: finished at step 4" in second.stdout
-      with open(run_info.path(model_dir)) as f:
+      with open(run_record.path(model_dir)) as f:
         assert f.read() == snapshot[name]
       assert _attempts(model_dir) == 1
     elif name in killed:  # Resumed by the same command.

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from estimator_cifar.datasets import sources
-from estimator_cifar.datasets.input_pipeline import make_input_fn
+from estimator_cifar.data import sources
+from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.errors import DataError
 from tests.testutil import tiny_config
 

@@ -15,9 +15,10 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import optim, train_lib
-from estimator_cifar.datasets import sources
-from estimator_cifar.model_fn import configure_determinism
+from estimator_cifar.model import optim
+from estimator_cifar.engine import modes
+from estimator_cifar.data import sources
+from estimator_cifar.model.model_fn import configure_determinism
 from tests import graph_train
 from tests.testutil import TINY
 
@@ -182,7 +183,7 @@ def test_clip_global_norm_bounds_the_update_and_multiplier_zero_freezes(
 
 
 def _trained_weights(cfg, data_dir, model_dir) -> dict:
-  train_lib.run(cfg, model_dir, mode="train", data_dir=data_dir)
+  modes.run(cfg, model_dir, mode="train", data_dir=data_dir)
   reader = tf.train.load_checkpoint(model_dir)
   return {name: reader.get_tensor(name) for name in
           reader.get_variable_to_shape_map() if name.startswith("tiny/")}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import train_lib, warm_start
+from estimator_cifar.engine import modes, warm_start
 from estimator_cifar.errors import CheckpointError
 from tests.testutil import tiny_config
 
@@ -38,7 +38,7 @@ def first_checkpoint(model_dir: str):
 def source(tmp_path_factory, cifar10_dir):
   """A tiny CIFAR-10 model trained to high accuracy: (model_dir, accuracy)."""
   model_dir = str(tmp_path_factory.mktemp("source"))
-  result = train_lib.run(tiny_config(*FAST, f"train.steps={SOURCE_STEPS}"),
+  result = modes.run(tiny_config(*FAST, f"train.steps={SOURCE_STEPS}"),
                          model_dir, "train_and_eval", cifar10_dir)
   return model_dir, float(result["accuracy"])
 
@@ -176,9 +176,9 @@ def test_skipped_when_model_dir_has_a_checkpoint(tmp_path, caplog):
 def test_warm_started_20_steps_near_source_far_above_cold(source, tmp_path, cifar10_dir):
   model_dir, source_accuracy = source
   cfg = tiny_config(*FAST, "train.steps=20")
-  warm = train_lib.run(cfg, str(tmp_path / "warm"), "train_and_eval", cifar10_dir,
+  warm = modes.run(cfg, str(tmp_path / "warm"), "train_and_eval", cifar10_dir,
                        warm_start_from=model_dir)
-  cold = train_lib.run(tiny_config(*FAST, "train.steps=20"), str(tmp_path / "cold"),
+  cold = modes.run(tiny_config(*FAST, "train.steps=20"), str(tmp_path / "cold"),
                        "train_and_eval", cifar10_dir)
   print(f"source {source_accuracy:.2f} ({SOURCE_STEPS} steps), warm 20 steps "
         f"{warm['accuracy']:.2f}, cold 20 steps {cold['accuracy']:.2f}")
@@ -193,9 +193,9 @@ def test_fine_tune_cifar10_to_cifar100_without_the_head(source, tmp_path, cifar1
   target = str(tmp_path / "c100")
   base = FAST + ["data.name=cifar100", "train.steps=1"]
   with pytest.raises(CheckpointError, match=r"tiny/logits/kernel \(model \[16, 100\]"):
-    train_lib.run(tiny_config(*base), target, "train", cifar100_dir,
+    modes.run(tiny_config(*base), target, "train", cifar100_dir,
                   warm_start_from=model_dir)
-  train_lib.run(tiny_config(*base, "warm_start.exclude=[tiny/logits]"), target,
+  modes.run(tiny_config(*base, "warm_start.exclude=[tiny/logits]"), target,
                 "train", cifar100_dir, warm_start_from=model_dir)
   src, got = tf.train.load_checkpoint(model_dir), first_checkpoint(target)
   for name in ("tiny/conv/kernel", "tiny/bn/moving_mean", "tiny/bn/moving_variance",
@@ -218,7 +218,7 @@ def test_renamed_checkpoint_plus_npz_values(source, tmp_path, cifar10_dir):
   np.savez(npz, **{"tiny/conv/kernel": np.full([3, 3, 3, 8], 1234.5),
                    "tiny/bn/moving_mean": np.arange(8.0)})
   target = str(tmp_path / "target")
-  train_lib.run(tiny_config(*FAST, "train.steps=1", "warm_start.rename=old_net:tiny",
+  modes.run(tiny_config(*FAST, "train.steps=1", "warm_start.rename=old_net:tiny",
                             f"warm_start.values_npz={npz}"),
                 target, "train", cifar10_dir, warm_start_from=renamed)
   got = first_checkpoint(target)

@@ -100,7 +100,8 @@ def measure_pipeline(cfg, input_fn, batch: int, batches: int, warmup: int,
   pool to that many threads.
   """
   tf = _tf()
-  from estimator_cifar import train_lib
+  from estimator_cifar.engine import modes
+  from estimator_cifar.engine import estimator_setup
   v1 = tf.compat.v1
   with tf.Graph().as_default():
     ds = input_fn()
@@ -111,7 +112,7 @@ def measure_pipeline(cfg, input_fn, batch: int, batches: int, warmup: int,
     iterator = v1.data.make_initializable_iterator(ds)
     op = tf.group(tf.nest.flatten(iterator.get_next()))
     wall, cpu = [], []
-    with v1.Session(config=train_lib.session_config(cfg)) as sess:
+    with v1.Session(config=estimator_setup.session_config(cfg)) as sess:
       sess.run(iterator.initializer)
       for _ in range(warmup + batches + 1):
         sess.run(op)
@@ -124,12 +125,12 @@ def measure_pipeline(cfg, input_fn, batch: int, batches: int, warmup: int,
 def count_flops(cfg, num_classes: int) -> dict:
   """Forward FLOPs per image of the inference graph (batch 1, float32)."""
   tf = _tf()
-  from estimator_cifar import models
+  from estimator_cifar.model import nets
   v1 = tf.compat.v1
   size = cfg.data.image_size
   with tf.Graph().as_default() as graph:
     images = v1.placeholder(tf.float32, [1, size, size, 3])
-    models.build(cfg.model, num_classes)(images, False)
+    nets.build(cfg.model, num_classes)(images, False)
     options = (v1.profiler.ProfileOptionBuilder(
         v1.profiler.ProfileOptionBuilder.float_operation())
                .with_empty_output().build())

@@ -201,7 +201,7 @@ def minimal_data(data: str, model_dir: str) -> tuple[str | None, str | None]:
     return None, ("--vs-minimal skipped: the minimal peer reads CIFAR-10 "
                   f"binaries only (<data_dir>/cifar-10-batches-bin); none under "
                   f"{data}.")
-  from estimator_cifar.datasets import fake  # pylint: disable=g-import-not-at-top
+  from estimator_cifar.data import fake  # pylint: disable=g-import-not-at-top
   folder = os.path.join(model_dir, "minimal_data")
   fake.write_cifar10(folder, train_per_file=2000, test=500, easy=False)
   return folder, ("--vs-minimal with --data=synthetic: the minimal peer trains "

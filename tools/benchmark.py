@@ -9,7 +9,7 @@ Usage (from the repository root):
 
 `--data` is `synthetic` (random CIFAR-shaped images, no files) or a data_dir
 as `run.py --data_dir` takes it. Everything runs the package's own path:
-`train_lib.make_plan`, `make_estimator`, `make_input_fn`, i.e. the Estimator
+`estimator_setup.make_plan`, `make_estimator`, `make_input_fn`, i.e. the Estimator
 with every feature the experiment has on (EMA, summaries at their cadence,
 step logging, eval metrics). Two settings are changed for the measurement and
 reported in `forced_overrides`: `train.steps` (warm-up + timed steps) and
@@ -198,8 +198,9 @@ def main(argv=None) -> dict:
   cfg, forced = build_config(args.experiment, args.params_override, args.data,
                              args.warmup + args.steps)
   import tensorflow as tf
-  from estimator_cifar import train_lib
-  from estimator_cifar.datasets.input_pipeline import make_input_fn
+  from estimator_cifar.engine import modes
+  from estimator_cifar.engine import estimator_setup
+  from estimator_cifar.data.input_pipeline import make_input_fn
   tf.get_logger().setLevel("INFO" if args.verbose else "WARNING")
   m = Measurements(load_start=load_average())
   data_dir = None if args.data == "synthetic" else args.data
@@ -209,9 +210,9 @@ def main(argv=None) -> dict:
   m.peer_runs = {name: [] for name in peers}
   m.peer_precisions = {name: peer.precision for name, peer in peers.items()}
   try:
-    plan = train_lib.make_plan(cfg, data_dir)
+    plan = estimator_setup.make_plan(cfg, data_dir)
     train_input = make_input_fn(cfg, plan.source, training=True)
-    estimator = train_lib.make_estimator(cfg, model_dir, plan)
+    estimator = estimator_setup.make_estimator(cfg, model_dir, plan)
     for repeat in range(args.repeats):
       timer = step_timer()
       estimator.train(train_input, steps=args.warmup + args.steps, hooks=[timer])
@@ -248,7 +249,7 @@ def _measure_once(args, cfg, plan, estimator, train_input,
   Each unless --skip leaves it out. RSS is read here, before the peak probes'
   tensors and the later repeats, as the figure of one training run.
   """
-  from estimator_cifar.datasets.input_pipeline import make_input_fn
+  from estimator_cifar.data.input_pipeline import make_input_fn
   if "eval" not in args.skip:
     timer = step_timer()
     estimator.evaluate(make_input_fn(cfg, plan.source, training=False),

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from estimator_cifar import errors  # pylint: disable=g-import-not-at-top
-from estimator_cifar.datasets import download  # pylint: disable=g-import-not-at-top
+from estimator_cifar.data import download  # pylint: disable=g-import-not-at-top
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from estimator_cifar.datasets import fake  # noqa: E402
+from estimator_cifar.data import fake  # noqa: E402
 
 
 def main():

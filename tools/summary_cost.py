@@ -42,8 +42,9 @@ import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar import hooks, train_lib  # noqa: E402
-from estimator_cifar.datasets.input_pipeline import make_input_fn  # noqa: E402
+from estimator_cifar.engine import hooks, modes  # noqa: E402
+from estimator_cifar.engine import estimator_setup
+from estimator_cifar.data.input_pipeline import make_input_fn  # noqa: E402
 
 BASE = ["data.name=synthetic", "data.shuffle_buffer=1024", "model.depth=20",
         "train.batch_size=128", "checkpoint.save_secs=1000000"]
@@ -91,9 +92,9 @@ def measure(name: str, overrides: list[str], warmup: int, steps: int,
     Estimator's SummarySaverHook and the histogram hook fetch).
   """
   cfg = config_lib.resolve("resnet_sgd", [",".join(BASE + overrides)])
-  plan = train_lib.make_plan(cfg, None)
+  plan = estimator_setup.make_plan(cfg, None)
   with tempfile.TemporaryDirectory() as model_dir:
-    estimator = train_lib.make_estimator(cfg, model_dir, plan)
+    estimator = estimator_setup.make_estimator(cfg, model_dir, plan)
     timer = _WindowTimer(warmup, steps)
     run_hooks = [timer]
     listeners = []
@@ -122,7 +123,7 @@ def hook_overhead(steps: int = 5000) -> dict[str, float]:
   ProgressHook's due steps (one in 100) hardly move the median: its figure is
   that of the other 99 steps, where it fetches nothing.
   """
-  from estimator_cifar import summaries  # pylint: disable=import-outside-toplevel
+  from estimator_cifar.model import summaries  # pylint: disable=import-outside-toplevel
   variants = {
       "no hooks": lambda: [],
       "NanGuardHook": lambda: [hooks.NanGuardHook("")],

@@ -58,7 +58,7 @@ from absl import app
 from absl import flags
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import run_info
+from estimator_cifar.rundir import run_record
 from estimator_cifar.errors import ConfigError
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -244,19 +244,19 @@ def point_state(point: Point, cfg: Optional[config_lib.ExperimentConfig]
   (a changed --set or experiment file trains again) and, where train.steps
   fixes the length, reached it.
   """
-  record = run_info.read(point.model_dir)
+  record = run_record.read(point.model_dir)
   if record is None:
     if os.path.exists(os.path.join(point.model_dir, "checkpoint")):
       return "resume", "checkpoint without run_info.json"
     return "new", ""
   status, step = record.get("status"), record.get("final_step")
-  if status == run_info.FINISHED and cfg is not None:
+  if status == run_record.FINISHED and cfg is not None:
     wanted = json.loads(cfg.to_json())
     steps_reached = cfg.train.steps <= 0 or (step or 0) >= cfg.train.steps
     if record.get("config") == wanted and steps_reached:
       return "finished", f"finished at step {step}"
     return "resume", "finished with another config"
-  if status == run_info.RUNNING:
+  if status == run_record.RUNNING:
     status = "running or killed"
   return "resume", f"last status {status}"
 

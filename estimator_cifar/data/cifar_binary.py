@@ -89,7 +89,7 @@ def locate(data_dir: str, layout: BinaryLayout, download: bool = True) -> str:
   if not download:
     raise DataError(f"No {layout.name} data under {data_dir}: expected "
                     f"{folder}/ with {', '.join(layout.train_files + layout.test_files)}.")
-  from estimator_cifar.datasets import download as download_lib
+  from estimator_cifar.data import download as download_lib
   return download_lib.ensure_dataset(data_dir, layout.name)
 
 

@@ -11,7 +11,7 @@ Wide ResNet WRN-d-k (Zagoruyko & Komodakis 2016) is v2 with depth 6n+4, widths
 import tensorflow as tf
 
 from estimator_cifar.config import ModelConfig
-from estimator_cifar.models import layers
+from estimator_cifar.model.nets import layers
 
 
 def resnet(cfg: ModelConfig, num_classes: int):

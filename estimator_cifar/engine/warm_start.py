@@ -44,10 +44,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import models, optim
+from estimator_cifar.model import nets, optim
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model_fn import EMA_NAME
+from estimator_cifar.model.model_fn import EMA_NAME
 
 v1 = tf.compat.v1
 
@@ -95,7 +95,7 @@ def _step_of(prefix: str) -> int:
 def model_variables(cfg: ExperimentConfig, num_classes: int) -> dict[str, list[int]]:
   """Names and shapes of every variable a warm start may set, in graph order.
 
-  Built in a throwaway graph from the same `models.build` and EMA naming that
+  Built in a throwaway graph from the same `nets.build` and EMA naming that
   model_fn uses, so the names are the ones training will create.
   """
   with tf.Graph().as_default():
@@ -104,7 +104,7 @@ def model_variables(cfg: ExperimentConfig, num_classes: int) -> dict[str, list[i
     v1.set_random_seed(0)
     size = cfg.data.image_size
     images = v1.placeholder(tf.float32, [None, size, size, 3])
-    models.build(cfg.model, num_classes)(images, True)
+    nets.build(cfg.model, num_classes)(images, True)
     if cfg.ema.decay > 0:
       v1.train.ExponentialMovingAverage(cfg.ema.decay, name=EMA_NAME).apply(
           v1.trainable_variables())

@@ -16,8 +16,8 @@ Features are a dict `{"images": float32 [N, S, S, 3]}`, labels int32 [N].
 import tensorflow as tf
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.datasets import augment, batch_augment
-from estimator_cifar.datasets.sources import DataSource
+from estimator_cifar.data import augment, batch_augment
+from estimator_cifar.data.source import DataSource
 
 IMAGES_KEY = "images"
 

@@ -53,7 +53,7 @@ def train_summaries(cfg: ExperimentConfig, *, images, labels, logits, rate,
     grads_and_vars: the (transformed) gradients the optimizer applies.
     grad_norm: global norm of the gradients before clipping.
     ema: the weights' ExponentialMovingAverage, or None.
-    activations: ReLU outputs of this call's network (models.build collects
+    activations: ReLU outputs of this call's network (nets.build collects
       them into GraphKeys.ACTIVATIONS).
 
   Returns:

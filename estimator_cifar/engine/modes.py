@@ -1,27 +1,25 @@
-"""Runs an experiment: RunConfig, Estimator, input_fns and the modes.
+"""Runs an experiment's mode: train, train_and_eval, eval or continuous_eval.
 
 Library code: takes a resolved ExperimentConfig and operational settings
 (model_dir, mode, data_dir); never reads flags.
 """
 
-import dataclasses
-import json
-import math
 import os
 import time
 
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import (continuous_eval, distribute, metrics_log,
-                             model_dir_check, model_dir_state, preemption,
-                             run_info, warm_start)
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.datasets import sources
-from estimator_cifar.datasets.input_pipeline import make_input_fn
+from estimator_cifar.data.input_pipeline import make_input_fn
+from estimator_cifar.engine import (continuous_eval, distribute, export,
+                                    preemption, warm_start)
+from estimator_cifar.engine import hooks as hooks_lib
+from estimator_cifar.engine.estimator_setup import make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar import hooks as hooks_lib
-from estimator_cifar.model_fn import configure_determinism, model_fn
+from estimator_cifar.model.model_fn import configure_determinism
+from estimator_cifar.rundir import (checkpoint_check, identity, metrics_log,
+                                    run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -30,94 +28,6 @@ deprecation._PRINT_DEPRECATION_WARNINGS = False
 
 MODES = ("train_and_eval", "train", "eval", "continuous_eval")
 CONFIG_FILE = "config.json"
-
-
-@dataclasses.dataclass
-class Plan:
-  """What a run will do, derived once from the config and the data."""
-  source: sources.DataSource
-  steps_per_epoch: float
-  max_steps: int
-
-  @property
-  def params(self) -> dict:
-    return {"num_classes": self.source.num_classes,
-            "steps_per_epoch": self.steps_per_epoch,
-            "max_steps": self.max_steps}
-
-
-def make_plan(cfg: ExperimentConfig, data_dir: str | None) -> Plan:
-  """Resolves the data (sizes from the files) and the number of steps."""
-  source = sources.get_source(cfg, data_dir)
-  steps_per_epoch = source.num_train / cfg.train.batch_size
-  max_steps = cfg.train.steps if cfg.train.steps > 0 else \
-      math.ceil(cfg.train.epochs * steps_per_epoch)
-  return Plan(source, steps_per_epoch, max_steps)
-
-
-def session_config(cfg: ExperimentConfig) -> tf.compat.v1.ConfigProto:
-  """`session.*` as a ConfigProto (threads, GPU memory, placement log, XLA)."""
-  s = cfg.session
-  proto = tf.compat.v1.ConfigProto(
-      intra_op_parallelism_threads=s.intra_op_threads,
-      inter_op_parallelism_threads=s.inter_op_threads,
-      allow_soft_placement=True,
-      log_device_placement=s.log_device_placement)
-  proto.gpu_options.allow_growth = s.allow_growth
-  if s.gpu_memory_fraction > 0:
-    proto.gpu_options.per_process_gpu_memory_fraction = s.gpu_memory_fraction
-  if s.xla:
-    proto.graph_options.optimizer_options.global_jit_level = \
-        tf.compat.v1.OptimizerOptions.ON_1
-    _warn_if_xla_on_cpu()
-  return proto
-
-
-def _warn_if_xla_on_cpu() -> None:
-  """Auto-clustering skips CPUs unless TF_XLA_FLAGS asks: say what happens."""
-  if tf.config.list_physical_devices("GPU"):
-    return
-  cpu_jit = "--tf_xla_cpu_global_jit" in os.environ.get("TF_XLA_FLAGS", "")
-  logging.log_first_n(
-      logging.WARNING, "session.xla=true without a GPU: " + (
-          "XLA clusters the CPU graph (TF_XLA_FLAGS=--tf_xla_cpu_global_jit); "
-          "measured 4x slower than without on ResNet-20 (README, Performance)."
-          if cpu_jit else
-          "TensorFlow's auto-clustering leaves CPU graphs alone, so the "
-          "setting changes nothing here (XLA on CPU needs "
-          "TF_XLA_FLAGS=--tf_xla_cpu_global_jit, and was 4x slower)."), 1)
-
-
-def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
-  """Checkpoint cadence and retention, summaries, seed, session, strategies."""
-  ckpt = cfg.checkpoint
-  by_steps = ckpt.save_steps > 0
-  cluster = distribute.read_tf_config()
-  train_distribute, eval_distribute = distribute.make_strategies(cfg, cluster)
-  return tf.estimator.RunConfig(
-      model_dir=model_dir,
-      tf_random_seed=cfg.train.seed or None,
-      save_summary_steps=cfg.summary.save_steps,
-      save_checkpoints_steps=ckpt.save_steps if by_steps else None,
-      save_checkpoints_secs=None if by_steps else ckpt.save_secs,
-      keep_checkpoint_max=ckpt.keep_max,
-      keep_checkpoint_every_n_hours=ckpt.keep_every_n_hours,
-      # hooks.ProgressHook logs every log.every_steps and writes
-      # global_step/sec; Estimator's own loss/step and global_step/sec lines
-      # would repeat it.
-      log_step_count_steps=None,
-      session_config=distribute.adjust_session_config(
-          cfg, session_config(cfg), cluster),
-      train_distribute=train_distribute, eval_distribute=eval_distribute,
-      experimental_max_worker_delay_secs=cfg.distribute.max_worker_delay_secs)
-
-
-def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
-                   warm_start_from=None) -> tf.estimator.Estimator:
-  params = dict(plan.params, config=cfg)
-  return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
-                                config=run_config(cfg, model_dir), params=params,
-                                warm_start_from=warm_start_from)
 
 
 class MetricsLogExporter(tf.estimator.Exporter):
@@ -160,20 +70,20 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   Train modes refuse a model_dir written for another model or classes unless
   `allow_config_change` (before anything is written there), record the run in
   <model_dir>/run_info.json ("running" first, how it ended once it does; see
-  run_info.py), and warm-start from `warm_start_from` (a checkpoint prefix or
+  run_record.py), and warm-start from `warm_start_from` (a checkpoint prefix or
   directory) and/or `warm_start.values_npz` unless they resume. They check
   that the newest checkpoint is whole first (`resume_from_previous`: fall back
-  to the newest complete one; see model_dir_check.py), and turn SIGTERM into a
+  to the newest complete one; see checkpoint_check.py), and turn SIGTERM into a
   checkpoint at the current step and a normal return (see preemption.py).
 
   Raises:
     UserError subclasses for anything the user can fix.
   """
-  if mode not in run_info.TRAIN_MODES:
+  if mode not in run_record.TRAIN_MODES:
     return _run(cfg, model_dir, mode, data_dir)
-  model_dir_state.check_config(cfg, model_dir, allow_config_change)
-  model_dir_check.check_checkpoints(model_dir, resume_from_previous)
-  record = run_info.start(cfg, model_dir, mode, data_dir)
+  identity.check_config(cfg, model_dir, allow_config_change)
+  checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
+  record = run_record.start(cfg, model_dir, mode, data_dir)
   error, result = None, None
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
@@ -187,7 +97,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     error = e
     raise
   finally:
-    run_info.end(record, error, result)
+    run_record.end(record, error, result)
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
@@ -215,7 +125,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   # One writer per run: the chief of a cluster, never its evaluator or ps.
   if mode in ("train", "train_and_eval") and (cluster is None or cluster.is_chief):
     write_config(cfg, model_dir)
-    model_dir_state.write_label_names(model_dir, plan.source.label_names)
+    identity.write_label_names(model_dir, plan.source.label_names)
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
   result = {}
   train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
@@ -226,7 +136,6 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
     estimator.train(train_input, max_steps=plan.max_steps, hooks=train_hooks,
                     saving_listeners=listeners)
   elif mode == "train_and_eval":
-    from estimator_cifar import export  # export imports this module.
     train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps,
                                         hooks=train_hooks,
                                         saving_listeners=listeners)

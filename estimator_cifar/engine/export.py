@@ -27,12 +27,13 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import model_dir_state, train_lib
+from estimator_cifar.rundir import identity
+from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.datasets import augment
-from estimator_cifar.datasets.input_pipeline import IMAGES_KEY
+from estimator_cifar.data import augment
+from estimator_cifar.data.input_pipeline import IMAGES_KEY
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model_fn import model_fn
+from estimator_cifar.model.model_fn import model_fn
 
 EXPORT_DIR = "export"
 IMAGES_INPUT = "images"
@@ -101,8 +102,8 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
     raise CheckpointError(
         f"Nothing to export: {estimator.model_dir} has no checkpoint. Train "
         "first (--mode=train_and_eval) or point --model_dir at a trained run.")
-  labels = os.path.join(estimator.model_dir, model_dir_state.LABELS_FILE)
-  extra = {model_dir_state.LABELS_FILE: labels} if os.path.isfile(labels) else None
+  labels = os.path.join(estimator.model_dir, identity.LABELS_FILE)
+  extra = {identity.LABELS_FILE: labels} if os.path.isfile(labels) else None
   try:
     path = estimator.export_saved_model(
         export_base, serving_input_receiver_fn(cfg), assets_extra=extra,
@@ -113,7 +114,7 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
     # The Estimator's message leads with advice about model_fn; the cause is
     # the first line of the wrapped NotFoundError.
     cause = str(e).split("Full Traceback:", 1)[-1].strip()
-    raise model_dir_state.restore_error(cfg, estimator.model_dir, cause) from None
+    raise identity.restore_error(cfg, estimator.model_dir, cause) from None
   path = path.decode() if isinstance(path, bytes) else path
   logging.info("Exported %s (weights: %s) to %s", checkpoint,
                "EMA" if cfg.ema.eval_with_ema else "raw", path)
@@ -126,7 +127,7 @@ def serving_estimator(cfg: ExperimentConfig, model_dir: str,
   params = {"config": cfg, "num_classes": num_classes, "steps_per_epoch": 1.0,
             "max_steps": 1}
   return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
-                                config=train_lib.run_config(cfg, model_dir),
+                                config=run_config(cfg, model_dir),
                                 params=params)
 
 
@@ -203,9 +204,9 @@ def run_export(cfg: ExperimentConfig, model_dir: str, data_dir: str | None) -> s
     raise CheckpointError(
         f"--mode=export found no checkpoint in {model_dir}. Train first "
         "(--mode=train_and_eval) or point --model_dir at a trained run.")
-  names = model_dir_state.label_names(cfg, model_dir, data_dir)
-  if model_dir_state.read_label_names(model_dir) is None:
-    model_dir_state.write_label_names(model_dir, names)
+  names = identity.label_names(cfg, model_dir, data_dir)
+  if identity.read_label_names(model_dir) is None:
+    identity.write_label_names(model_dir, names)
   estimator = serving_estimator(cfg, model_dir, len(names))
   path = export_model(estimator, cfg, os.path.join(model_dir, EXPORT_DIR))
   print(f"Exported: {path}", flush=True)

@@ -54,7 +54,7 @@ from estimator_cifar import config as config_lib
 from estimator_cifar.errors import ConfigError, UserError
 
 FILENAME = "run_info.json"
-CONFIG_FILE = "config.json"  # Written by train_lib.write_config.
+CONFIG_FILE = "config.json"  # Written by modes.write_config.
 FORMAT_VERSION = 1
 TRAIN_MODES = ("train_and_eval", "train")
 
@@ -113,7 +113,7 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
     cfg: the resolved config.
     model_dir: the run's model_dir (created if missing).
     mode: the train mode.
-    data_dir: as passed to train_lib.run (None: the default cache).
+    data_dir: as passed to modes.run (None: the default cache).
     argv: the command line; default sys.argv.
 
   Returns:

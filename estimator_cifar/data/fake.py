@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from estimator_cifar.datasets import cifar_binary
+from estimator_cifar.data import cifar_binary
 
 LABEL_NAMES_10 = ("airplane automobile bird cat deer dog frog horse ship "
                   "truck").split()

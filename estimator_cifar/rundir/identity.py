@@ -1,6 +1,6 @@
 """What a model_dir remembers about the run that wrote it, and checks against it.
 
-- `config.json` (written by train_lib.write_config): on a train run into an
+- `config.json` (written by modes.write_config): on a train run into an
   existing model_dir, the model and the classes must match, or the run is
   refused with the differences (old -> new) before anything is overwritten:
   resuming a ResNet-20 checkpoint as a ResNet-56 would otherwise fail deep in
@@ -18,7 +18,7 @@ import os
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import CheckpointError
 
-CONFIG_FILE = "config.json"        # The name train_lib.write_config writes.
+CONFIG_FILE = "config.json"        # The name modes.write_config writes.
 LABELS_FILE = "label_names.txt"
 # Fields that change the variables or the meaning of the logits. data.label
 # only matters for CIFAR-100 (fine or coarse classes).
@@ -143,5 +143,5 @@ def label_names(cfg: ExperimentConfig, model_dir: str,
   names = read_label_names(model_dir)
   if names:
     return names
-  from estimator_cifar.datasets import sources
+  from estimator_cifar.data import sources
   return list(sources.get_source(cfg, data_dir).label_names)

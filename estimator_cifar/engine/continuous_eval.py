@@ -21,7 +21,7 @@ from typing import Iterable
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import metrics_log
+from estimator_cifar.rundir import metrics_log
 
 CHECKPOINT_STEP = re.compile(r"-(\d+)$")
 

@@ -14,9 +14,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from estimator_cifar import export, model_dir_state
+from estimator_cifar.engine import export
+from estimator_cifar.rundir import identity
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.datasets.input_pipeline import IMAGES_KEY
+from estimator_cifar.data.input_pipeline import IMAGES_KEY
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -115,15 +116,15 @@ def run_predict(cfg: ExperimentConfig, model_dir: str, images: str,
     raise CheckpointError(
         f"--mode=predict found no checkpoint in {model_dir}. Train first "
         "(--mode=train_and_eval) or point --model_dir at a trained run.")
-  names = model_dir_state.label_names(cfg, model_dir, data_dir)
+  names = identity.label_names(cfg, model_dir, data_dir)
   estimator = export.serving_estimator(cfg, model_dir, len(names))
   try:
     probabilities = predict_files(estimator, cfg, paths)
   except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
     if "checkpoint" in e.message.lower():  # Raised by the restore.
-      raise model_dir_state.restore_error(cfg, model_dir, e.message) from None
+      raise identity.restore_error(cfg, model_dir, e.message) from None
     raise DataError(f"Could not decode the images {', '.join(paths)}: "
-                    f"{model_dir_state.error_cause(e.message)}") from None
+                    f"{identity.error_cause(e.message)}") from None
   results = top_k(paths, probabilities, names, top)
   print(format_results(results, output), flush=True)
   return results

@@ -17,15 +17,15 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.python.framework import config as tf_config
 
-from estimator_cifar import models, optim, summaries
+from estimator_cifar.model import nets, optim, summaries
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.datasets.input_pipeline import IMAGES_KEY
+from estimator_cifar.data.input_pipeline import IMAGES_KEY
 
 v1 = tf.compat.v1
 ModeKeys = tf.estimator.ModeKeys
 
 # Mixed precision: variables stay float32 (each cast at its point of use in
-# models/layers.py), convolutions and batch norm run in the compute dtype, the
+# model/nets/layers.py), convolutions and batch norm run in the compute dtype, the
 # logits layer, the loss and the gradients' application in float32.
 # mixed_float16 needs loss scaling (optim.build_optimizer adds a dynamic one);
 # bfloat16 has float32's exponent range and needs none. Checked on CPU: the
@@ -52,7 +52,7 @@ def model_fn(features, labels, mode, params):
     return graph.get_collection(key)[first[key]:]
 
   _warn_if_float16_on_cpu(cfg.train.precision)
-  network = models.build(cfg.model, params["num_classes"])
+  network = nets.build(cfg.model, params["num_classes"])
   training = mode == ModeKeys.TRAIN
   logits = network(tf.cast(images, COMPUTE_DTYPES[cfg.train.precision]), training)
   logits = tf.cast(logits, tf.float32)
@@ -131,7 +131,7 @@ def configure_determinism(seed: int) -> None:
   determinism switch removes those (the input pipeline gets ~25% slower
   here). It is process-wide, so an unseeded run switches it off again: with it
   on, any random op without a seed raises. Call it before building the input
-  pipeline (train_lib.run does); model_fn calls it too, for direct users.
+  pipeline (modes.run does); model_fn calls it too, for direct users.
   """
   if seed:
     v1.set_random_seed(seed)

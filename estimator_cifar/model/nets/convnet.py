@@ -8,7 +8,7 @@ stddev 5e-2 for convs, 0.04 for FC, 1/192 for the output; biases 0, 0.1).
 import tensorflow as tf
 
 from estimator_cifar.config import ModelConfig
-from estimator_cifar.models import layers
+from estimator_cifar.model.nets import layers
 
 v1 = tf.compat.v1
 

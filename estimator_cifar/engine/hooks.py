@@ -4,7 +4,7 @@
   learning rate, examples/sec, sec/batch and the ETA to the final step; it also
   writes `global_step/sec` and `examples/sec` to TensorBoard. It replaces
   Estimator's `loss = ..., step = ...` and `global_step/sec: ...` lines, which
-  train_lib turns off (RunConfig.log_step_count_steps=None).
+  engine.modes turns off (RunConfig.log_step_count_steps=None).
 - `NanGuardHook`: a NaN or Inf loss stops training with TrainingDivergedError
   naming the step and the last good checkpoint.
 - `FiniteCheckpointGuard`: a CheckpointSaverListener that refuses to write a
@@ -17,7 +17,7 @@
 
 Periodic hooks fetch only on the steps they are due: Session.run gets no extra
 fetch from them otherwise. `train_hooks` and `saving_listeners` are what
-train_lib passes to TrainSpec / Estimator.train.
+engine.modes passes to TrainSpec / Estimator.train.
 """
 
 import datetime
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import summaries
+from estimator_cifar.model import summaries
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import ConfigError, UserError
 

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from estimator_cifar.config import ModelConfig
-from estimator_cifar.models import layers
+from estimator_cifar.model.nets import layers
 
 
 def tiny(cfg: ModelConfig, num_classes: int):

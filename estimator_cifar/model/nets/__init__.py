@@ -9,9 +9,9 @@ activation summaries (summaries.py), without each model having to report them.
 import tensorflow as tf
 
 from estimator_cifar.config import ModelConfig
-from estimator_cifar.models.convnet import convnet
-from estimator_cifar.models.resnet import resnet, wide_resnet
-from estimator_cifar.models.tiny import tiny
+from estimator_cifar.model.nets.convnet import convnet
+from estimator_cifar.model.nets.resnet import resnet, wide_resnet
+from estimator_cifar.model.nets.tiny import tiny
 
 # Op types whose outputs count as a layer's activations.
 ACTIVATION_OPS = ("Relu", "Relu6", "Elu", "Selu")

@@ -75,7 +75,7 @@ def checkpoint_problem(prefix: str) -> str | None:
   they come from the page cache the second time.
   """
   import tensorflow as tf  # Deferred: check_writable runs before TF loads.
-  from estimator_cifar.model_dir_state import error_cause
+  from estimator_cifar.rundir.identity import error_cause
   # The reader's C++ status reaches Python as an OpError when translated, else
   # as pybind's mapping of it: a truncated data file is an IndexError ("Read
   # less bytes than requested"), other codes RuntimeError or ValueError.

@@ -16,7 +16,7 @@ only the crop is ever converted to float.
 import tensorflow as tf
 
 from estimator_cifar.config import DataConfig
-from estimator_cifar.datasets import augment
+from estimator_cifar.data import augment
 
 
 def train_transform(images: tf.Tensor, cfg: DataConfig,

@@ -8,7 +8,7 @@ to prepare it, once, on a machine with network access.
 """
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.datasets.sources import DataSource
+from estimator_cifar.data.source import DataSource
 from estimator_cifar.errors import DataError
 
 # tfds feature holding each label kind (CIFAR-10 has only `label`).

@@ -196,7 +196,7 @@ def configure_devices(cfg: ExperimentConfig) -> None:
   """Splits the CPU into `distribute.num_cpu_devices` logical devices.
 
   This lets `mirrored` run its replicas on a CPU-only machine (tests, demos).
-  It must happen before TensorFlow initialises its devices, so train_lib calls
+  It must happen before TensorFlow initialises its devices, so engine.modes calls
   it before building anything.
 
   Raises:

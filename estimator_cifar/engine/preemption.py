@@ -10,7 +10,7 @@ hook saves a checkpoint at the current step with the Estimator's own Saver (the
 one the CheckpointSaverHook uses, so `keep_max` bookkeeping stays right) and
 raises `Preempted`. It saves itself rather than `request_stop()`: a stopped
 train_and_evaluate runs a final evaluation before it returns, which can take
-longer than the grace period. `train_lib.run` catches `Preempted`, records the
+longer than the grace period. `modes.run` catches `Preempted`, records the
 run as "preempted" and returns normally, so the process exits 0 within about
 one step and a checkpoint write; the same command resumes from that step.
 

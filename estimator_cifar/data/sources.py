@@ -5,30 +5,14 @@ or downloaded if needed), counted and checked, so a bad data_dir fails at once
 with a clear message and the per-step path never checks anything.
 """
 
-import dataclasses
 import os
-from typing import Callable
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.datasets import cifar_binary
+from estimator_cifar.data import cifar_binary
+from estimator_cifar.data.source import DataSource
 
 SYNTHETIC_CLASSES = 10
 SYNTHETIC_CHUNK = 1000  # Records generated together.
-
-
-@dataclasses.dataclass
-class DataSource:
-  """What the input pipeline and model_fn need to know about a dataset.
-
-  `records(split)` returns a tf.data.Dataset of (uint8 [32, 32, 3], int32
-  label) for split 'train' or 'test'.
-  """
-  name: str
-  num_classes: int
-  num_train: int
-  num_eval: int
-  label_names: list[str]
-  records: Callable[[str], "tf.data.Dataset"]
 
 
 def default_data_dir() -> str:
@@ -46,7 +30,7 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
   if data.name == "synthetic":
     return _synthetic(data.synthetic_train_size, data.synthetic_eval_size)
   if data.source == "tfds":
-    from estimator_cifar.datasets import tfds_source
+    from estimator_cifar.data import tfds_source
     return tfds_source.get_source(cfg)
   layout = cifar_binary.LAYOUTS[data.name]
   kind = cifar_binary.label_kind(layout, data.label)
