@@ -98,6 +98,9 @@ class TrainConfig:
   trainable_scopes: list[str] = field(default_factory=list)
   precision: str = "float32"
   seed: int = 0              # 0: not seeded.
+  # Training steps per session.run, looped in the graph (model/train_loop.py);
+  # hooks, summaries and checkpoints then act at loop boundaries.
+  steps_per_loop: int = 1
 
 
 @dataclass
@@ -446,7 +449,7 @@ _CHOICES = {
 
 _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
              "data.shuffle_buffer", "summary.save_steps", "log.every_steps",
-             "checkpoint.keep_max")
+             "checkpoint.keep_max", "train.steps_per_loop")
 
 
 def get(cfg: ExperimentConfig, key: str) -> Any:
@@ -496,6 +499,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
   if cfg.data.source == "tfds" and cfg.data.name == "synthetic":
     raise ConfigError("data.source=tfds cannot serve data.name=synthetic; use "
                       "data.source=binary.")
+  _check_steps_per_loop(cfg)
   sched = cfg.schedule
   if cfg.optimizer.name == "ftrl" and sched.warmup_epochs > 0:
     raise ConfigError(
@@ -512,6 +516,36 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if sorted(sched.boundaries_epochs) != list(sched.boundaries_epochs):
       raise ConfigError("schedule.boundaries_epochs must be increasing.")
   return cfg
+
+
+# Strategies whose replicas combine their gradients at every step outside
+# any one replica's graph, so a loop inside a replica's graph cannot run.
+LOOP_REFUSED_STRATEGIES = ("mirrored", "central_storage", "multi_worker_mirrored")
+
+
+def _check_steps_per_loop(cfg: ExperimentConfig) -> None:
+  """train.steps_per_loop > 1 runs on one device, without a strategy."""
+  k, strategy = cfg.train.steps_per_loop, cfg.distribute.strategy
+  if k > 1 and strategy in LOOP_REFUSED_STRATEGIES:
+    raise ConfigError(
+        f"train.steps_per_loop={k} cannot run under distribute.strategy="
+        f"{strategy}: the Estimator builds one graph per replica and combines "
+        "their gradients between those graphs at every step, which a loop "
+        "inside one replica's graph cannot do. Set train.steps_per_loop=1 to "
+        "keep the strategy, or distribute.strategy=default to loop on one "
+        "device.")
+  if k > 1 and strategy == "parameter_server":
+    raise ConfigError(loop_refused_on_ps(k))
+
+
+def loop_refused_on_ps(steps_per_loop: int) -> str:
+  """The message for a loop in parameter-server training (also via TF_CONFIG)."""
+  return (f"train.steps_per_loop={steps_per_loop} is not supported in "
+          "parameter-server training (a TF_CONFIG cluster with 'ps' tasks): "
+          "its workers update variables held by other tasks, and the loop is "
+          "built and tested for variables on the training device only. Set "
+          "train.steps_per_loop=1 for the cluster, or train on one machine "
+          "without TF_CONFIG.")
 
 
 def resolve(experiment: str, overrides: list[str]) -> ExperimentConfig:
