@@ -31,6 +31,7 @@ DATA_NAMES = ("cifar10", "cifar100", "synthetic")
 DATA_SOURCES = ("binary", "tfds")
 LABEL_KINDS = ("fine", "coarse")
 PIPELINES = ("batch", "per_image")
+IN_MEMORY = ("auto", "true", "false")
 AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "brightness", "contrast",
                  "standardize", "cutout")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
@@ -80,8 +81,13 @@ class DataConfig:
   # (batch_augment.py; 2.9x the per-image rate, README Performance);
   # "per_image" is the classic cache -> shuffle (shuffle_buffer) -> per-image
   # map (augment.py): a reference for the batch version, and the place to
-  # try a new per-image distortion first. Both keep the split in memory.
+  # try a new per-image distortion first. Both keep the split in memory
+  # unless data.in_memory streams it.
   pipeline: str = "batch"
+  # Train split in memory (true), streamed from the files (false), or auto:
+  # streamed when it would take too much of the memory available
+  # (data/streaming.py; docs/scaling.md).
+  in_memory: str = "auto"
 
 
 @dataclass
@@ -441,7 +447,7 @@ def _example(hint) -> str:
 _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
-    "data.pipeline": PIPELINES,
+    "data.pipeline": PIPELINES, "data.in_memory": IN_MEMORY,
     "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
     "train.precision": PRECISIONS, "train.weight_decay_on": WEIGHT_DECAY_ON,
     "distribute.strategy": STRATEGIES,

@@ -161,12 +161,15 @@ def read_label_names(folder: str, layout: BinaryLayout, kind: str) -> list[str]:
   return names[:classes] if len(names) >= classes else [str(i) for i in range(classes)]
 
 
-def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
+def record_dataset(paths: list[str], layout: BinaryLayout, kind: str,
+                   chunked: bool = False):
   """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records.
 
   Records are parsed `PARSE_CHUNK` at a time (one decode and transpose per
   chunk, then unbatched): parsing one record at a time cost about 100 us of
   CPU per record, 5 s for CIFAR's 50000, all of it before the first step.
+  `chunked`: the chunks themselves ([<=PARSE_CHUNK, 32, 32, 3] images), not
+  unbatched.
   """
   import tensorflow as tf  # Deferred: config errors must not wait for TF.
   offset = layout.label_offset[kind]
@@ -179,4 +182,4 @@ def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
 
   ds = tf.data.FixedLengthRecordDataset(paths, layout.record_bytes)
   ds = ds.batch(PARSE_CHUNK).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.unbatch()
+  return ds if chunked else ds.unbatch()

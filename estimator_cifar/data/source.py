@@ -1,7 +1,7 @@
 """DataSource: what the input pipeline and the model_fn know about a dataset."""
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 
 @dataclasses.dataclass
@@ -17,3 +17,8 @@ class DataSource:
   num_eval: int
   label_names: list[str]
   records: Callable[[str], "tf.data.Dataset"]
+  # Sources read from files (the binary layouts): each split's files, and a
+  # reader of one file (a string tensor) in parsed chunks of records, for the
+  # streaming pipeline (data/streaming.py). Other sources stream `records`.
+  files: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+  file_chunks: Callable[[Any], "tf.data.Dataset"] | None = None

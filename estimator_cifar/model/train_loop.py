@@ -24,6 +24,7 @@ the loop, reads it after the loop.
 """
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_ops
 
 from estimator_cifar.data.input_pipeline import IMAGES_KEY
 from estimator_cifar.errors import ConfigError
@@ -77,10 +78,12 @@ def _train_loop(model_fn, features, labels, params, steps_per_loop):
   carried = {}  # Filled while the body is built: loop tensor -> variable.
 
   def body(i):
-    step_features = {IMAGES_KEY: images[i]}
-    spec = model_fn(step_features, labels[i], ModeKeys.TRAIN, params)
-    assigns = _carry(graph, sizes, spec.loss, carried)
-    with tf.control_dependencies([spec.train_op] + assigns):
+    first_op = len(graph.get_operations())
+    spec = model_fn({IMAGES_KEY: images[i]}, labels[i], ModeKeys.TRAIN, params)
+    step_ops = graph.get_operations()[first_op:]
+    is_last = tf.equal(i + 1, count)
+    assigns = _carry(graph, sizes, spec, step_ops, is_last, carried)
+    with tf.control_dependencies([spec.train_op, assigns]):
       return i + 1
 
   was_v2 = v1.control_flow_v2_enabled()
@@ -101,29 +104,83 @@ def _train_loop(model_fn, features, labels, params, steps_per_loop):
   return tf.estimator.EstimatorSpec(ModeKeys.TRAIN, loss=loss, train_op=train_op)
 
 
-def _carry(graph, sizes, loss, carried) -> list:
-  """Assigns, in the body, every value the hooks and summaries fetch.
+def _carry(graph, sizes, spec, step_ops, is_last, carried) -> tf.Tensor:
+  """Copies, in the body, every value the hooks and summaries fetch.
 
-  The loss is kept sticky: once a step's loss is not finite, the loop reports
-  that value, so a NaN in any step reaches the NaN checks.
+  The loss is copied in every iteration and kept sticky: once a step's loss
+  is not finite the loop reports that value, so a NaN in any step reaches the
+  NaN checks. The other values are copied in the loop's last iteration only,
+  and what only they need is computed then only (see `_only_when`), as a
+  K=1 step computes its summaries only when they are written.
+
+  Returns:
+    A tensor that is ready once this iteration's copies are done.
   """
-  assigns = []
-  loss_var = _local_variable("loss", loss)
+  loss_var = _local_variable("loss", spec.loss)
   previous = loss_var.read_value()
-  assigns.append(loss_var.assign(
-      tf.where(tf.math.is_finite(previous), loss, previous)))
+  copies = [loss_var.assign(
+      tf.where(tf.math.is_finite(previous), spec.loss, previous))]
   carried["loss"] = loss_var
+  values = []
   for key in (v1.GraphKeys.SUMMARIES, summaries.HISTOGRAMS,
               summaries.LEARNING_RATE_COLLECTION):
     for item in graph.get_collection(key)[sizes.get(key, 0):]:
       tensor = item.op.inputs[_SUMMARY_VALUE_INPUT[item.op.type]] \
           if item.op.type in _SUMMARY_VALUE_INPUT else item
-      if tensor.ref() in carried:
+      if tensor.ref() not in carried:
+        carried[tensor.ref()] = _local_variable(tensor.op.name, tensor)
+        values.append(tensor)
+  _only_when(is_last, values, step_ops, [spec.train_op, spec.loss])
+  last_copies = [carried[t.ref()].assign(_switch(t, is_last)[1], read_value=False)
+                 for t in values]
+  # A v1 cond by hand: the Merge is ready in every iteration, whether the
+  # copies ran (last iteration) or were skipped as dead branches.
+  skipped, taken = _switch(tf.constant(0), is_last)
+  with tf.control_dependencies(last_copies):
+    taken = tf.identity(taken)
+  with tf.control_dependencies(copies):
+    return control_flow_ops.merge([skipped, taken])[0]
+
+
+def _switch(tensor, pred):
+  """(output if pred is false, output if true): v1 control flow's Switch."""
+  return control_flow_ops.switch(tensor, pred)
+
+
+def _only_when(pred, values, step_ops, step_outputs) -> None:
+  """Rewires the ops that only `values` need to run only when `pred` holds.
+
+  Those ops (summary inputs: norms, sparsities, accuracies, histogram
+  inputs) are the ones among `step_ops` that the step's own outputs do not
+  need. Each input they take from outside that set goes through a Switch on
+  `pred`: in other iterations it is dead, and so are they, so they do not
+  run.
+  """
+  step_set = set(step_ops)
+  needed = _ancestors([t.op if isinstance(t, tf.Tensor) else t
+                       for t in step_outputs], step_set)
+  extra = _ancestors([t.op for t in values], step_set) - needed
+  switched = {}
+  for op in extra:
+    for index, tensor in enumerate(op.inputs):
+      if tensor.op in extra:
         continue
-      variable = _local_variable(tensor.op.name, tensor)
-      carried[tensor.ref()] = variable
-      assigns.append(variable.assign(tensor, read_value=False))
-  return assigns
+      if tensor.ref() not in switched:
+        switched[tensor.ref()] = _switch(tensor, pred)[1]
+      op._update_input(index, switched[tensor.ref()])  # pylint: disable=protected-access
+
+
+def _ancestors(ops, within: set) -> set:
+  """`ops` and every op in `within` they depend on (data or control)."""
+  seen, stack = set(), [op for op in ops if op in within]
+  while stack:
+    op = stack.pop()
+    if op in seen:
+      continue
+    seen.add(op)
+    stack.extend(p for p in [t.op for t in op.inputs] + list(op.control_inputs)
+                 if p in within and p not in seen)
+  return seen
 
 
 def _local_variable(name: str, like: tf.Tensor) -> tf.Variable:

@@ -1,0 +1,104 @@
+"""The train split streamed from its files, for splits larger than memory.
+
+Both in-memory pipelines (input_pipeline.py) hold the decoded split, and the
+batch pipeline a permuted copy of it each epoch too, so memory grows with the
+split. `data.in_memory` picks the path:
+
+  true   the in-memory pipelines, as before;
+  false  stream;
+  auto   stream when IN_MEMORY_COPIES x the split's bytes on disk would take
+         more than MEMORY_SHARE of the memory available now (psutil); the
+         choice and its figures are logged once.
+
+Streaming, per epoch: the file names in a fresh random order -> up to
+MAX_OPEN_FILES files read at once, interleaved in parsed chunks of records
+(cifar_binary.PARSE_CHUNK) -> a shuffle buffer of `data.shuffle_buffer`
+records; then repeat -> batch -> the distortions of `data.pipeline`
+(batch_augment.py for batch, augment.py per image) -> prefetch. Memory is the
+shuffle buffer plus a few chunks per open file, whatever the split's size.
+The order within a file is kept, so the shuffle is as good as the buffer is
+large against the files; `data.shuffle_buffer` <= 1 keeps the files' order.
+"""
+
+import os
+
+from absl import logging
+
+from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.data import augment, batch_augment, cifar_binary
+from estimator_cifar.data.source import DataSource
+
+# The batch pipeline holds the split once as read, once permuted, and batches
+# on their way: three copies, to be safe.
+IN_MEMORY_COPIES = 3
+MEMORY_SHARE = 0.5
+MAX_OPEN_FILES = 8
+# Bytes of one record where the source has no files to measure.
+RECORD_BYTES = cifar_binary.IMAGE_BYTES + 1
+
+
+def available_memory() -> int:
+  """Bytes of memory available to new allocations now (psutil)."""
+  import psutil
+  return psutil.virtual_memory().available
+
+
+def split_bytes(source: DataSource, split: str = "train") -> int:
+  """The split's size on disk (its record count x a record, without files)."""
+  files = source.files.get(split, [])
+  if files:
+    return sum(os.path.getsize(path) for path in files)
+  count = source.num_train if split == "train" else source.num_eval
+  return count * RECORD_BYTES
+
+
+def should_stream(cfg: ExperimentConfig, source: DataSource) -> bool:
+  """Whether the train input streams (see the module docstring); logs why."""
+  choice = cfg.data.in_memory
+  if choice != "auto":
+    return choice == "false"
+  size, available = split_bytes(source), available_memory()
+  stream = IN_MEMORY_COPIES * size > MEMORY_SHARE * available
+  logging.info(
+      "data.in_memory=auto: the train split is %.0f MB on disk, %.0f MB of "
+      "memory is available; %s.", size / 2**20, available / 2**20,
+      "streaming it from the files" if stream else
+      "holding it in memory")
+  return stream
+
+
+def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
+                  seed: int | None, input_context=None):
+  """Distorted training batches streamed from the source's files."""
+  import tensorflow as tf
+  from estimator_cifar.data.input_pipeline import IMAGES_KEY
+  shuffle = cfg.data.shuffle_buffer > 1
+  files = source.files.get("train", [])
+  if files and source.file_chunks is not None:
+    names = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+      names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    records = names.interleave(
+        source.file_chunks, cycle_length=min(len(files), MAX_OPEN_FILES),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+  else:
+    records = source.records("train")
+  if input_context is not None:
+    records = records.shard(input_context.num_input_pipelines,
+                            input_context.input_pipeline_id)
+    batch = input_context.get_per_replica_batch_size(batch)
+  if shuffle:
+    records = records.shuffle(cfg.data.shuffle_buffer, seed=seed,
+                              reshuffle_each_iteration=True)
+  ds = records.repeat()
+  if cfg.data.pipeline == "batch":
+    ds = ds.batch(batch, drop_remainder=True).map(
+        lambda images, labels: (
+            {IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
+            labels), num_parallel_calls=tf.data.AUTOTUNE)
+  else:
+    ds = ds.map(lambda image, label: (
+        {IMAGES_KEY: augment.train_transform(image, cfg.data, seed)}, label),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch, drop_remainder=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
