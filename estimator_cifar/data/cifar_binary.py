@@ -161,25 +161,27 @@ def read_label_names(folder: str, layout: BinaryLayout, kind: str) -> list[str]:
   return names[:classes] if len(names) >= classes else [str(i) for i in range(classes)]
 
 
-def record_dataset(paths: list[str], layout: BinaryLayout, kind: str,
-                   chunked: bool = False):
+def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
   """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records.
 
   Records are parsed `PARSE_CHUNK` at a time (one decode and transpose per
   chunk, then unbatched): parsing one record at a time cost about 100 us of
   CPU per record, 5 s for CIFAR's 50000, all of it before the first step.
-  `chunked`: the chunks themselves ([<=PARSE_CHUNK, 32, 32, 3] images), not
-  unbatched.
   """
   import tensorflow as tf  # Deferred: config errors must not wait for TF.
-  offset = layout.label_offset[kind]
-
-  def parse(raw):
-    records = tf.reshape(tf.io.decode_raw(raw, tf.uint8), [-1, layout.record_bytes])
-    labels = tf.cast(records[:, offset], tf.int32)
-    images = tf.reshape(records[:, layout.label_bytes:], [-1, DEPTH, HEIGHT, WIDTH])
-    return tf.transpose(images, [0, 2, 3, 1]), labels
-
   ds = tf.data.FixedLengthRecordDataset(paths, layout.record_bytes)
-  ds = ds.batch(PARSE_CHUNK).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds if chunked else ds.unbatch()
+  ds = ds.batch(PARSE_CHUNK).map(lambda raw: parse_records(raw, layout, kind),
+                                 num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.unbatch()
+
+
+def parse_records(raw, layout: BinaryLayout, kind: str):
+  """Whole records (a string tensor, or a batch of them) -> (images, labels).
+
+  Images are uint8 [N, 32, 32, 3] (HWC), labels int32 [N].
+  """
+  import tensorflow as tf
+  records = tf.reshape(tf.io.decode_raw(raw, tf.uint8), [-1, layout.record_bytes])
+  labels = tf.cast(records[:, layout.label_offset[kind]], tf.int32)
+  images = tf.reshape(records[:, layout.label_bytes:], [-1, DEPTH, HEIGHT, WIDTH])
+  return tf.transpose(images, [0, 2, 3, 1]), labels

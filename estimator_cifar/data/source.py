@@ -17,8 +17,10 @@ class DataSource:
   num_eval: int
   label_names: list[str]
   records: Callable[[str], "tf.data.Dataset"]
-  # Sources read from files (the binary layouts): each split's files, and a
-  # reader of one file (a string tensor) in parsed chunks of records, for the
-  # streaming pipeline (data/streaming.py). Other sources stream `records`.
+  # Sources read from files (the binary layouts): each split's files, the
+  # bytes of one record, and a parser of a string of whole records into
+  # (uint8 images [N, 32, 32, 3], int32 labels [N]), for the streaming
+  # pipeline (data/streaming.py). Other sources stream `records`.
   files: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-  file_chunks: Callable[[Any], "tf.data.Dataset"] | None = None
+  record_bytes: int = 0
+  parse_records: Callable[[Any], tuple] | None = None

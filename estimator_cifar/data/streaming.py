@@ -10,14 +10,17 @@ split. `data.in_memory` picks the path:
          more than MEMORY_SHARE of the memory available now (psutil); the
          choice and its figures are logged once.
 
-Streaming, per epoch: the file names in a fresh random order -> up to
-MAX_OPEN_FILES files read at once, interleaved in parsed chunks of records
-(cifar_binary.PARSE_CHUNK) -> a shuffle buffer of `data.shuffle_buffer`
-records; then repeat -> batch -> the distortions of `data.pipeline`
-(batch_augment.py for batch, augment.py per image) -> prefetch. Memory is the
-shuffle buffer plus a few chunks per open file, whatever the split's size.
-The order within a file is kept, so the shuffle is as good as the buffer is
-large against the files; `data.shuffle_buffer` <= 1 keeps the files' order.
+Streaming, per epoch: the files (and a short last part of each, see
+`file_pieces`) in a fresh random order -> up to MAX_OPEN_FILES read at once,
+interleaved in chunks of cifar_binary.PARSE_CHUNK records, each chunk one
+read and one parse -> blocks of `data.shuffle_buffer` records, each in a
+fresh random order (one gather, as the in-memory path permutes the whole
+split) -> batch -> the distortions of `data.pipeline` (batch_augment.py for
+batch, augment.py per image) -> prefetch. Memory is one block and its
+permuted copy plus a few chunks per open file, whatever the split's size.
+Records mix within a block only and arrive in their files' order, so the
+shuffle is as good as the block is large against the files;
+`data.shuffle_buffer` <= 1 keeps the files' order.
 """
 
 import os
@@ -52,6 +55,25 @@ def split_bytes(source: DataSource, split: str = "train") -> int:
   return count * RECORD_BYTES
 
 
+def file_pieces(paths: list[str], record_bytes: int,
+                chunk: int = cifar_binary.PARSE_CHUNK) -> list[tuple]:
+  """(path, header, footer, bytes per read) for reading `paths` in chunks.
+
+  Each file is read `chunk` records per read (one tf.data element per chunk,
+  not per record); a last part shorter than a chunk is its own piece, read
+  from its offset in one go.
+  """
+  pieces = []
+  for path in paths:
+    records = os.path.getsize(path) // record_bytes
+    whole, tail = divmod(records, chunk)
+    if whole:
+      pieces.append((path, 0, tail * record_bytes, chunk * record_bytes))
+    if tail:
+      pieces.append((path, whole * chunk * record_bytes, 0, tail * record_bytes))
+  return pieces
+
+
 def should_stream(cfg: ExperimentConfig, source: DataSource) -> bool:
   """Whether the train input streams (see the module docstring); logs why."""
   choice = cfg.data.in_memory
@@ -74,31 +96,54 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
   from estimator_cifar.data.input_pipeline import IMAGES_KEY
   shuffle = cfg.data.shuffle_buffer > 1
   files = source.files.get("train", [])
-  if files and source.file_chunks is not None:
-    names = tf.data.Dataset.from_tensor_slices(files)
+  if files and source.parse_records is not None:
+    pieces = file_pieces(files, source.record_bytes)
+    parts = tf.data.Dataset.from_tensor_slices(
+        tuple(tf.constant(column, tf.string if i == 0 else tf.int64)
+              for i, column in enumerate(zip(*pieces))))
     if shuffle:
-      names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    records = names.interleave(
-        source.file_chunks, cycle_length=min(len(files), MAX_OPEN_FILES),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+      parts = parts.shuffle(len(pieces), seed=seed, reshuffle_each_iteration=True)
+
+    def read(path, header, footer, size):
+      chunks = tf.data.FixedLengthRecordDataset(
+          path, size, header_bytes=header, footer_bytes=footer)
+      return chunks.map(source.parse_records)
+
+    chunks = parts.interleave(
+        read, cycle_length=min(len(pieces), MAX_OPEN_FILES),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   else:
-    records = source.records("train")
+    chunks = source.records("train").batch(cifar_binary.PARSE_CHUNK)
   if input_context is not None:
-    records = records.shard(input_context.num_input_pipelines,
-                            input_context.input_pipeline_id)
+    chunks = chunks.shard(input_context.num_input_pipelines,
+                          input_context.input_pipeline_id)
     batch = input_context.get_per_replica_batch_size(batch)
   if shuffle:
-    records = records.shuffle(cfg.data.shuffle_buffer, seed=seed,
-                              reshuffle_each_iteration=True)
-  ds = records.repeat()
+    # Blocks of shuffle_buffer records, each in a fresh random order (one
+    # gather, as the in-memory path permutes the split): cheaper per record
+    # than a shuffle buffer, and each epoch's records exactly once.
+    blocks = chunks.rebatch(cfg.data.shuffle_buffer).repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    records = tf.data.Dataset.zip((blocks, seeds)).flat_map(_permuted)
+  else:
+    records = chunks.repeat().unbatch()
   if cfg.data.pipeline == "batch":
-    ds = ds.batch(batch, drop_remainder=True).map(
+    ds = records.batch(batch, drop_remainder=True).map(
         lambda images, labels: (
             {IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
             labels), num_parallel_calls=tf.data.AUTOTUNE)
   else:
-    ds = ds.map(lambda image, label: (
+    ds = records.map(lambda image, label: (
         {IMAGES_KEY: augment.train_transform(image, cfg.data, seed)}, label),
-                num_parallel_calls=tf.data.AUTOTUNE)
+                     num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch, drop_remainder=True)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _permuted(block, seed):
+  """The block's records, one at a time, in the order drawn from `seed`."""
+  import tensorflow as tf
+  images, labels = block
+  order = tf.argsort(tf.random.stateless_uniform(tf.shape(labels), seed))
+  return tf.data.Dataset.from_tensor_slices(
+      (tf.gather(images, order), tf.gather(labels, order)))
