@@ -179,3 +179,21 @@ def test_cli_refusal_exits_2_with_one_error_line(tmp_path):
   assert len(errors) == 1 and "distribute.strategy=mirrored" in errors[0]
   assert "Traceback" not in result.stderr
   assert not (tmp_path / "m").exists()
+
+
+def test_loss_scaling_adamw_and_clipping_match_k1(cifar10_dir, tmp_path):
+  """Variables made inside the loop (Adam's beta powers, the dynamic loss
+  scale) keep their K=1 names, so checkpoints move between K values."""
+  finals = {}
+  for k in (1, 2):
+    cfg = tiny_config(f"train.steps_per_loop={k}", "train.steps=6", "train.seed=3",
+                      "train.precision=mixed_float16", "optimizer.name=adamw",
+                      "optimizer.learning_rate=0.01", "optimizer.weight_decay=1e-4",
+                      "train.clip_global_norm=1")
+    modes.run(cfg, str(tmp_path / f"k{k}"), "train", cifar10_dir)
+    finals[k] = _values(str(tmp_path / f"k{k}"))
+  assert set(finals[1]) == set(finals[2])
+  assert {"beta1_power", "current_loss_scale", "good_steps"} <= set(finals[1])
+  for name in finals[1]:
+    np.testing.assert_allclose(finals[2][name], finals[1][name], atol=1e-4,
+                               err_msg=name)

@@ -79,7 +79,8 @@ def _train_loop(model_fn, features, labels, params, steps_per_loop):
 
   def body(i):
     first_op = len(graph.get_operations())
-    spec = model_fn({IMAGES_KEY: images[i]}, labels[i], ModeKeys.TRAIN, params)
+    with v1.variable_creator_scope(_named_as_outside):
+      spec = model_fn({IMAGES_KEY: images[i]}, labels[i], ModeKeys.TRAIN, params)
     step_ops = graph.get_operations()[first_op:]
     is_last = tf.equal(i + 1, count)
     assigns = _carry(graph, sizes, spec, step_ops, is_last, carried)
@@ -102,6 +103,19 @@ def _train_loop(model_fn, features, labels, params, steps_per_loop):
     loss = tf.identity(carried["loss"].read_value(), name="loop_loss")
   _rebuild_outside(graph, sizes, carried, done)
   return tf.estimator.EstimatorSpec(ModeKeys.TRAIN, loss=loss, train_op=train_op)
+
+
+def _named_as_outside(next_creator, **kwargs):
+  """Creates a variable outside the loop's name scopes.
+
+  Variables made with tf.Variable (Adam's beta powers, the loss scale) take
+  the current name scope, here the loop's and its conds'; checkpoints must
+  name them as a step built outside a loop does, or they would not restore
+  across a change of steps_per_loop. Names from get_variable are whole
+  already.
+  """
+  with v1.get_default_graph().name_scope(None):
+    return next_creator(**kwargs)
 
 
 def _carry(graph, sizes, spec, step_ops, is_last, carried) -> tf.Tensor:
