@@ -18,23 +18,25 @@ so that the cost is paid once per K steps:
 What the hooks see, once per loop: the loss of the loop's last step (or the
 first non-finite one of the loop, so the NaN checks still fire), the learning
 rate of that step, and the summaries of that step. Tensors of one iteration
-cannot be fetched from outside the loop, so each summary's value is copied
-into a local variable in every iteration and the summary op, rebuilt outside
-the loop, reads it after the loop.
+cannot be fetched from outside the loop, so each value is copied into a local
+(never checkpointed) variable and the summary ops, rebuilt outside the loop,
+read those after it. The copies, and whatever only the summaries need, run
+in the loop's last iteration only. docs/scaling.md lists what changes for
+users; the Estimator's own summary hook is replaced (hooks.train_hooks).
 """
 
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_ops
 
+from estimator_cifar.config import loop_refused_on_ps
 from estimator_cifar.data.input_pipeline import IMAGES_KEY
 from estimator_cifar.errors import ConfigError
 from estimator_cifar.model import summaries
-from estimator_cifar.config import loop_refused_on_ps
 
 v1 = tf.compat.v1
 ModeKeys = tf.estimator.ModeKeys
 
-# Summary op types rebuilt outside the loop, by the name of their value input.
+# Summary op types rebuilt outside the loop, and the index of their value input.
 _SUMMARY_VALUE_INPUT = {"ScalarSummary": 1, "HistogramSummary": 1,
                         "ImageSummary": 1}
 
@@ -70,7 +72,8 @@ def _train_loop(model_fn, features, labels, params, steps_per_loop):
   """The TRAIN EstimatorSpec of K steps of `model_fn` in a while loop."""
   images = features[IMAGES_KEY] if isinstance(features, dict) else features
   graph = v1.get_default_graph()
-  sizes = {key: len(graph.get_collection(key)) for key in graph.get_all_collection_keys()}
+  sizes = {key: len(graph.get_collection(key))
+           for key in graph.get_all_collection_keys()}
   global_step = v1.train.get_or_create_global_step()
   # Stop at max_steps: the last loop of a run may be shorter than K.
   left = tf.cast(params["max_steps"], tf.int64) - global_step.read_value()
@@ -226,8 +229,12 @@ def _rebuild_outside(graph, sizes, carried, done) -> None:
     rebuilt[key] = inside
   with tf.control_dependencies([done]), tf.name_scope("train_loop_summaries"):
     for key in (v1.GraphKeys.SUMMARIES, summaries.HISTOGRAMS):
-      for op in (e.op for e in rebuilt.get(key, [])):
-        value = carried[op.inputs[1].ref()].read_value()
+      for entry in rebuilt.get(key, []):
+        op = entry.op
+        if op.type not in _SUMMARY_VALUE_INPUT:  # Carried as a whole string.
+          v1.add_to_collection(key, carried[entry.ref()].read_value())
+          continue
+        value = carried[op.inputs[_SUMMARY_VALUE_INPUT[op.type]].ref()].read_value()
         tag = tf.get_static_value(op.inputs[0])
         if op.type == "ScalarSummary":
           out = tf.raw_ops.ScalarSummary(tags=tag, values=value)
