@@ -10,9 +10,10 @@ each size and path (`data.in_memory=false`: streamed; `true`: in memory, only
 at --in_memory_sizes, as it needs about three times the split in memory) a
 child process builds the package's train input_fn (`make_input_fn`, the
 `resnet_sgd` distortions at batch 128) and times --batches batches after
---warmup ones; its peak RSS is read from getrusage. The paths alternate
-within each repeat; figures are medians over the repeats. Prints ONE JSON
-line.
+--warmup ones, per second of wall clock and per CPU-second of the process;
+its peak RSS is read from getrusage. The paths alternate within each repeat;
+figures are medians over the repeats, ratios medians of the per-repeat
+ratios. Prints ONE JSON line.
 """
 
 import json
@@ -83,11 +84,14 @@ def child(data_dir: str, in_memory: str, batches: int, warmup: int) -> dict:
       for _ in range(warmup):
         session.run(op)
       first = time.perf_counter() - start
-      begin = time.perf_counter()
+      begin, cpu = time.perf_counter(), time.process_time()
       for _ in range(batches):
         session.run(op)
       seconds = time.perf_counter() - begin
-  return {"images_per_sec": batches * cfg.train.batch_size / seconds,
+      cpu_seconds = time.process_time() - cpu
+  images = batches * cfg.train.batch_size
+  return {"images_per_sec": images / seconds,
+          "images_per_cpu_sec": images / cpu_seconds,
           "peak_rss_mb": _peak_rss_mb(), "rss_before_pipeline_mb": rss_before,
           "seconds_to_first_batches": first}
 
@@ -130,9 +134,9 @@ def run() -> dict:
                        for key in rows[0]}
         entry[name]["runs"] = rows
       if "in_memory" in entry:
-        entry["speed_streaming_vs_in_memory"] = statistics.median(
-            s["images_per_sec"] / m["images_per_sec"]
-            for s, m in zip(runs["false"], runs["true"]))
+        for key in ("images_per_sec", "images_per_cpu_sec"):
+          entry[f"streaming_vs_in_memory_{key}"] = statistics.median(
+              s[key] / m[key] for s, m in zip(runs["false"], runs["true"]))
       result["sizes"][str(size)] = entry
   finally:
     shutil.rmtree(root, ignore_errors=True)

@@ -17,7 +17,8 @@ read and one parse -> blocks of `data.shuffle_buffer` records, each in a
 fresh random order (one gather, as the in-memory path permutes the whole
 split) -> batch -> the distortions of `data.pipeline` (batch_augment.py for
 batch, augment.py per image) -> prefetch. Memory is one block and its
-permuted copy plus a few chunks per open file, whatever the split's size.
+permuted copy, the next block on its way, and a few chunks per open file,
+whatever the split's size.
 Records mix within a block only and arrive in their files' order, so the
 shuffle is as good as the block is large against the files;
 `data.shuffle_buffer` <= 1 keeps the files' order.
@@ -122,9 +123,11 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
     # Blocks of shuffle_buffer records, each in a fresh random order (one
     # gather, as the in-memory path permutes the split): cheaper per record
     # than a shuffle buffer, and each epoch's records exactly once.
+    # The next block is read and permuted while this one is consumed.
     blocks = chunks.rebatch(cfg.data.shuffle_buffer).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    records = tf.data.Dataset.zip((blocks, seeds)).flat_map(_permuted)
+    records = tf.data.Dataset.zip((blocks, seeds)).map(_permuted).prefetch(1)
+    records = records.unbatch()
   else:
     records = chunks.repeat().unbatch()
   if cfg.data.pipeline == "batch":
@@ -141,9 +144,8 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
 
 
 def _permuted(block, seed):
-  """The block's records, one at a time, in the order drawn from `seed`."""
+  """The block's records in the order drawn from `seed`."""
   import tensorflow as tf
   images, labels = block
   order = tf.argsort(tf.random.stateless_uniform(tf.shape(labels), seed))
-  return tf.data.Dataset.from_tensor_slices(
-      (tf.gather(images, order), tf.gather(labels, order)))
+  return tf.gather(images, order), tf.gather(labels, order)
