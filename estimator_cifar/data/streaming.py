@@ -127,7 +127,10 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
     blocks = chunks.rebatch(cfg.data.shuffle_buffer).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     records = tf.data.Dataset.zip((blocks, seeds)).map(_permuted).prefetch(1)
-    records = records.unbatch()
+    # Slicing beats unbatch() here: unbatch of a block-sized element was 2.5x
+    # the CPU per record.
+    records = records.flat_map(
+        lambda images, labels: tf.data.Dataset.from_tensor_slices((images, labels)))
   else:
     records = chunks.repeat().unbatch()
   if cfg.data.pipeline == "batch":
