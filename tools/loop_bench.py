@@ -14,7 +14,7 @@ figure is the median over the repeats, and `ratios` are medians of the
 per-repeat ratios to the first --loops value (measured side by side).
 
 A timer hook reads the clocks after every session.run; the first --warmup
-steps are not timed. Rates are given per second of wall clock and per
+steps (at least two runs of the largest loop value) are not timed. Rates are given per second of wall clock and per
 CPU-second of this process (all threads). Prints ONE JSON line.
 """
 
@@ -83,9 +83,12 @@ def measure(experiment: str, overrides: str, data: str, loop: int,
 def run(experiment: str, overrides: str, data: str, loops: list[int],
         steps: int, warmup: int, repeats: int) -> dict:
   """Alternating measurements; medians and side-by-side ratios."""
-  # Every loop value must divide the warm-up and the timed steps.
+  # Every loop value must divide the warm-up and the timed steps, and the
+  # warm-up must span two runs of the largest: the first runs with each set
+  # of fetches (hooks due, not due) build the session's executors.
   unit = math.lcm(*loops)
-  steps, warmup = _round_up(steps, unit), _round_up(max(warmup, 1), unit)
+  steps = _round_up(steps, unit)
+  warmup = _round_up(max(warmup, 2 * max(loops)), unit)
   rows = {k: [] for k in loops}
   for _ in range(repeats):
     for k in loops:
