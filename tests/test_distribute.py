@@ -1,7 +1,6 @@
 """Strategies, TF_CONFIG checks, session settings, and mirrored on two CPUs."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -13,6 +12,9 @@ from estimator_cifar.errors import ConfigError
 from tests import testutil
 
 PS_CLUSTER = {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"], "ps": ["h3:1"]}
+TRAINABLE = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
+             "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",
+             "tiny/logits/kernel", "tiny/logits/bias"]
 
 
 def tf_config(cluster, role=None, index=0):
@@ -119,7 +121,6 @@ def test_shard_for_worker_gives_each_ps_worker_its_own_shard():
 
 def test_session_settings_map_onto_the_config_proto(caplog):
   import tensorflow as tf
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   cfg = testutil.tiny_config(
       "session.intra_op_threads=3", "session.inter_op_threads=2",
@@ -171,11 +172,10 @@ def test_cluster_and_cpu_devices_adjust_the_session_config():
 def probe(cifar10_dir, tmp_path_factory):
   """Output of tests/mirrored_probe.py (single-device vs mirrored runs)."""
   work = str(tmp_path_factory.mktemp("mirrored"))
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
   proc = subprocess.run(
-      [sys.executable, os.path.join(testutil.REPO_ROOT, "tests", "mirrored_probe.py"),
-       cifar10_dir, work], env=env, capture_output=True, text=True, timeout=240)
+      [sys.executable, "-m", "tests.mirrored_probe", cifar10_dir, work],
+      cwd=testutil.REPO_ROOT, env=testutil.subprocess_env(), capture_output=True,
+      text=True, timeout=testutil.seconds(360))
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE_JSON "))
   return json.loads(line[len("PROBE_JSON "):])
@@ -204,6 +204,42 @@ def test_mirrored_trains_like_one_device_with_the_same_global_batch(probe):
   assert not np.allclose(variables["0"][kernel], variables["3"][kernel])
   np.testing.assert_allclose(variables["3"][kernel],
                              probe["variables"]["single"]["3"][kernel], atol=0.01)
+  # The update itself, not the weights it is added to: two replicas summing
+  # their gradients instead of averaging them would move each weight twice as
+  # far as one device does.
+  assert_same_updates(probe["variables"]["single"], variables)
+
+
+def assert_same_updates(single, replicated):
+  """Steps 0 -> 3 moved the trainable weights as one device did.
+
+  The update of all trainable weights as one vector: its size within 10% of
+  the single-device update (replicas that summed their gradients instead of
+  averaging them would move twice as far), its direction within cos >= 0.9.
+  Not elementwise: each replica's batch norm sees the moments of its own half
+  batch, which turns the per-variable updates by 20-45% of their size.
+  """
+  def update(run):
+    return np.concatenate([np.ravel(np.subtract(run["3"][n], run["0"][n]))
+                           for n in TRAINABLE])
+  want, got = update(single), update(replicated)
+  size = np.linalg.norm(got) / np.linalg.norm(want)
+  cosine = np.dot(got, want) / (np.linalg.norm(got) * np.linalg.norm(want))
+  assert size == pytest.approx(1.0, rel=0.1), (size, cosine)
+  assert cosine >= 0.9, (size, cosine)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "central_storage moves the weights 1.4-1.5x as far as one device, in a "
+    "direction off by cos 0.91-0.96, and writes a second replica's summaries "
+    "(sparsity/replica_1/...): model_fn gathers the losses its call added to "
+    "the graph collections, which assumes replicas built one after another"))
+def test_central_storage_trains_like_one_device(probe):
+  """Variables kept once on the CPU, the same two replicas as mirrored."""
+  central = probe["variables"]["central"]
+  assert central["3"]["global_step"] == 3
+  assert probe["summary_tags"]["central"] == probe["summary_tags"]["single"]
+  assert_same_updates(probe["variables"]["single"], central)
 
 
 @pytest.mark.parametrize("run", ["single", "mirrored"])

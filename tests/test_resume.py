@@ -5,8 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +14,8 @@ from estimator_cifar.rundir import identity
 from estimator_cifar.engine import modes
 from estimator_cifar.engine import estimator_setup
 from estimator_cifar.errors import CheckpointError
-from tests.testutil import REPO_ROOT, TINY, run_cli, tiny_config
+from tests.testutil import (TINY, run_cli, start_cli, step_of, tiny_config,
+                            wait_until)
 
 NO_EXPORT = ["eval.export_best=false", "eval.export_latest=0"]
 
@@ -50,10 +49,6 @@ def start_values(monkeypatch):
   return hook
 
 
-def step_of(checkpoint: str) -> int:
-  return int(checkpoint.rsplit("-", 1)[-1])
-
-
 def test_rerun_resumes_and_ends_at_the_same_step(tmp_path, cifar10_dir, start_values):
   model_dir = str(tmp_path / "run")
   modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
@@ -79,19 +74,18 @@ def test_sigkill_then_rerun_loses_nothing(tmp_path, cifar10_dir, start_values):
   model_dir = str(tmp_path / "run")
   steps = 150
   overrides = TINY + NO_EXPORT + [f"train.steps={steps}", "checkpoint.save_steps=5"]
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.Popen(
-      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={cifar10_dir}",
-       "--params_override=" + ",".join(overrides)],
-      cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
+  proc = start_cli(
+      "--experiment=resnet_sgd", "--mode=train", f"--model_dir={model_dir}",
+      f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides),
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+  def at_step_10_or_ended():
+    latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    return proc.poll() is not None or (latest and step_of(latest) >= 10)
+
   try:
-    while time.time() < deadline and proc.poll() is None:
-      latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
-      if latest and step_of(latest) >= 10:
-        break
-      time.sleep(0.02)
+    wait_until(at_step_10_or_ended, timeout=120, interval=0.02,
+               message="a checkpoint at step 10")
     assert proc.poll() is None, "training ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
   finally:

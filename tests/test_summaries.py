@@ -1,9 +1,7 @@
 """TensorBoard output: the tags a run writes, their values, and what they cost."""
 
-import glob
 import logging
 import os
-import re
 
 import numpy as np
 import pytest
@@ -12,29 +10,9 @@ import tensorflow as tf
 from estimator_cifar.model import summaries
 from estimator_cifar.engine import modes
 from estimator_cifar.model.model_fn import model_fn
-from tests.testutil import tiny_config
+from tests.testutil import PROGRESS, read_events, scalars, tiny_config
 
 v1 = tf.compat.v1
-
-PROGRESS = re.compile(
-    r"step (\d+)/(\d+), loss = \d+\.\d{4}, lr = ([\d.e+-]+) \(([\d.]+) "
-    r"examples/sec; ([\d.]+) sec/batch; ETA \d+:\d\d:\d\d\)")
-
-
-def read_events(directory: str) -> dict:
-  """{tag: {step: Summary.Value}} from every event file in `directory`."""
-  found = {}
-  for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
-    for event in v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        found.setdefault(value.tag, {})[event.step] = value
-  return found
-
-
-def scalars(events: dict) -> dict:
-  return {tag: {step: v.simple_value for step, v in by_step.items()}
-          for tag, by_step in events.items()
-          if next(iter(by_step.values())).WhichOneof("value") == "simple_value"}
 
 
 def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
