@@ -7,15 +7,11 @@ import sys
 
 import pytest
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS_DIR = os.path.join(REPO_ROOT, "tools")
-if TOOLS_DIR not in sys.path:
-  sys.path.insert(0, TOOLS_DIR)
+from tests.testutil import import_tool, seconds, subprocess_env
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import bench_measure
-import bench_peers
-import benchmark
+bench_measure = import_tool("bench_measure")
+bench_peers = import_tool("bench_peers")
+benchmark = import_tool("benchmark")
 
 # tiny: conv3x3/2 3->8 (16x16 out), conv3x3/2 8->16 (8x8 out), dense 16->10.
 TINY_FORWARD_FLOPS = (2 * 16 * 16 * 8 * 3 * 3 * 3 + 2 * 8 * 8 * 16 * 3 * 3 * 8
@@ -190,10 +186,9 @@ def test_wrapper_sets_the_keras_policy_only_when_asked(tmp_path, monkeypatch):
   monkeypatch.setenv(bench_peers.KERAS_POLICY_ENV, "mixed_bfloat16")
   rate, note = bench_peers.run_peer(str(peer), [], bench_peers.KERAS_LINE, 60)
   assert note is None and rate.wall == 1.0
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             **{bench_peers.KERAS_POLICY_ENV: "mixed_bfloat16"})
+  env = subprocess_env(**{bench_peers.KERAS_POLICY_ENV: "mixed_bfloat16"})
   out = subprocess.run(
       [sys.executable, "-c", bench_peers.PEER_WRAPPER, str(peer)], env=env,
-      capture_output=True, text=True, timeout=120, check=True).stdout
+      capture_output=True, text=True, timeout=seconds(120), check=True).stdout
   assert "policy=mixed_bfloat16" in out.splitlines()
   assert bench_peers.parse_peer(out, bench_peers.KERAS_LINE).wall == 2.0
