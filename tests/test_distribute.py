@@ -12,9 +12,6 @@ from estimator_cifar.errors import ConfigError
 from tests import testutil
 
 PS_CLUSTER = {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"], "ps": ["h3:1"]}
-TRAINABLE = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
-             "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",
-             "tiny/logits/kernel", "tiny/logits/bias"]
 
 
 def tf_config(cluster, role=None, index=0):
@@ -221,7 +218,7 @@ def assert_same_updates(single, replicated):
   """
   def update(run):
     return np.concatenate([np.ravel(np.subtract(run["3"][n], run["0"][n]))
-                           for n in TRAINABLE])
+                           for n in testutil.TINY_TRAINABLE])
   want, got = update(single), update(replicated)
   size = np.linalg.norm(got) / np.linalg.norm(want)
   cosine = np.dot(got, want) / (np.linalg.norm(got) * np.linalg.norm(want))

@@ -123,6 +123,25 @@ def test_best_exporter_keeps_a_better_earlier_export(trained, tmp_path):
   assert export.best_export(export_path) == (path, 0.95)
 
 
+def test_latest_exporter_keeps_the_newest_export_latest(trained, tmp_path):
+  model_dir, _ = trained
+  # train_and_eval's own run kept at most eval.export_latest=2.
+  assert 1 <= len(glob.glob(os.path.join(model_dir, "export", "latest",
+                                         "[0-9]*"))) <= 2
+  cfg = tiny_config(*EMA, "eval.export_best=false")
+  (latest,) = export.exporters(cfg)
+  assert export.exporters(tiny_config(*EMA, "eval.export_best=false",
+                                      "eval.export_latest=0")) == []
+  estimator = export.serving_estimator(cfg, model_dir, 10)
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  export_path = str(tmp_path / "latest")
+  made = [latest.export(estimator, export_path, checkpoint, {"accuracy": 0.5},
+                        False).decode() for _ in range(3)]
+  assert len(set(made)) == 3
+  assert sorted(os.listdir(export_path)) == sorted(
+      os.path.basename(path) for path in made[1:])  # The oldest is gone.
+
+
 def _write_images(folder, images) -> list[str]:
   os.makedirs(folder, exist_ok=True)
   paths = []

@@ -1,4 +1,4 @@
-"""Issue 9: bad input gets one clear paragraph and exit 2; faults lose nothing.
+"""Bad input gets one clear paragraph and exit 2; faults lose nothing.
 
 Most cases call the real CLI entry point (`run.run_main`, flags parsed as on a
 command line) in-process, which is what a subprocess would run minus ~4 s of
@@ -8,8 +8,8 @@ TensorFlow import each; one case per kind of exit runs as a real subprocess.
 import errno
 import glob
 import os
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -19,30 +19,16 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar.rundir import checkpoint_check, run_record
-from estimator_cifar import run
 from estimator_cifar.engine import modes
 from estimator_cifar.data import cifar_binary, fake
 from estimator_cifar.errors import CheckpointError
 from tests.testutil import (TINY, error_line, run_cli, seconds, start_cli,
                             step_of, tiny_config, wait_until)
+from tests.testutil import cli_in_process as cli
 
 OVERRIDES = "--params_override=" + ",".join(TINY)
 CKPT = ["checkpoint.save_steps=3"]  # Checkpoints at steps 0, 3 and 6.
 FIRST_STEP = re.compile(r"\] step \d+/\d+, loss = ")
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-  """Runs the CLI's main in-process: (exit status, stdout, stderr)."""
-  run.FLAGS.unparse_flags()
-  run.FLAGS(["run", *args])
-  try:
-    code = run.run_main(["run"])
-  except SystemExit as e:
-    code = e.code
-  finally:
-    run.FLAGS.unparse_flags()
-  out = capsys.readouterr()
-  return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

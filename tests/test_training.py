@@ -20,7 +20,7 @@ from estimator_cifar.engine import modes
 from estimator_cifar.data import sources
 from estimator_cifar.model.model_fn import configure_determinism
 from tests import graph_train
-from tests.testutil import TINY
+from tests.testutil import TINY, TINY_TRAINABLE
 
 SHORT = ["model.depth=8", "train.batch_size=32", "model.bn_momentum=0.9",
          "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
@@ -169,17 +169,29 @@ def test_clip_global_norm_bounds_the_update_and_multiplier_zero_freezes(
       "ema.decay=0", f"train.clip_global_norm={clip}",
       "train.gradient_multipliers={tiny/conv/kernel:0}"])])
   result = graph_train.train(cfg, cifar10_dir, 1, evaluate=False)
-  trainable = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
-               "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",
-               "tiny/logits/kernel", "tiny/logits/bias"]
   assert np.array_equal(result.before["tiny/conv/kernel"],
                         result.after["tiny/conv/kernel"])
   step = math.sqrt(sum(float(np.sum((result.after[n].astype(np.float64) -
                                       result.before[n]) ** 2))
-                       for n in trainable))
+                       for n in TINY_TRAINABLE))
   # Plain SGD moves by rate * clipped gradient: norm at most rate * clip, and
   # exactly that when the raw gradient is larger (it is, here: ~1).
   assert step == pytest.approx(rate * clip, rel=1e-3)
+
+
+def test_clip_value_bounds_every_gradient_element(cifar10_dir):
+  clip, rate = 1e-4, 0.5
+  cfg = config_lib.resolve("resnet_sgd", [",".join(TINY + [
+      "optimizer.name=sgd", f"optimizer.learning_rate={rate}",
+      "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
+      "ema.decay=0", f"train.clip_value={clip}"])])
+  result = graph_train.train(cfg, cifar10_dir, 1, evaluate=False)
+  for name in TINY_TRAINABLE:
+    moved = np.abs(result.after[name].astype(np.float64) - result.before[name])
+    # Plain SGD moves each weight by rate * its clipped gradient element ...
+    assert moved.max() <= rate * clip + 1e-8, name
+    # ... and the raw elements mostly exceed the bound: they pile up on it.
+    assert np.mean(np.isclose(moved, rate * clip, rtol=1e-2)) > 0.5, name
 
 
 def _trained_weights(cfg, data_dir, model_dir) -> dict:

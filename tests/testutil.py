@@ -30,6 +30,11 @@ TINY = ["model.name=tiny", "train.batch_size=16", "eval.batch_size=16",
         # where it checks them.
         "eval.export_best=false", "eval.export_latest=0"]
 
+# The tiny model's trainable variables.
+TINY_TRAINABLE = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
+                  "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",
+                  "tiny/logits/kernel", "tiny/logits/bias"]
+
 # hooks.ProgressHook's line after the first: step, max, lr, examples/sec.
 PROGRESS = re.compile(
     r"step (\d+)/(\d+), loss = \d+\.\d{4}, lr = ([\d.e+-]+) \(([\d.]+) "
@@ -69,6 +74,23 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None):
   return subprocess.run(cli_command(*args), cwd=REPO_ROOT,
                         env=subprocess_env(**(env or {})), capture_output=True,
                         text=True, timeout=seconds(timeout))
+
+
+def cli_in_process(capsys, *args: str) -> tuple[int, str, str]:
+  """Runs the CLI's entry point (flags parsed as on a command line) in this
+  process, without a new interpreter's TensorFlow import: (exit status,
+  stdout, stderr)."""
+  from estimator_cifar import run
+  run.FLAGS.unparse_flags()
+  run.FLAGS(["run", *args])
+  try:
+    code = run.run_main(["run"])
+  except SystemExit as e:
+    code = e.code
+  finally:
+    run.FLAGS.unparse_flags()
+  out = capsys.readouterr()
+  return code, out.out, out.err
 
 
 def start_cli(*args: str, **popen_kwargs) -> subprocess.Popen:
