@@ -31,6 +31,7 @@ def result(tmp_path_factory):
   return benchmark.main(TINY_ARGS + [f"--model_dir={model_dir}"]), model_dir
 
 
+@pytest.mark.slow
 def test_prints_one_json_line_with_positive_sane_figures(result, capsys):
   del capsys  # The line was printed when the fixture ran; main returns it.
   res, model_dir = result
@@ -50,6 +51,7 @@ def test_prints_one_json_line_with_positive_sane_figures(result, capsys):
   assert os.path.exists(os.path.join(model_dir, "model.ckpt-8.index"))
 
 
+@pytest.mark.slow
 def test_flops_come_from_the_graph_and_the_fraction_from_them(result):
   res, _ = result
   assert res["conv_matmul_flops_per_image"] == TINY_FORWARD_FLOPS
@@ -64,6 +66,7 @@ def test_flops_come_from_the_graph_and_the_fraction_from_them(result):
                                      "matmul_2048"}
 
 
+@pytest.mark.slow
 def test_missing_keras_peer_is_a_note_not_a_failure(result):
   res, _ = result
   assert res["keras_images_per_sec"] is None and res["ratio_vs_keras"] is None
@@ -173,6 +176,7 @@ def test_report_has_both_keras_peers_with_their_precisions():
   assert res["peak_dtype"] == "bfloat16"
 
 
+@pytest.mark.slow
 def test_wrapper_sets_the_keras_policy_only_when_asked(tmp_path, monkeypatch):
   peer = tmp_path / "peer.py"
   peer.write_text(

@@ -26,8 +26,6 @@ STEP_LOG = re.compile(r"^\[(\w+:\d+)\] .*step (\d+)/\d+, loss = [-\d.e]+")
 WEIGHTS_LOG = re.compile(r"^\[(\w+:\d+)\] WEIGHTS step=(\d+) sum=(\S+)$")
 WEIGHTS_PROBE = os.path.join(testutil.REPO_ROOT, "tests", "weights_probe")
 LAUNCHER_SECS = testutil.seconds(200)
-# A whole cluster of TensorFlow processes: a longer budget than one test's.
-CLUSTER_TIMEOUT_SECS = 600
 
 
 def launch(launcher_args, model_dir, data_dir, overrides, on_line=None,
@@ -138,8 +136,7 @@ class WorkerRestartScript:
       self.release()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(CLUSTER_TIMEOUT_SECS)
+@testutil.multi_process
 def test_parameter_server_cluster_with_a_worker_killed_and_restarted(
     cifar10_dir, tmp_path):
   """1 ps, chief, 1 worker, evaluator; the worker is killed at its first step."""
@@ -180,8 +177,7 @@ def test_parameter_server_cluster_with_a_worker_killed_and_restarted(
   assert_all_exited(pids)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(CLUSTER_TIMEOUT_SECS)
+@testutil.multi_process
 def test_multi_worker_mirrored_chief_and_worker_all_reduce(cifar10_dir, tmp_path):
   steps = 30
   model_dir = str(tmp_path / "mwms_run")

@@ -15,6 +15,10 @@ from estimator_cifar.engine import continuous_eval
 from estimator_cifar.rundir import metrics_log
 from tests import testutil
 
+# Every test here reads the `watched` trainer + evaluator pair.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.timeout(testutil.MULTI_PROCESS_TIMEOUT_SECS)]
+
 STEPS, SAVE = 120, 40
 PACE_WAIT_SECS = 30
 OVERRIDES = testutil.TINY + [f"train.steps={STEPS}", f"checkpoint.save_steps={SAVE}",

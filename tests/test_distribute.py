@@ -178,6 +178,7 @@ def probe(cifar10_dir, tmp_path_factory):
   return json.loads(line[len("PROBE_JSON "):])
 
 
+@testutil.multi_process
 def test_mirrored_trains_like_one_device_with_the_same_global_batch(probe):
   assert probe["replicas"] == 2
   assert "train.batch_size=15 is the global batch and must split evenly " \
@@ -226,6 +227,7 @@ def assert_same_updates(single, replicated):
   assert cosine >= 0.9, (size, cosine)
 
 
+@testutil.multi_process
 @pytest.mark.xfail(strict=True, reason=(
     "central_storage moves the weights 1.4-1.5x as far as one device, in a "
     "direction off by cos 0.91-0.96, and writes a second replica's summaries "
@@ -239,6 +241,7 @@ def test_central_storage_trains_like_one_device(probe):
   assert_same_updates(probe["variables"]["single"], central)
 
 
+@testutil.multi_process
 @pytest.mark.parametrize("run", ["single", "mirrored"])
 def test_batch_norm_statistics_update_once_per_step(probe, run):
   step1 = probe["variables"][run]["1"]
@@ -248,6 +251,7 @@ def test_batch_norm_statistics_update_once_per_step(probe, run):
                                rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+@testutil.multi_process
 @pytest.mark.parametrize("run", ["single", "mirrored"])
 def test_ema_shadows_update_once_per_step_and_survive_restore(probe, run):
   ckpt = probe["variables"][run]
@@ -270,6 +274,7 @@ def test_ema_shadows_update_once_per_step_and_survive_restore(probe, run):
         rtol=1e-5, atol=1e-6, err_msg=shadow)
 
 
+@testutil.multi_process
 def test_ema_eval_and_export_of_a_mirrored_checkpoint(probe):
   ckpt = probe["variables"]["mirrored"]["3"]
   raw, ema = probe["ema"]["False"], probe["ema"]["True"]

@@ -32,6 +32,7 @@ def _num_classes(cfg) -> int:
   return layout.num_classes[cifar_binary.label_kind(layout, cfg.data.label)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_validates_documents_and_builds(name):
   cfg = config_lib.validate(config_lib.load_experiment(name))

@@ -108,6 +108,7 @@ def _checkpoint_steps_all_finite(model_dir: str) -> list[int]:
   return sorted(steps)
 
 
+@pytest.mark.slow
 def test_cli_nan_stop_keeps_checkpoints_finite(cifar10_dir, tmp_path):
   """lr 1e30 with a checkpoint due every step: the step-2 save is refused."""
   model_dir = str(tmp_path / "m")
@@ -123,6 +124,7 @@ def test_cli_nan_stop_keeps_checkpoints_finite(cifar10_dir, tmp_path):
   assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-1")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_before_any_further_save(cifar10_dir, tmp_path):
   cfg = tiny_config("train.steps=20", "optimizer.learning_rate=1e30")
   with pytest.raises(hooks.TrainingDivergedError) as info:
@@ -132,6 +134,7 @@ def test_nan_loss_stops_before_any_further_save(cifar10_dir, tmp_path):
   assert _checkpoint_steps_all_finite(str(tmp_path)) == [0]
 
 
+@pytest.mark.slow
 def test_final_save_of_diverged_weights_is_refused(cifar10_dir, tmp_path):
   """An infinite rate ruins the weights in the last step: the save that
   Estimator makes when training ends (CheckpointSaverHook.end) is refused."""

@@ -49,6 +49,7 @@ def start_values(monkeypatch):
   return hook
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_ends_at_the_same_step(tmp_path, cifar10_dir, start_values):
   model_dir = str(tmp_path / "run")
   modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
@@ -70,6 +71,7 @@ def test_rerun_resumes_and_ends_at_the_same_step(tmp_path, cifar10_dir, start_va
   np.testing.assert_array_equal(start_values.values["tiny/conv/kernel"], before)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_loses_nothing(tmp_path, cifar10_dir, start_values):
   model_dir = str(tmp_path / "run")
   steps = 150
@@ -126,6 +128,7 @@ def test_config_differences_show_old_and_new(tmp_path):
                           allow_change=True)
 
 
+@pytest.mark.slow
 def test_other_model_refused_unless_allowed(tmp_path, cifar10_dir):
   model_dir = str(tmp_path / "run")
   modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)

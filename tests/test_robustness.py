@@ -137,6 +137,7 @@ def test_data_errors(damage, tmp_path, capsys, monkeypatch):
   assert run_record.read(model_dir)["status"] == run_record.FAILED
 
 
+@pytest.mark.slow
 def test_data_error_in_a_real_process(tmp_path):
   """The same contract from a real command line: exit 2, one line, no traceback."""
   data_dir = str(tmp_path / "data")
@@ -160,6 +161,7 @@ def test_warm_start_from_missing_path(tmp_path, capsys, cifar10_dir):
   assert tf.train.latest_checkpoint(str(tmp_path / "m")) is None
 
 
+@pytest.mark.slow
 def test_warm_start_shapes_that_do_not_fit(tmp_path, capsys, trained, cifar100_dir):
   message = error_line(*cli(
       capsys, "--experiment=resnet_sgd", "--mode=train",
@@ -204,6 +206,7 @@ def test_model_dir_without_permission(tmp_path, monkeypatch):
   assert not locked.exists()
 
 
+@pytest.mark.slow
 def test_damaged_newest_checkpoint_named_then_resumed_from_previous(
     trained, tmp_path, capsys, cifar10_dir):
   model_dir = copy_of(trained, tmp_path)
@@ -231,6 +234,7 @@ def test_damaged_newest_checkpoint_named_then_resumed_from_previous(
         os.path.join(model_dir, f"model.ckpt-{step}")) is None
 
 
+@pytest.mark.slow
 def test_missing_index_or_state_file_is_named(trained, tmp_path):
   model_dir = copy_of(trained, tmp_path)
   os.remove(os.path.join(model_dir, "model.ckpt-6.index"))
@@ -254,6 +258,7 @@ def test_missing_index_or_state_file_is_named(trained, tmp_path):
     checkpoint_check.check_checkpoints(model_dir, resume_from_previous=True)
 
 
+@pytest.mark.slow
 def test_kill_during_checkpoint_write_resumes_from_previous(trained, tmp_path, cifar10_dir):
   """SIGKILL mid-write: the data file is partial, the index and state not yet
   updated (TensorFlow renames data and index into place, then writes the state
@@ -275,6 +280,7 @@ def test_kill_during_checkpoint_write_resumes_from_previous(trained, tmp_path, c
 
 # -------------------------------------------------------------------- faults
 
+@pytest.mark.slow
 def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
   model_dir = str(tmp_path / "run")
   # Periodic checkpoints far apart: whatever is saved comes from SIGTERM.

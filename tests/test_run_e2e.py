@@ -16,6 +16,7 @@ from tests.testutil import (TINY, cli_in_process, error_line, import_tool,
                             run_cli, tiny_config)
 
 
+@pytest.mark.slow
 def test_train_and_eval_writes_everything(cifar10_dir, tmp_path):
   model_dir = str(tmp_path / "run")
   proc = run_cli("--experiment=resnet_sgd", f"--model_dir={model_dir}",
@@ -117,6 +118,7 @@ def test_modes_that_need_a_checkpoint_say_so(mode, tmp_path, capsys, cifar10_dir
   assert os.listdir(model_dir) == []  # Nothing written into it.
 
 
+@pytest.mark.slow
 def test_train_steps_0_trains_train_epochs_over_the_data(cifar10_dir, tmp_path):
   from estimator_cifar.engine import estimator_setup
   cfg = tiny_config("train.steps=0", "train.epochs=0.2")
@@ -128,6 +130,7 @@ def test_train_steps_0_trains_train_epochs_over_the_data(cifar10_dir, tmp_path):
   assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-3")
 
 
+@pytest.mark.slow
 def test_resnet8_learns_easy_data(cifar10_dir, tmp_path):
   cfg = tiny_config("model.name=resnet", "model.depth=8", "train.steps=150",
                     "train.seed=1",  # Seeded: the threshold must not flake.

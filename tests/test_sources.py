@@ -6,6 +6,8 @@ import os
 import tarfile
 import time
 
+import pytest
+
 from estimator_cifar.data import download, fake, sources
 from tests.testutil import (closed_port, error_line, run_cli, seconds,
                             tiny_config)
@@ -27,6 +29,7 @@ def test_archive_alone_is_verified_and_extracted(tmp_path, monkeypatch):
   assert os.path.isfile(data_dir / "cifar-10-batches-bin" / "test_batch.bin")
 
 
+@pytest.mark.slow
 def test_offline_run_fails_fast_and_says_where_to_put_the_archive(tmp_path):
   mirror = f"http://127.0.0.1:{closed_port()}"
   start = time.time()

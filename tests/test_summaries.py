@@ -15,6 +15,7 @@ from tests.testutil import PROGRESS, read_events, scalars, tiny_config
 v1 = tf.compat.v1
 
 
+@pytest.mark.slow
 def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
   # The absl logger, by name: parsing absl flags (as in-process CLI tests do)
   # leaves it at WARNING, which would drop the INFO lines before caplog.
@@ -80,6 +81,7 @@ def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
   assert not [m for m in messages if m.startswith(("loss = ", "global_step/sec"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides, histogram_steps, image_steps", [
     # Off: no histograms, no images; the scalars stay.
     (["summary.histograms=false", "summary.images=false"], set(), set()),
@@ -100,6 +102,7 @@ def test_histograms_and_images_switch_and_thin(cifar10_dir, tmp_path, overrides,
   assert set(events["losses/total"]) == {1, 3, 5}
 
 
+@pytest.mark.slow
 def test_train_step_computes_no_summary_inputs():
   """Summary-only work is unreachable from the train op: it runs only when a
   summary hook fetches it, every summary.save_steps, never on other steps."""

@@ -151,6 +151,7 @@ def test_dry_run_lists_points_and_writes_nothing(tmp_path):
 
 # ------------------------------------------------------------- real sweeps
 
+@pytest.mark.slow
 def test_failed_point_is_reported_and_the_sweep_goes_on(tmp_path, cifar10_dir):
   root = str(tmp_path / "sweep")
   lines = []
@@ -201,6 +202,7 @@ def _attempts(model_dir):
     return sum(line.startswith(sweep.LOG_HEADER) for line in f)
 
 
+@testutil.multi_process
 def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
   root = str(tmp_path / "sweep")
   env = testutil.subprocess_env()

@@ -288,6 +288,7 @@ def test_format_duration():
   assert results_table.format_duration(None) == "-"
 
 
+@pytest.mark.slow
 def test_cli_plot_curves(runs_dir, tmp_path):
   out = tmp_path / "cli.png"
   proc = run_tool("plot_curves", str(runs_dir / "a"),

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from estimator_cifar import config as config_lib
 # The one parser of checkpoint names; tests use it rather than their own.
 from estimator_cifar.rundir.checkpoint_check import step_of  # noqa: F401
@@ -41,9 +43,20 @@ PROGRESS = re.compile(
     r"examples/sec; ([\d.]+) sec/batch; ETA \d+:\d\d:\d\d\)")
 
 
+# pytest.ini gives each test 300 s; one that runs several TensorFlow
+# processes (a cluster, a trainer beside an evaluator) gets this long.
+MULTI_PROCESS_TIMEOUT_SECS = 600
+
+
 def seconds(base: float) -> float:
   """A wall-clock limit of `base` seconds, scaled by TIME_SCALE."""
   return base * TIME_SCALE
+
+
+def multi_process(test):
+  """Marks a test (or the first user of a module fixture) that runs several
+  TensorFlow processes: slow, with MULTI_PROCESS_TIMEOUT_SECS to finish."""
+  return pytest.mark.slow(pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)(test))
 
 
 def tiny_config(*overrides: str, experiment: str = "resnet_sgd"):
@@ -167,14 +180,17 @@ def read_events(directory: str) -> dict:
 
 def scalar_value(value) -> float | None:
   """The number in a scalar Summary.Value (v1 simple_value or a v2 rank-0
-  tensor); None for images, histograms and other kinds."""
+  numeric tensor); None for text, images, histograms and other kinds."""
   kind = value.WhichOneof("value")
   if kind == "simple_value":
     return value.simple_value
   if kind == "tensor" and value.metadata.plugin_data.plugin_name in (
-      "", "scalars") and not value.tensor.tensor_shape.dim:
+      "", "scalars"):
+    import numpy as np
     import tensorflow as tf
-    return float(tf.make_ndarray(value.tensor))
+    array = tf.make_ndarray(value.tensor)
+    if array.ndim == 0 and np.issubdtype(array.dtype, np.number):
+      return float(array)
   return None
 
 
