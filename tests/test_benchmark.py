@@ -103,14 +103,16 @@ def test_peer_runs_under_the_cpu_clock_wrapper(tmp_path):
       "x = sum(i * i for i in range(300000))\n"
       "dt = time.perf_counter() - t\n"
       "print(f'fake steps=3 images/sec {384 / dt:.1f}')\n")
-  rate, note = bench_peers.run_peer(str(peer), [], bench_peers.KERAS_LINE, 60)
+  rate, note = bench_peers.run_peer(str(peer), [], bench_peers.KERAS_LINE,
+                                    seconds(60))
   assert note is None
   assert rate.wall > 0 and rate.cpu > 0
   # A single-threaded busy loop: CPU time is at most the wall time.
   assert rate.cpu >= rate.wall * 0.999
   broken = tmp_path / "broken.py"
   broken.write_text("raise SystemExit('no rate here')\n")
-  rate, note = bench_peers.run_peer(str(broken), [], bench_peers.KERAS_LINE, 60)
+  rate, note = bench_peers.run_peer(str(broken), [], bench_peers.KERAS_LINE,
+                                    seconds(60))
   assert rate is None and "without a rate" in note and "no rate here" in note
 
 
@@ -188,7 +190,8 @@ def test_wrapper_sets_the_keras_policy_only_when_asked(tmp_path, monkeypatch):
   # Without the variable the wrapper leaves TensorFlow alone; one inherited
   # from the shell is dropped, so the float32 peer never runs under a policy.
   monkeypatch.setenv(bench_peers.KERAS_POLICY_ENV, "mixed_bfloat16")
-  rate, note = bench_peers.run_peer(str(peer), [], bench_peers.KERAS_LINE, 60)
+  rate, note = bench_peers.run_peer(str(peer), [], bench_peers.KERAS_LINE,
+                                    seconds(60))
   assert note is None and rate.wall == 1.0
   env = subprocess_env(**{bench_peers.KERAS_POLICY_ENV: "mixed_bfloat16"})
   out = subprocess.run(
