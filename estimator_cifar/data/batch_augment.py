@@ -35,7 +35,7 @@ def train_transform(images: tf.Tensor, cfg: DataConfig,
     mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
     images = (images - mean) * factor + mean
   # augment's own normalization (it takes batches): the two paths stay alike.
-  images = augment._normalize(images, ops)  # pylint: disable=protected-access
+  images = augment.normalize(images, ops)
   if "cutout" in ops:
     images = cutout(images, cfg.cutout_size, seed)
   return images
