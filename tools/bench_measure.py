@@ -100,7 +100,6 @@ def measure_pipeline(cfg, input_fn, batch: int, batches: int, warmup: int,
   pool to that many threads.
   """
   tf = _tf()
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   v1 = tf.compat.v1
   with tf.Graph().as_default():

@@ -51,11 +51,12 @@ Fields of the JSON line:
   train_flops_per_image is 3x that (forward, input gradient, weight gradient:
   the usual convention; it overstates by the first conv's input gradient,
   which is not computed: under 1% for ResNet-20).
-- conv_peak_gflops: the best of the conv probes (3x3 convs at batch 128, 32x32x16 and 8x8x64: ResNet-20's
-  first and last stages), measured in this process after the first training
-  run and again at the end, median of the trials, in the training's compute
-  dtype (`peak_gflops` lists every probe). achieved_fraction_of_peak =
-  train_images_per_sec x train_flops_per_image / conv_peak_gflops.
+- conv_peak_gflops: the best of the conv probes (3x3 convs at batch 128,
+  32x32x16 and 8x8x64: ResNet-20's first and last stages), measured in this
+  process after the first training run and again at the end, median of the
+  trials, in the training's compute dtype (`peak_gflops` lists every probe).
+  achieved_fraction_of_peak = train_images_per_sec x train_flops_per_image /
+  conv_peak_gflops.
 - keras_images_per_sec (`--vs_keras`): tools/peer_keras.py (tf.keras model.fit,
   same network, batch and augmentation, data in memory) run as a child process
   right after each training measurement, in float32 as a user runs it by
@@ -210,7 +211,6 @@ def main(argv=None) -> dict:
   cfg, forced = build_config(args.experiment, args.params_override,
                              args.data_dir, args.warmup + args.steps)
   import tensorflow as tf
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   from estimator_cifar.data.input_pipeline import make_input_fn
   tf.get_logger().setLevel("INFO" if args.verbose else "WARNING")

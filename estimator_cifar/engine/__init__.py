@@ -1,4 +1,5 @@
-"""Estimator plumbing: RunConfig and the Estimator, the modes, hooks, distribution, preemption, warm start, continuous eval, export and predict.
+"""Estimator plumbing: RunConfig and the Estimator, the modes, hooks,
+distribution, preemption, warm start, continuous eval, export and predict.
 
 This file imports no TensorFlow: run.py reads the mode names and options
 before TensorFlow loads.

@@ -7,10 +7,10 @@ the run finished or was stopped:
   status        "running" while training; then "finished", "stopped_nan" (loss
                 became NaN/Inf), "failed" (with `error`) or "interrupted"
                 (Ctrl-C) or "preempted" (SIGTERM: a checkpoint was saved
-                at the current step; see preemption.py). A process killed outright (SIGKILL, preemption, power)
-                cannot write anything: its record stays "running", and the next
-                run in that model_dir files it under `history` as
-                "killed_or_preempted".
+                at the current step; see preemption.py). A process killed
+                outright (SIGKILL, preemption, power) cannot write anything:
+                its record stays "running", and the next run in that
+                model_dir files it under `history` as "killed_or_preempted".
   start_time, end_time   ISO 8601 with the UTC offset; `duration_s`.
   start_step, final_step the newest checkpoint's step before and after;
                 `resumed` is true when training started from a checkpoint.
