@@ -51,7 +51,7 @@ class ModelConfig:
   width: int = 1             # Wide-ResNet widening factor k.
   dropout: float = 0.0       # Wide-ResNet dropout between the two convs.
   # PyTorch's default, as in most CIFAR ResNet reproductions: at lr 0.1 the
-  # weights outrun a slower average (docs/design.md, Decisions).
+  # weights outrun a slower average (docs/results.md).
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
 

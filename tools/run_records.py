@@ -8,9 +8,9 @@ eval/.
 
 Event files are parsed with the protobufs that ship in the `tensorboard` package
 (a TF dependency) and a small TFRecord reader instead of TensorFlow itself: the
-tools then start in well under a second instead of spending ~2 s importing TF,
-and a record cut short by a trainer that is still writing simply ends the file
-instead of raising `DataLossError`. Only local file systems are supported.
+tools then start without paying for TensorFlow's import, and a record cut
+short by a trainer that is still writing simply ends the file instead of
+raising `DataLossError`. Only local file systems are supported.
 """
 
 import datetime

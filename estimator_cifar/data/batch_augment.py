@@ -4,8 +4,8 @@ The same options, order and distributions as `augment.train_transform`
 (crop -> flip -> brightness -> contrast -> standardize -> cutout), each drawn
 independently per image, but computed with one set of ops per batch instead of
 one per image: the per-image map costs tf.data a function call and some twenty
-small ops per image, which is what limits the input pipeline on a GPU that
-trains tens of thousands of images a second (README, Performance).
+small ops per image, which is what limits the input pipeline on a fast
+accelerator (docs/performance.md).
 
 Eval needs no batch version: augment.eval_transform already takes batches.
 Crop and flip are a single gather on the uint8 batch (a padded image's rows at

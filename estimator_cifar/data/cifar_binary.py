@@ -130,8 +130,8 @@ def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
   """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records.
 
   Records are parsed `PARSE_CHUNK` at a time (one decode and transpose per
-  chunk, then unbatched): parsing one record at a time cost about 100 us of
-  CPU per record, 5 s for CIFAR's 50000, all of it before the first step.
+  chunk, then unbatched): one record at a time pays an op dispatch per
+  record, for the whole split before the first step.
   """
   import tensorflow as tf  # Deferred: config errors must not wait for TF.
   offset = layout.label_offset[kind]

@@ -63,11 +63,12 @@ def _warn_if_xla_on_cpu() -> None:
   logging.log_first_n(
       logging.WARNING, "session.xla=true without a GPU: " + (
           "XLA clusters the CPU graph (TF_XLA_FLAGS=--tf_xla_cpu_global_jit); "
-          "measured 4x slower than without on ResNet-20 (README, Performance)."
+          "several times slower than without on ResNet-20 "
+          "(docs/performance.md)."
           if cpu_jit else
           "TensorFlow's auto-clustering leaves CPU graphs alone, so the "
           "setting changes nothing here (XLA on CPU needs "
-          "TF_XLA_FLAGS=--tf_xla_cpu_global_jit, and was 4x slower)."), 1)
+          "TF_XLA_FLAGS=--tf_xla_cpu_global_jit, and is slower there)."), 1)
 
 
 def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:

@@ -204,9 +204,9 @@ class NanGuardHook(v1.train.SessionRunHook):
   """Stops training at the first NaN or Inf loss, naming the step.
 
   Checks every step: the loss is a scalar the step computes anyway (Estimator
-  fetches it too), so the check costs a few microseconds of Python; the README
-  gives the measurement. Under a distribution strategy every replica's loss is
-  checked.
+  fetches it too), so the check adds only a little Python per step
+  (`python -m tools.summary_cost --hook_overhead` measures it). Under a
+  distribution strategy every replica's loss is checked.
   """
 
   def __init__(self, model_dir: str):

@@ -138,8 +138,7 @@ def _warn_if_float16_on_cpu(precision: str) -> None:
     logging.log_first_n(
         logging.WARNING, "train.precision=mixed_float16 without a GPU: TF "
         "emulates float16 convolutions on CPU, hundreds of times slower than "
-        "float32 (ResNet-20, batch 32, 2-core CPU: ~60 s a step against "
-        "0.07-0.23 s). Use float32 or mixed_bfloat16 on CPU.", 1)
+        "float32. Use float32 or mixed_bfloat16 on CPU.", 1)
 
 
 def configure_determinism(seed: int) -> None:
@@ -147,8 +146,8 @@ def configure_determinism(seed: int) -> None:
 
   A seed alone does not make two runs equal: parallel tf.data maps with
   random ops and some kernels' reduction orders vary from run to run. TF's op
-  determinism switch removes those (the input pipeline gets ~25% slower
-  here). It is process-wide, so an unseeded run switches it off again: with it
+  determinism switch removes those, at some cost in input-pipeline speed.
+  It is process-wide, so an unseeded run switches it off again: with it
   on, any random op without a seed raises. Call it before building the input
   pipeline (modes.run does); model_fn calls it too, for direct users.
   """
@@ -165,8 +164,8 @@ def _apply_ema(ema, variables):
 
   apply() makes one `cond` per variable to pick each shadow's initial value;
   as v2 control flow (TF2's default) each is a function graph to trace and
-  instantiate, which cost 2 of the ~10 CPU-seconds before the first step of
-  ResNet-20 (README, Performance). The v1 cond computes the same value.
+  instantiate, a visible share of the start-up before the first step. The v1
+  cond computes the same value.
   """
   was_v2 = v1.control_flow_v2_enabled()
   v1.disable_control_flow_v2()
