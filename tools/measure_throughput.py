@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
   """Runs the command, prints its output and then the JSON summary line."""
   argv = sys.argv[1:] if argv is None else argv
   if "--" not in argv:
+    cli.parse(FLAGS, argv, __doc__)  # Answers --help and flag errors first.
     print("error: pass the command to measure after `--`.", file=sys.stderr)
     return 2
   cut = argv.index("--")
