@@ -13,7 +13,7 @@ classes; downloaded on first run like CIFAR-10.
 Literature: 27.22% test error, i.e. 72.78% (Huang et al. 2016, Table 1,
 "constant depth" on CIFAR-100 with augmentation; their stochastic-depth
 ResNet-110 reaches 24.58%).
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -10,7 +10,7 @@ max-pool, LRN, conv5x5-64, LRN, max-pool, FC 384, FC 192, linear; weight decay
 0.004 on the two FC layers only; SGD at 0.1 decayed x0.1 every 350 epochs
 (staircase); moving average of the weights with decay 0.9999, used for eval.
 The tutorial reports ~86% test accuracy after 100K steps (batch 128).
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: not measured yet; docs/design.md, "Experiment costs", gives the command.
 """
 
 from estimator_cifar import config as config_lib

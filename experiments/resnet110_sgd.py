@@ -10,7 +10,7 @@ That is a piecewise schedule here: multipliers 0.1, 1, 0.1, 0.01 with
 boundaries at epochs 1.024 (= 400 steps of batch 128 on 50k images), 91, 136.
 Literature: 6.43% best, 6.61 +- 0.16% mean of 5 runs, i.e. 93.57% / 93.39%
 (He et al. 2016, "Deep Residual Learning for Image Recognition", Table 6).
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -10,7 +10,7 @@ Literature: that paper reports no 20-layer figure. Its pre-activation
 ResNet-110 reaches 6.37% error (93.63%) against 6.61% for v1 (Table 3), so
 expect about ResNet-20 v1's 91.25% (He et al. 2016a, Table 6), give or take a
 few tenths.
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -8,7 +8,7 @@ per stage, 0.86M parameters): batch 128, momentum 0.9, weight decay 1e-4 on the
 kernels, learning rate 0.1, x0.1 at epochs 91 and 136, 182 epochs.
 Literature: 6.97% test error, i.e. 93.03% accuracy (He et al. 2016, "Deep
 Residual Learning for Image Recognition", Table 6).
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

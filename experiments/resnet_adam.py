@@ -18,7 +18,7 @@ usually land 1-3 points below momentum SGD on CIFAR ResNets (Wilson et al.
 weight decay and annealing the rate closes much of that gap (Loshchilov &
 Hutter 2019). So expect roughly 90-91% against resnet_sgd's 91.25%; this
 package has not measured it (no GPU was available to run it to the end).
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -16,7 +16,7 @@ at 71094. Pad-4 random crop and horizontal flip, per-image standardization
 (decay 0.9999) for export and optional EMA eval; eval uses the raw weights as
 the paper did. Most of this is the config's defaults; only the schedule and
 the batch scaling are set here.
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: not measured yet; docs/design.md, "Experiment costs", gives the command.
 """
 
 from estimator_cifar import config as config_lib

@@ -11,7 +11,7 @@ learning rate 0.1 x0.2 at epochs 60, 120 and 160 of 200. The paper pads with
 reflections before the random crop; here the pad is zeros.
 Literature: 3.89% test error (96.11%) with dropout 0.3, the paper's best
 WRN-28-10 CIFAR-10 result; about 4.0-4.2% error (~95.9%) without dropout.
-Cost per step and for the whole run: docs/design.md, "Experiment costs".
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib
