@@ -1,7 +1,7 @@
 """The points of a sweep: the grid, their names, configs and states on disk.
 
 A point is one combination of `--grid` values; its model_dir is named after
-its overrides with canonical values (tools/sweep.py runs them).
+its overrides with canonical values (tools.sweep runs them).
 """
 
 import dataclasses

@@ -156,7 +156,7 @@ def check(cfg: ExperimentConfig, cluster: Cluster | None, mode: str) -> None:
   if name == "parameter_server" and not (cluster and cluster.has_ps):
     raise ConfigError(
         "distribute.strategy=parameter_server needs a TF_CONFIG cluster with "
-        "'ps', 'chief' and 'worker' tasks (run tools/launch_local_cluster.py "
+        "'ps', 'chief' and 'worker' tasks (run python -m tools.launch_local_cluster "
         f"to try it on one machine). Example: TF_CONFIG='{PS_EXAMPLE}'")
   if name == "multi_worker_mirrored":
     if cluster and cluster.has_ps:
