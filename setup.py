@@ -36,7 +36,7 @@ setup(
     extras_require={
         "tools": ["matplotlib"],
         "test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis",
-                 "matplotlib"],
+                 "matplotlib", "ruff"],
         # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.
         "gpu": ["tensorflow[and-cuda]>=2.15,<2.16"],
     },

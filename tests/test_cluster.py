@@ -14,10 +14,10 @@ import threading
 import psutil
 import pytest
 
-from estimator_cifar.rundir import metrics_log
+from estimator_cifar.rundir import checkpoint_step, metrics_log
 from tests import testutil
+from tools import launch_local_cluster
 
-launch_local_cluster = testutil.import_tool("launch_local_cluster")
 
 STARTED = re.compile(r"^\[launcher\] (\w+:\d+) started pid=(\d+)")
 # hooks.ProgressHook's line: "step 11/30, loss = 2.3026, lr = ...".
@@ -66,7 +66,7 @@ def final_checkpoint_step(model_dir) -> int:
   import tensorflow as tf
   latest = tf.train.latest_checkpoint(model_dir)
   assert latest and os.path.exists(latest + ".index"), model_dir
-  return testutil.step_of(latest)
+  return checkpoint_step(latest)
 
 
 def assert_all_exited(pids):

@@ -11,11 +11,12 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar.engine import hooks, modes
+from estimator_cifar.rundir import checkpoint_step
 from estimator_cifar.model import summaries
 from estimator_cifar.errors import ConfigError, UserError
 from tests.testutil import (PROGRESS, REPO_ROOT, TINY, error_line, read_events,
-                            run_cli, scalars, seconds, step_of,
-                            subprocess_env, tiny_config)
+                            run_cli, scalars, seconds, subprocess_env,
+                            tiny_config)
 
 v1 = tf.compat.v1
 
@@ -104,7 +105,7 @@ def _checkpoint_steps_all_finite(model_dir: str) -> list[int]:
       value = np.asarray(reader.get_tensor(name))
       if value.dtype.kind == "f":
         assert np.all(np.isfinite(value)), (index, name)
-    steps.append(step_of(index[:-len(".index")]))
+    steps.append(checkpoint_step(index[:-len(".index")]))
   return sorted(steps)
 
 

@@ -5,9 +5,8 @@ import sys
 
 import pytest
 
-from tests.testutil import import_tool, seconds
-
-measure_throughput = import_tool("measure_throughput")
+from tests.testutil import seconds
+from tools import measure_throughput
 
 FAKE_RUN = """
 import time

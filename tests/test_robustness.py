@@ -18,12 +18,12 @@ import time
 import pytest
 import tensorflow as tf
 
-from estimator_cifar.rundir import checkpoint_check, run_record
+from estimator_cifar.rundir import checkpoint_check, checkpoint_step, run_record
 from estimator_cifar.engine import modes
 from estimator_cifar.data import cifar_binary, fake
 from estimator_cifar.errors import CheckpointError
 from tests.testutil import (TINY, error_line, run_cli, seconds, start_cli,
-                            step_of, tiny_config, wait_until)
+                            tiny_config, wait_until)
 from tests.testutil import cli_in_process as cli
 
 OVERRIDES = "--params_override=" + ",".join(TINY)
@@ -275,7 +275,7 @@ def test_kill_during_checkpoint_write_resumes_from_previous(trained, tmp_path, c
   modes.run(tiny_config(*CKPT), model_dir, "train", cifar10_dir)
   assert run_record.read(model_dir)["start_step"] == 3
   latest = tf.train.latest_checkpoint(model_dir)
-  assert step_of(latest) == 6 and checkpoint_check.checkpoint_problem(latest) is None
+  assert checkpoint_step(latest) == 6 and checkpoint_check.checkpoint_problem(latest) is None
 
 
 # -------------------------------------------------------------------- faults
@@ -315,7 +315,7 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
   assert took < seconds(15), f"took {took:.1f}s to stop"
   assert "Traceback" not in err
   latest = tf.train.latest_checkpoint(model_dir)
-  step = step_of(latest)
+  step = checkpoint_step(latest)
   assert step > 0 and checkpoint_check.checkpoint_problem(latest) is None
   assert f"Preempted: resnet_sgd mode=train_and_eval step={step}" in out
   record = run_record.read(model_dir)
@@ -324,7 +324,7 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
   modes.run(tiny_config(f"train.steps={step + 2}"), model_dir, "train",
                 cifar10_dir)
   assert run_record.read(model_dir)["start_step"] == step
-  assert step_of(tf.train.latest_checkpoint(model_dir)) == step + 2
+  assert checkpoint_step(tf.train.latest_checkpoint(model_dir)) == step + 2
 
 
 # ------------------------------------------------------- built on other branches

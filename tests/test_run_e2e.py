@@ -12,8 +12,7 @@ import tensorflow as tf
 from estimator_cifar import config as config_lib
 from estimator_cifar.rundir import metrics_log
 from estimator_cifar.engine import modes
-from tests.testutil import (TINY, cli_in_process, error_line, import_tool,
-                            run_cli, tiny_config)
+from tests.testutil import TINY, cli_in_process, error_line, run_cli, tiny_config
 
 
 @pytest.mark.slow
@@ -41,7 +40,7 @@ def test_train_and_eval_writes_everything(cifar10_dir, tmp_path):
   assert rows[-1]["checkpoint"] == "model.ckpt-6"
   assert 0 <= rows[-1]["accuracy"] <= rows[-1]["top_5_accuracy"] <= 1
   # Tags are exact (no "_1" suffixes) and the tools read the run back.
-  run_records = import_tool("run_records")
+  from tools import run_records
   scalars = run_records.read_scalars(model_dir)
   assert {"learning_rate", "loss", "losses/cross_entropy"} <= set(scalars)
   assert run_records.run_summary(model_dir)["experiment"] == "resnet_sgd"

@@ -1,4 +1,4 @@
-"""Tests for tools/sweep.py: naming, grid, skipping, failures, resume."""
+"""Tests for tools.sweep: naming, grid, skipping, failures, resume."""
 
 import csv
 import glob
@@ -11,10 +11,10 @@ import subprocess
 import pytest
 
 from estimator_cifar import config as config_lib
+from estimator_cifar import rundir
 from estimator_cifar.rundir import metrics_log, run_record
 from tests import testutil
-
-sweep = testutil.import_tool("sweep")
+from tools import sweep
 
 # Every point: the tiny model, 4 steps, summaries every 2 steps (for the plot),
 # evaluation with the moving average.
@@ -88,7 +88,8 @@ def test_parse_grid_rejects(specs, message):
 
 
 def test_grid_key_also_in_set_is_rejected(tmp_path):
-  with pytest.raises(sweep.SweepError, match="both in --set and --grid"):
+  with pytest.raises(sweep.SweepError,
+                     match="both in --params_override and --grid"):
     sweep.sweep("resnet_sgd", ["train.steps=1,2"], str(tmp_path),
                 ["model.name=tiny,train.steps=3"], dry_run=True, say=print)
 
@@ -185,12 +186,12 @@ def _sweep_cmd(root, data_dir):
       f"--data_dir={data_dir}", "--parallel", "2")
   for spec in GRID:
     cmd += ["--grid", spec]
-  return cmd + [f"--set={s}" for s in COMMON]
+  return cmd + [f"--params_override={s}" for s in COMMON]
 
 
 def _statuses(root):
   found = {}
-  for path in glob.glob(os.path.join(root, "*", run_record.FILENAME)):
+  for path in glob.glob(os.path.join(root, "*", rundir.RUN_INFO_FILE)):
     record = run_record.read(os.path.dirname(path))
     if record:
       found[os.path.basename(os.path.dirname(path))] = record["status"]

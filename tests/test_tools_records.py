@@ -13,11 +13,8 @@ import json
 import pytest
 import tensorflow as tf
 
-from tests.testutil import import_tool, run_tool
-
-plot_curves = import_tool("plot_curves")
-results_table = import_tool("results_table")
-run_records = import_tool("run_records")
+from tests.testutil import run_tool
+from tools import plot_curves, results_table, run_records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

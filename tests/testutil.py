@@ -2,7 +2,6 @@
 what a run wrote, and waiting on other processes without fixed sleeps."""
 
 import glob
-import importlib
 import os
 import re
 import socket
@@ -13,11 +12,8 @@ import time
 import pytest
 
 from estimator_cifar import config as config_lib
-# The one parser of checkpoint names; tests use it rather than their own.
-from estimator_cifar.rundir.checkpoint_check import step_of  # noqa: F401
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS_DIR = os.path.join(REPO_ROOT, "tools")
 
 # Every wall-clock limit in the tests is a base figure times this factor: raise
 # it on a slow or crowded machine (e.g. ESTIMATOR_CIFAR_TIME_SCALE=3).
@@ -113,24 +109,17 @@ def start_cli(*args: str, **popen_kwargs) -> subprocess.Popen:
 
 
 def tool_command(name: str, *args: str) -> list[str]:
-  """The command line that runs tools/NAME.py with `args`."""
-  return [sys.executable, os.path.join(TOOLS_DIR, f"{name}.py"), *args]
+  """The command line that runs `python -m tools.NAME ARGS`."""
+  return [sys.executable, "-m", f"tools.{name}", *args]
 
 
 def run_tool(name: str, *args: str, timeout: float = 60, **kwargs):
-  """Runs tools/NAME.py from the repo root; `timeout` is scaled."""
+  """Runs `python -m tools.NAME ARGS` from the repo root; `timeout` is
+  scaled by TIME_SCALE."""
   kwargs.setdefault("env", subprocess_env())
   return subprocess.run(tool_command(name, *args), cwd=REPO_ROOT,
                         capture_output=True, text=True,
                         timeout=seconds(timeout), check=False, **kwargs)
-
-
-def import_tool(name: str):
-  """Imports tools/NAME.py as a module (the tools import each other by their
-  bare names, so their folder goes on sys.path, here only)."""
-  if TOOLS_DIR not in sys.path:
-    sys.path.insert(0, TOOLS_DIR)
-  return importlib.import_module(name)
 
 
 def wait_until(condition, timeout: float, interval: float = 0.05,
