@@ -19,7 +19,8 @@ from tests import testutil
 STEPS, SAVE = 120, 40
 PACE_WAIT_SECS = 30
 OVERRIDES = testutil.TINY + [f"train.steps={STEPS}", f"checkpoint.save_steps={SAVE}",
-                             "checkpoint.keep_max=20", "eval.timeout_secs=120"]
+                             "checkpoint.keep_max=20", "eval.timeout_secs=120",
+                             "eval.throttle_secs=0"]
 
 
 def _cli(mode, model_dir, data_dir, log_path):

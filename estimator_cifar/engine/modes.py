@@ -13,13 +13,13 @@ from absl import logging
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
-                                    preemption, warm_start)
+                                    preemption, ps_task, warm_start)
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model.model_fn import configure_determinism
-from estimator_cifar.rundir import (checkpoint_check, identity, metrics_log,
-                                    run_record)
+from estimator_cifar.rundir import (checkpoint_check, identity, job_end,
+                                    metrics_log, run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -73,13 +73,18 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   run_record.py), and warm-start from `warm_start_from` (a checkpoint prefix or
   directory) and/or `warm_start.values_npz` unless they resume. They check
   that the newest checkpoint is whole first (`resume_from_previous`: fall back
-  to the newest complete one; see checkpoint_check.py), and turn SIGTERM into a
-  checkpoint at the current step and a normal return (see preemption.py).
+  to the newest complete one; see checkpoint_check.py), and turn SIGTERM or
+  SIGINT into a checkpoint at the current step and a normal return (see
+  preemption.py). A cluster's ps and evaluator tasks run their own loops
+  (ps_task.py, continuous_eval.py), which end with the job or on a signal.
 
   Raises:
     UserError subclasses for anything the user can fix.
   """
-  if mode not in run_record.TRAIN_MODES:
+  task = _cluster_task()
+  if task == "ps" and mode in run_record.TRAIN_MODES:
+    return ps_task.run(cfg, model_dir, distribute.read_tf_config())
+  if mode not in run_record.TRAIN_MODES or task == "evaluator":
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
   checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
@@ -88,6 +93,8 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
       result = _run(cfg, model_dir, mode, data_dir, warm_start_from, [stop_hook])
+    if task == "worker":  # Tells the ps tasks this worker needs them no more.
+      job_end.mark_done(model_dir, "worker", distribute.read_tf_config().task_index)
     return result
   except preemption.Preempted as e:
     error = e
@@ -98,6 +105,12 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     raise
   finally:
     run_record.end(record, error, result)
+
+
+def _cluster_task() -> str | None:
+  """This process's TF_CONFIG task type, or None outside a cluster."""
+  cluster = distribute.read_tf_config()
+  return cluster.task_type if cluster is not None else None
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
@@ -132,7 +145,15 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
                                       estimator.config.is_chief)
   train_hooks += list(hooks or ())  # E.g. the preemption hook from run().
   listeners = hooks_lib.saving_listeners(cfg, model_dir)
-  if mode == "train":
+  if mode == "train_and_eval" and cluster is not None and \
+      cluster.task_type == "evaluator":
+    # Estimator's evaluator loop sleeps throttle_secs even when it found no
+    # checkpoint; this one polls (continuous_eval.py).
+    result = continuous_eval.run(
+        estimator, eval_input, model_dir, plan.max_steps, cfg.eval.timeout_secs,
+        cfg.eval.throttle_secs, export.exporters(cfg),
+        cfg.eval.start_delay_secs)
+  elif mode == "train":
     estimator.train(train_input, max_steps=plan.max_steps, hooks=train_hooks,
                     saving_listeners=listeners)
   elif mode == "train_and_eval":
@@ -158,7 +179,8 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
     metrics_log.append(model_dir, result, checkpoint)
   elif mode == "continuous_eval":
     result = continuous_eval.run(estimator, eval_input, model_dir,
-                                 plan.max_steps, cfg.eval.timeout_secs)
+                                 plan.max_steps, cfg.eval.timeout_secs,
+                                 cfg.eval.throttle_secs)
   else:
     raise ValueError(f"unknown mode {mode}")
   _summary_line(cfg, mode, model_dir, result, time.time() - start)
@@ -189,9 +211,13 @@ def _brief(metrics: dict) -> str:
 
 
 def _preempted_line(cfg, mode, model_dir, preempted) -> None:
-  line = (f"Preempted: {cfg.name} mode={mode} step={preempted.step} "
-          f"checkpoint={preempted.checkpoint} model_dir={model_dir}; run the "
-          "same command again to continue from it.")
+  """The same line for SIGTERM and Ctrl-C: where it stopped, how to go on."""
+  stopped = "Interrupted" if preempted.signal_name == "SIGINT" else "Preempted"
+  saved = f"saved at step {preempted.step}" if preempted.checkpoint else \
+      f"stopped at step {preempted.step} (the chief saves)"
+  line = (f"{stopped}: {cfg.name} mode={mode} step={preempted.step} "
+          f"checkpoint={preempted.checkpoint} model_dir={model_dir}; {saved}; "
+          "run the same command to continue.")
   logging.warning(line)
   print(line, flush=True)
 
