@@ -18,8 +18,8 @@ from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model.model_fn import configure_determinism
-from estimator_cifar.rundir import (checkpoint_check, identity, job_end,
-                                    metrics_log, run_record)
+from estimator_cifar.rundir import (checkpoint_check, disk_space, identity,
+                                    job_end, metrics_log, run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -88,7 +88,12 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
   checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
-  record = run_record.start(cfg, model_dir, mode, data_dir)
+  disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
+  try:
+    record = run_record.start(cfg, model_dir, mode, data_dir)
+  except OSError as e:
+    _raise_if_disk_full(e, model_dir)
+    raise
   error, result = None, None
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
@@ -102,9 +107,18 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     return {}
   except BaseException as e:
     error = e
+    _raise_if_disk_full(e, model_dir)
     raise
   finally:
     run_record.end(record, error, result)
+
+
+def _raise_if_disk_full(e: BaseException, model_dir: str) -> None:
+  """A full disk, however deep TensorFlow raised it, as one DiskFullError."""
+  if disk_space.is_disk_full(e):
+    disk_space.remove_temp_files(model_dir)
+    raise disk_space.error(model_dir, tf.train.latest_checkpoint(model_dir)) \
+        from None
 
 
 def _cluster_task() -> str | None:
