@@ -14,7 +14,8 @@ evaluates the newest checkpoint it has not evaluated yet:
     runs the SavedModel exporters;
   - it also ends when the chief's run record says the run ended (a NaN stop
     short of the last step) and the newest checkpoint is evaluated, or after
-    `eval.timeout_secs` with no new checkpoint;
+    `eval.timeout_secs` with no new checkpoint (`--mode=continuous_eval`
+    only: a cluster's evaluator waits for the chief, as Estimator's did);
   - SIGTERM / SIGINT abandon the evaluation in progress (nothing is logged
     for it) and end the loop; a second signal exits at once.
 
@@ -153,10 +154,11 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
   Returns:
     The metrics of the last checkpoint evaluated by this job ({} if none).
   """
+  ends = (f"gives up after {timeout_secs}s without a new checkpoint"
+          if timeout_secs != float("inf") else "or when the chief's run ends")
   logging.info("Evaluating checkpoints of %s as they land, up to step %d "
-               "(at most one evaluation every %ss; gives up after %ss without "
-               "a new checkpoint).", model_dir, max_steps, throttle_secs,
-               timeout_secs)
+               "(at most one evaluation every %ss; %s).", model_dir, max_steps,
+               throttle_secs, ends)
   watch = job_end.ChiefWatch(model_dir)
   done = evaluated_checkpoints(model_dir)
   skipped = set()  # Vanished before they loaded: never tried again.

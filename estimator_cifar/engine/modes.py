@@ -162,9 +162,10 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   if mode == "train_and_eval" and cluster is not None and \
       cluster.task_type == "evaluator":
     # Estimator's evaluator loop sleeps throttle_secs even when it found no
-    # checkpoint; this one polls (continuous_eval.py).
+    # checkpoint; this one polls (continuous_eval.py). No idle timeout, as in
+    # Estimator's: the chief's run record tells when the job is over.
     result = continuous_eval.run(
-        estimator, eval_input, model_dir, plan.max_steps, cfg.eval.timeout_secs,
+        estimator, eval_input, model_dir, plan.max_steps, float("inf"),
         cfg.eval.throttle_secs, export.exporters(cfg),
         cfg.eval.start_delay_secs)
   elif mode == "train":
