@@ -8,7 +8,11 @@ evaluates the newest checkpoint it has not evaluated yet:
 
   - `eval.throttle_secs` is the least time between the starts of two
     evaluations; it never delays the first one, nor the final checkpoint
-    (step >= the run's last step), after which the loop ends;
+    (step >= the run's last step);
+  - after evaluating a checkpoint at or past the last step it ends, once the
+    chief's run record says the run ended at that step, or FINAL_GRACE_SECS
+    pass without a newer checkpoint (asynchronous workers overshoot, and the
+    chief saves again when it stops);
   - each result is appended to `<model_dir>/eval/metrics.jsonl` and written as
     eval summaries (`<model_dir>/eval/events.*`); a cluster's evaluator also
     runs the SavedModel exporters;
@@ -37,6 +41,9 @@ from estimator_cifar.engine import signals
 from estimator_cifar.rundir import job_end, metrics_log
 
 POLL_SECS = 1.0  # How often the model_dir is looked at for a new checkpoint.
+# After evaluating a checkpoint at the last step: how long to wait for a later
+# one when the chief's run record does not say the run ended there.
+FINAL_GRACE_SECS = 30.0
 CHECKPOINT_STEP = re.compile(r"-(\d+)$")
 
 
@@ -155,7 +162,8 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
     The metrics of the last checkpoint evaluated by this job ({} if none).
   """
   ends = (f"gives up after {timeout_secs}s without a new checkpoint"
-          if timeout_secs != float("inf") else "or when the chief's run ends")
+          if timeout_secs != float("inf") else
+          "also stops once the chief's run has ended")
   logging.info("Evaluating checkpoints of %s as they land, up to step %d "
                "(at most one evaluation every %ss; %s).", model_dir, max_steps,
                throttle_secs, ends)
@@ -173,7 +181,10 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
       name = os.path.basename(latest) if latest else None
       step = checkpoint_step(name) if name else None
       final = step is not None and step >= max_steps
-      if name in done and final:
+      # A checkpoint at max_steps may not be the last (module docstring).
+      if name in done and final and (
+          job_end.ended_at_step(model_dir) == step or
+          time.monotonic() - seen_at > FINAL_GRACE_SECS):
         logging.info("Evaluated the final step %d of %d; done.", step, max_steps)
         break
       wait = 0.0 if final or last_start is None else \

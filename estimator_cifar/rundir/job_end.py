@@ -49,6 +49,16 @@ class ChiefWatch:
     return None
 
 
+def ended_at_step(model_dir: str) -> int | None:
+  """The final step of the chief's run in `model_dir` if it has ended, else None.
+
+  Any ended run counts, an earlier one too: its final checkpoint is then the
+  newest one, and nobody trains past it.
+  """
+  record = run_record.read(model_dir) or {}
+  return record.get("final_step") if record.get("status") in ENDED else None
+
+
 def mark_done(model_dir: str, role: str, index: int) -> None:
   """Records that this training task finished the chief's current run."""
   record = run_record.read(model_dir) or {}
