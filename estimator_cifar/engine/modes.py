@@ -98,8 +98,9 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
       result = _run(cfg, model_dir, mode, data_dir, warm_start_from, [stop_hook])
-    if task == "worker":  # Tells the ps tasks this worker needs them no more.
-      job_end.mark_done(model_dir, "worker", distribute.read_tf_config().task_index)
+    cluster = distribute.read_tf_config()
+    if task == "worker" and cluster.has_ps:  # The ps tasks may stop for it.
+      job_end.mark_done(model_dir, "worker", cluster.task_index)
     return result
   except preemption.Preempted as e:
     error = e
