@@ -30,7 +30,6 @@ Scaffold restores the averaged weights, so this job evaluates those.
 """
 
 import os
-import re
 import time
 from typing import Iterable, Sequence
 
@@ -38,19 +37,12 @@ import tensorflow as tf
 from absl import logging
 
 from estimator_cifar.engine import signals
-from estimator_cifar.rundir import job_end, metrics_log
+from estimator_cifar.rundir import checkpoint_step, job_end, metrics_log
 
 POLL_SECS = 1.0  # How often the model_dir is looked at for a new checkpoint.
 # After evaluating a checkpoint at the last step: how long to wait for a later
 # one when the chief's run record does not say the run ended there.
 FINAL_GRACE_SECS = 30.0
-CHECKPOINT_STEP = re.compile(r"-(\d+)$")
-
-
-def checkpoint_step(checkpoint: str) -> int | None:
-  """The global step in a checkpoint's name (`model.ckpt-1200` -> 1200)."""
-  match = CHECKPOINT_STEP.search(checkpoint)
-  return int(match.group(1)) if match else None
 
 
 def evaluated_checkpoints(model_dir: str) -> set[str]:
@@ -179,7 +171,7 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
       if latest != seen:
         seen, seen_at = latest, time.monotonic()
       name = os.path.basename(latest) if latest else None
-      step = checkpoint_step(name) if name else None
+      step = checkpoint_step(name)
       final = step is not None and step >= max_steps
       # A checkpoint at max_steps may not be the last (module docstring).
       if name in done and final and (

@@ -17,13 +17,15 @@ import re
 import shutil
 
 from estimator_cifar.errors import DiskFullError
+from estimator_cifar.rundir import CHECKPOINT_BASENAME, STATE_FILE
 
 NO_SPACE = "No space left on device"
 GRAPH_FILE = "graph.pbtxt"  # Rewritten by Estimator at every start.
 # Temp names of TensorFlow's atomic writes (file_io.atomic_write_string_to_file
 # and the Saver's sharded save) of the files it owns in a model_dir.
-TF_TEMP = re.compile(r"^((graph\.pbtxt|checkpoint)\.tmp[0-9a-f]{32}|"
-                     r"model\.ckpt-\d+_temp(_[0-9a-f]{32})?)$")
+TF_TEMP = re.compile(
+    rf"^(({re.escape(GRAPH_FILE)}|{re.escape(STATE_FILE)})\.tmp[0-9a-f]{{32}}|"
+    rf"{re.escape(CHECKPOINT_BASENAME)}-\d+_temp(_[0-9a-f]{{32}})?)$")
 MB = 1 << 20
 
 
