@@ -15,6 +15,7 @@ from estimator_cifar.engine import modes
 from tests.testutil import tiny_config
 
 EPOCH = ["train.batch_size=20", "train.seed=5"]
+slow = pytest.mark.slow
 
 
 def _epoch(cfg, data_dir, batches=10):
@@ -31,6 +32,7 @@ def _rows(images, labels) -> list[bytes]:
   return sorted(bytes([int(l)]) + im.tobytes() for im, l in zip(images, labels))
 
 
+@slow
 @pytest.mark.parametrize("pipeline", ["batch", "per_image"])
 def test_an_epoch_streams_the_records_of_the_in_memory_path(cifar10_dir, pipeline):
   common = EPOCH + ["data.augment=[]", f"data.pipeline={pipeline}"]
@@ -40,6 +42,7 @@ def test_an_epoch_streams_the_records_of_the_in_memory_path(cifar10_dir, pipelin
   assert _rows(*streamed) == _rows(*in_memory)
 
 
+@slow
 def test_the_order_changes_from_epoch_to_epoch(cifar10_dir):
   cfg = tiny_config("data.in_memory=false", "data.augment=[]", *EPOCH)
   images, labels = _epoch(cfg, cifar10_dir, batches=20)
@@ -48,6 +51,7 @@ def test_the_order_changes_from_epoch_to_epoch(cifar10_dir):
   assert not np.array_equal(images[:200], images[200:])  # ...in a new order.
 
 
+@slow
 def test_streaming_applies_the_augmentations(cifar10_dir):
   plain = _epoch(tiny_config("data.in_memory=true", "data.augment=[]", *EPOCH),
                  cifar10_dir)
@@ -95,6 +99,7 @@ def test_bad_choice_is_a_config_error():
     tiny_config("data.in_memory=maybe")
 
 
+@slow
 def test_training_streams_with_a_loop(cifar10_dir, tmp_path):
   cfg = tiny_config("data.in_memory=false", "train.steps_per_loop=2",
                     "train.steps=6")

@@ -19,6 +19,7 @@ from estimator_cifar.errors import ConfigError
 from estimator_cifar.model import train_loop
 from tests.testutil import run_cli, tiny_config, TINY
 
+pytestmark = pytest.mark.slow  # Most tests train.
 v1 = tf.compat.v1
 SEEDED = ["train.seed=3", "summary.save_steps=10", "log.every_steps=10"]
 

@@ -8,18 +8,22 @@ machine), else download + sha256 check + extraction.
 Where the archive comes from, first match wins:
   1. the `url` argument (tests, one-off mirrors; `file://` works too);
   2. `$ESTIMATOR_CIFAR_MIRROR`, a base URL: `<base>/<archive name>`;
-  3. the dataset authors' URL in `DATASETS`.
+  3. the dataset authors' URL in data/cifar.py.
 The expected checksum is the `sha256` argument if given, else the real one
 below: a mirror must serve byte-identical archives.
 
 Each step is atomic, so an interrupted run never looks complete: downloads go
 to a temp file and extraction to a temp folder in `data_dir`, each renamed into
-place once complete. Members that would land outside the target (absolute
-paths, `..`, links pointing out, device files) are refused before anything is
-written; `tarfile`'s `data` filter is used as a second line of defence.
+place once complete (a download only after its checksum matched). Only those
+temp files are ever deleted: an archive found in `data_dir` (placed there by
+hand, or by an earlier run) that fails its checksum is moved aside to
+`<archive>.corrupt`, and an incomplete dataset folder with files in it to
+`<folder>.incomplete`, each with a message saying where. Members that would
+land outside the target (absolute paths, `..`, links pointing out, device
+files) are refused before anything is written; `tarfile`'s `data` filter is
+used as a second line of defence.
 """
 
-import dataclasses
 import hashlib
 import http.client
 import os
@@ -31,6 +35,7 @@ import time
 import urllib.error
 import urllib.request
 
+from estimator_cifar.data import cifar
 from estimator_cifar.errors import ConfigError, DataError
 
 MIRROR_ENV = "ESTIMATOR_CIFAR_MIRROR"
@@ -38,46 +43,9 @@ CHUNK_BYTES = 1 << 20
 _PROGRESS_INTERVAL_S = 0.5
 
 
-@dataclasses.dataclass(frozen=True)
-class ArchiveSpec:
-  """Where a dataset's archive lives, what it hashes to and what it holds."""
-
-  archive: str
-  folder: str
-  files: tuple[str, ...]
-  url: str
-  sha256: str
-  md5: str
-  size: int
-
-
-# sha256 and size: tensorflow_datasets url_checksums/cifar10.txt (and
-# image_classification/cifar10/checksums.tsv in tfds 4.9.10). md5: the dataset
-# page https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version").
-CIFAR10 = ArchiveSpec(
-    archive="cifar-10-binary.tar.gz",
-    folder="cifar-10-batches-bin",
-    files=tuple(f"data_batch_{i}.bin" for i in range(1, 6))
-    + ("test_batch.bin", "batches.meta.txt"),
-    url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-    sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
-    md5="c32a1d4ab5d03f1284b67883e8d87530",
-    size=170052171,
-)
-# sha256 and size: tensorflow_datasets url_checksums/cifar100.txt (and
-# image_classification/cifar100/checksums.tsv in tfds 4.9.10). md5: the dataset
-# page above, as copied into several loaders (e.g. a `_cifar100_md5` constant).
-CIFAR100 = ArchiveSpec(
-    archive="cifar-100-binary.tar.gz",
-    folder="cifar-100-binary",
-    files=("train.bin", "test.bin", "coarse_label_names.txt",
-           "fine_label_names.txt"),
-    url="https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-    sha256="58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
-    md5="03b5dce01913d631647c71ecec9e9cb8",
-    size=168513733,
-)
-DATASETS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+# The archives are data/cifar.py's specs.
+ArchiveSpec = cifar.CifarSpec
+CIFAR10, CIFAR100, DATASETS = cifar.CIFAR10, cifar.CIFAR100, cifar.DATASETS
 
 
 def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,
@@ -117,12 +85,14 @@ def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,
     raise DataError(f"Cannot create data_dir {data_dir}: {e}. Pass a "
                     "writable --data_dir.") from e
   archive = os.path.join(data_dir, spec.archive)
-  if not os.path.exists(archive):
+  expected = (sha256 or spec.sha256).lower()
+  if os.path.exists(archive):
+    _verify_placed(archive, expected, spec)
+  else:
     mirror = os.environ.get(MIRROR_ENV)
     url = url or (mirror.rstrip("/") + "/" + spec.archive if mirror
                   else spec.url)
-    _download(url, archive, spec, data_dir, timeout)
-  _verify(archive, sha256 or spec.sha256, spec)
+    _download(url, archive, spec, data_dir, timeout, expected)
   _extract(archive, data_dir, spec)
   return folder
 
@@ -133,8 +103,11 @@ def _missing_files(folder: str, spec: ArchiveSpec) -> list[str]:
 
 
 def _download(url: str, archive: str, spec: ArchiveSpec, data_dir: str,
-              timeout: float) -> None:
-  """Fetches `url` into a temp file beside `archive`, then renames it."""
+              timeout: float, expected: str) -> None:
+  """Fetches `url` into a temp file beside `archive`; renames it if it verifies.
+
+  The temp file is this package's own: deleted on any failure.
+  """
   fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{spec.archive}.",
                              suffix=".part")
   done, line_open = 0, False
@@ -154,6 +127,14 @@ def _download(url: str, archive: str, spec: ArchiveSpec, data_dir: str,
       line_open = False
       if total and done != total:
         raise OSError(f"connection closed after {done} of {total} bytes")
+    got = _sha256(tmp)
+    if got != expected:
+      raise DataError(
+          f"Checksum mismatch for {archive} as downloaded from {url}: expected "
+          f"sha256 {expected}, got {got}. The download was corrupted or the "
+          f"mirror serves a different file; the download was deleted. Run "
+          f"again to retry, or download {spec.url} by hand and put it at "
+          f"{archive}.")
     os.replace(tmp, archive)
   except (OSError, http.client.HTTPException, ValueError) as e:
     if line_open:
@@ -183,21 +164,38 @@ def _draw_progress(name: str, done: int, total: int) -> None:
   sys.stderr.flush()
 
 
-def _verify(archive: str, expected: str, spec: ArchiveSpec) -> None:
-  """Checks the sha256 of `archive`; deletes it and raises on a mismatch."""
+def _sha256(path: str) -> str:
   digest = hashlib.sha256()
-  with open(archive, "rb") as f:
+  with open(path, "rb") as f:
     while chunk := f.read(CHUNK_BYTES):
       digest.update(chunk)
-  got = digest.hexdigest()
-  if got != expected.lower():
-    os.remove(archive)
-    raise DataError(
-        f"Checksum mismatch for {archive}: expected sha256 {expected}, got "
-        f"{got}. The archive was truncated or corrupted (an interrupted copy "
-        f"or download), or the mirror serves a different file; it has been "
-        f"deleted. Run again to retry, or download {spec.url} by hand and put "
-        f"it at {archive}.")
+  return digest.hexdigest()
+
+
+def move_aside(path: str, suffix: str) -> str:
+  """Renames `path` to `<path><suffix>` (then .1, .2, ...); returns the new path."""
+  target, n = path + suffix, 0
+  while os.path.exists(target):
+    n += 1
+    target = f"{path}{suffix}.{n}"
+  os.replace(path, target)
+  return target
+
+
+def _verify_placed(archive: str, expected: str, spec: ArchiveSpec) -> None:
+  """Checks an archive found in data_dir; on a mismatch moves it aside, raises.
+
+  It may be the user's own copy (an offline machine), so it is never deleted.
+  """
+  got = _sha256(archive)
+  if got == expected:
+    return
+  moved = move_aside(archive, ".corrupt")
+  raise DataError(
+      f"Checksum mismatch for {archive}: expected sha256 {expected}, got "
+      f"{got}. The archive is truncated or corrupted (an interrupted copy), or "
+      f"another file; it was moved aside to {moved}, not deleted. Run again to "
+      f"download it, or download {spec.url} by hand and put it at {archive}.")
 
 
 def _within(path: str, root: str) -> bool:
@@ -247,8 +245,12 @@ def _extract(archive: str, data_dir: str, spec: ArchiveSpec) -> None:
                       f"{len(missing) - 1} more); it is not the {spec.url} "
                       f"archive. Delete it and run again.")
     final = os.path.join(data_dir, spec.folder)
-    if os.path.exists(final):  # Incomplete leftovers: the archive is complete.
-      shutil.rmtree(final)
+    if os.path.isdir(final) and not os.listdir(final):
+      os.rmdir(final)
+    elif os.path.exists(final):  # Incomplete, and maybe the user's: keep it.
+      moved = move_aside(final, ".incomplete")
+      print(f"{final} lacked files; moved it aside to {moved} and extracted "
+            f"{archive} in its place.", file=sys.stderr)
     os.replace(os.path.join(target, spec.folder), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -29,8 +29,9 @@ import os
 from absl import logging
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import augment, batch_augment, cifar_binary
+from estimator_cifar.data import augment, batch_augment, cifar, cifar_binary
 from estimator_cifar.data.source import DataSource
+from estimator_cifar.model.keys import IMAGES_KEY
 
 # The batch pipeline holds the split once as read, once permuted, and batches
 # on their way: three copies, to be safe.
@@ -38,7 +39,7 @@ IN_MEMORY_COPIES = 3
 MEMORY_SHARE = 0.5
 MAX_OPEN_FILES = 8
 # Bytes of one record where the source has no files to measure.
-RECORD_BYTES = cifar_binary.IMAGE_BYTES + 1
+RECORD_BYTES = cifar.IMAGE_BYTES + 1
 
 
 def available_memory() -> int:
@@ -94,7 +95,6 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
                   seed: int | None, input_context=None):
   """Distorted training batches streamed from the source's files."""
   import tensorflow as tf
-  from estimator_cifar.data.input_pipeline import IMAGES_KEY
   shuffle = cfg.data.shuffle_buffer > 1
   files = source.files.get("train", [])
   if files and source.parse_records is not None:

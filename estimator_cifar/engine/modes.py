@@ -4,31 +4,31 @@ Library code: takes a resolved ExperimentConfig and operational settings
 (model_dir, mode, data_dir); never reads flags.
 """
 
+import dataclasses
 import os
 import time
 
 import tensorflow as tf
 from absl import logging
 
+from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
-                                    preemption, warm_start)
+                                    preemption, ps_task, warm_start)
+from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
-from estimator_cifar.engine.estimator_setup import make_estimator, make_plan
+from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model import train_loop
 from estimator_cifar.model.model_fn import configure_determinism
-from estimator_cifar.rundir import (checkpoint_check, identity, metrics_log,
-                                    run_record)
+from estimator_cifar.rundir import (checkpoint_check, disk_space, identity,
+                                    job_end, metrics_log, run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
 from tensorflow.python.util import deprecation  # noqa: E402
 deprecation._PRINT_DEPRECATION_WARNINGS = False
-
-MODES = ("train_and_eval", "train", "eval", "continuous_eval")
-CONFIG_FILE = "config.json"
 
 
 class MetricsLogExporter(tf.estimator.Exporter):
@@ -52,14 +52,10 @@ class MetricsLogExporter(tf.estimator.Exporter):
 
 
 def write_config(cfg: ExperimentConfig, model_dir: str) -> None:
-  """Logs the final config and writes it to <model_dir>/config.json atomically."""
-  os.makedirs(model_dir, exist_ok=True)
+  """Logs the final config and writes it to <model_dir>/config.json."""
   text = cfg.to_json()
   logging.info("Final config:\n%s", text)
-  tmp = os.path.join(model_dir, CONFIG_FILE + ".tmp")
-  with open(tmp, "w") as f:
-    f.write(text + "\n")
-  os.replace(tmp, os.path.join(model_dir, CONFIG_FILE))
+  rundir.write_config(model_dir, text)
 
 
 def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
@@ -74,21 +70,34 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   run_record.py), and warm-start from `warm_start_from` (a checkpoint prefix or
   directory) and/or `warm_start.values_npz` unless they resume. They check
   that the newest checkpoint is whole first (`resume_from_previous`: fall back
-  to the newest complete one; see checkpoint_check.py), and turn SIGTERM into a
-  checkpoint at the current step and a normal return (see preemption.py).
+  to the newest complete one; see checkpoint_check.py), and turn SIGTERM or
+  SIGINT into a checkpoint at the current step and a normal return (see
+  preemption.py). A cluster's ps and evaluator tasks run their own loops
+  (ps_task.py, continuous_eval.py), which end with the job or on a signal.
 
   Raises:
     UserError subclasses for anything the user can fix.
   """
-  if mode not in run_record.TRAIN_MODES:
+  task = _cluster_task()
+  if task == "ps" and mode in TRAIN_MODES:
+    return ps_task.run(cfg, model_dir, distribute.read_tf_config())
+  if mode not in TRAIN_MODES or task == "evaluator":
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
   checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
-  record = run_record.start(cfg, model_dir, mode, data_dir)
+  disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
+  try:
+    record = run_record.start(cfg, model_dir, mode, data_dir)
+  except OSError as e:
+    _raise_if_disk_full(e, model_dir)
+    raise
   error, result = None, None
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
       result = _run(cfg, model_dir, mode, data_dir, warm_start_from, [stop_hook])
+    cluster = distribute.read_tf_config()
+    if task == "worker" and cluster.has_ps:  # The ps tasks may stop for it.
+      job_end.mark_done(model_dir, "worker", cluster.task_index)
     return result
   except preemption.Preempted as e:
     error = e
@@ -96,9 +105,24 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     return {}
   except BaseException as e:
     error = e
+    _raise_if_disk_full(e, model_dir)
     raise
   finally:
     run_record.end(record, error, result)
+
+
+def _raise_if_disk_full(e: BaseException, model_dir: str) -> None:
+  """A full disk, however deep TensorFlow raised it, as one DiskFullError."""
+  if disk_space.is_disk_full(e):
+    disk_space.remove_temp_files(model_dir)
+    raise disk_space.error(model_dir, tf.train.latest_checkpoint(model_dir)) \
+        from None
+
+
+def _cluster_task() -> str | None:
+  """This process's TF_CONFIG task type, or None outside a cluster."""
+  cluster = distribute.read_tf_config()
+  return cluster.task_type if cluster is not None else None
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
@@ -121,50 +145,88 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   train_input = train_loop.stack_batches(train_input, cfg.train.steps_per_loop)
   eval_input = make_input_fn(cfg, plan.source, training=False)
   warm = None
-  if mode in ("train", "train_and_eval"):
+  if mode in TRAIN_MODES:
     warm = warm_start.settings(cfg, warm_start_from, model_dir,
                                plan.source.num_classes)
   # One writer per run: the chief of a cluster, never its evaluator or ps.
-  if mode in ("train", "train_and_eval") and (cluster is None or cluster.is_chief):
+  if mode in TRAIN_MODES and (cluster is None or cluster.is_chief):
     write_config(cfg, model_dir)
     identity.write_label_names(model_dir, plan.source.label_names)
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
-  result = {}
   train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
                                       estimator.config.is_chief)
   train_hooks += list(hooks or ())  # E.g. the preemption hook from run().
-  listeners = hooks_lib.saving_listeners(cfg, model_dir)
-  if mode == "train":
-    estimator.train(train_input, max_steps=plan.max_steps, hooks=train_hooks,
-                    saving_listeners=listeners)
-  elif mode == "train_and_eval":
-    train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps,
-                                        hooks=train_hooks,
-                                        saving_listeners=listeners)
-    eval_spec = tf.estimator.EvalSpec(
-        eval_input, steps=None, name=None,
-        exporters=[MetricsLogExporter()] + export.exporters(cfg),
-        start_delay_secs=cfg.eval.start_delay_secs,
-        throttle_secs=cfg.eval.throttle_secs)
-    outcome = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-    result = (outcome or ({},))[0] or {}  # None on a cluster's tasks.
-    if not result and cluster is None:
-      result = _missed_final_eval(estimator, eval_input, model_dir)
-  elif mode == "eval":
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    if checkpoint is None:
-      raise CheckpointError(
-          f"--mode=eval found no checkpoint in {model_dir}. Train first "
-          "(--mode=train_and_eval) or point --model_dir at a trained run.")
-    result = estimator.evaluate(eval_input, checkpoint_path=checkpoint)
-    metrics_log.append(model_dir, result, checkpoint)
-  elif mode == "continuous_eval":
-    result = continuous_eval.run(estimator, eval_input, model_dir,
-                                 plan.max_steps, cfg.eval.timeout_secs)
-  else:
-    raise ValueError(f"unknown mode {mode}")
+  result = _BODIES[mode](_Run(
+      cfg, model_dir, plan, estimator, train_input, eval_input, cluster,
+      train_hooks, hooks_lib.saving_listeners(cfg, model_dir)))
   _summary_line(cfg, mode, model_dir, result, time.time() - start)
   return result
+
+
+@dataclasses.dataclass
+class _Run:
+  """What `_run` builds once and each mode's body uses."""
+  cfg: ExperimentConfig
+  model_dir: str
+  plan: Plan
+  estimator: tf.estimator.Estimator
+  train_input: object
+  eval_input: object
+  cluster: distribute.Cluster | None
+  train_hooks: list
+  listeners: list
+
+
+def _train(r: _Run) -> dict:
+  r.estimator.train(r.train_input, max_steps=r.plan.max_steps,
+                    hooks=r.train_hooks, saving_listeners=r.listeners)
+  return {}
+
+
+def _train_and_eval(r: _Run) -> dict:
+  if r.cluster is not None and r.cluster.task_type == "evaluator":
+    # Estimator's evaluator loop sleeps throttle_secs even when it found no
+    # checkpoint; this one polls (continuous_eval.py). No idle timeout, as in
+    # Estimator's: the chief's run record tells when the job is over.
+    return continuous_eval.run(
+        r.estimator, r.eval_input, r.model_dir, r.plan.max_steps, float("inf"),
+        r.cfg.eval.throttle_secs, export.exporters(r.cfg),
+        r.cfg.eval.start_delay_secs)
+  train_spec = tf.estimator.TrainSpec(r.train_input, max_steps=r.plan.max_steps,
+                                      hooks=r.train_hooks,
+                                      saving_listeners=r.listeners)
+  eval_spec = tf.estimator.EvalSpec(
+      r.eval_input, steps=None, name=None,
+      exporters=[MetricsLogExporter()] + export.exporters(r.cfg),
+      start_delay_secs=r.cfg.eval.start_delay_secs,
+      throttle_secs=r.cfg.eval.throttle_secs)
+  outcome = tf.estimator.train_and_evaluate(r.estimator, train_spec, eval_spec)
+  result = (outcome or ({},))[0] or {}  # None on a cluster's tasks.
+  if not result and r.cluster is None:
+    result = _missed_final_eval(r.estimator, r.eval_input, r.model_dir)
+  return result
+
+
+def _eval(r: _Run) -> dict:
+  checkpoint = tf.train.latest_checkpoint(r.model_dir)
+  if checkpoint is None:
+    raise CheckpointError(
+        f"--mode=eval found no checkpoint in {r.model_dir}. Train first "
+        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  result = r.estimator.evaluate(r.eval_input, checkpoint_path=checkpoint)
+  metrics_log.append(r.model_dir, result, checkpoint)
+  return result
+
+
+def _continuous_eval(r: _Run) -> dict:
+  return continuous_eval.run(r.estimator, r.eval_input, r.model_dir,
+                             r.plan.max_steps, r.cfg.eval.timeout_secs,
+                             r.cfg.eval.throttle_secs)
+
+
+# The body of each mode `run` serves (run.MODES adds export and predict).
+_BODIES = {"train_and_eval": _train_and_eval, "train": _train, "eval": _eval,
+           "continuous_eval": _continuous_eval}
 
 
 def _missed_final_eval(estimator, eval_input, model_dir: str) -> dict:
@@ -191,9 +253,13 @@ def _brief(metrics: dict) -> str:
 
 
 def _preempted_line(cfg, mode, model_dir, preempted) -> None:
-  line = (f"Preempted: {cfg.name} mode={mode} step={preempted.step} "
-          f"checkpoint={preempted.checkpoint} model_dir={model_dir}; run the "
-          "same command again to continue from it.")
+  """The same line for SIGTERM and Ctrl-C: where it stopped, how to go on."""
+  stopped = "Interrupted" if preempted.signal_name == "SIGINT" else "Preempted"
+  saved = f"saved at step {preempted.step}" if preempted.checkpoint else \
+      f"stopped at step {preempted.step} (the chief saves)"
+  line = (f"{stopped}: {cfg.name} mode={mode} step={preempted.step} "
+          f"checkpoint={preempted.checkpoint} model_dir={model_dir}; {saved}; "
+          "run the same command to continue.")
   logging.warning(line)
   print(line, flush=True)
 
@@ -201,8 +267,7 @@ def _preempted_line(cfg, mode, model_dir, preempted) -> None:
 def _summary_line(cfg, mode, model_dir, result, seconds) -> None:
   step = result.get("global_step")
   if step is None:
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
+    step = rundir.checkpoint_step(tf.train.latest_checkpoint(model_dir)) or 0
   line = (f"Done: {cfg.name} mode={mode} step={int(step)} {_brief(result)} "
           f"time={seconds:.1f}s model_dir={model_dir}")
   logging.info(line)

@@ -28,10 +28,11 @@ users; the Estimator's own summary hook is replaced (hooks.train_hooks).
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_ops
 
-from estimator_cifar.config import loop_refused_on_ps
-from estimator_cifar.data.input_pipeline import IMAGES_KEY
+from estimator_cifar import loop_support
 from estimator_cifar.errors import ConfigError
 from estimator_cifar.model import summaries
+from estimator_cifar.model.keys import IMAGES_KEY
+from estimator_cifar.model.model_fn import ModelParams
 
 v1 = tf.compat.v1
 ModeKeys = tf.estimator.ModeKeys
@@ -62,7 +63,7 @@ def looped(model_fn, steps_per_loop: int):
     if mode != ModeKeys.TRAIN:
       return model_fn(features, labels, mode, params)
     if config is not None and config.cluster_spec.as_dict().get("ps"):
-      raise ConfigError(loop_refused_on_ps(steps_per_loop))
+      raise ConfigError(loop_support.refused_on_ps(steps_per_loop))
     return _train_loop(model_fn, features, labels, params, steps_per_loop)
 
   return looped_model_fn
@@ -76,7 +77,8 @@ def _train_loop(model_fn, features, labels, params, steps_per_loop):
            for key in graph.get_all_collection_keys()}
   global_step = v1.train.get_or_create_global_step()
   # Stop at max_steps: the last loop of a run may be shorter than K.
-  left = tf.cast(params["max_steps"], tf.int64) - global_step.read_value()
+  max_steps = ModelParams.of(params).max_steps
+  left = tf.cast(max_steps, tf.int64) - global_step.read_value()
   count = tf.cast(tf.clip_by_value(left, 0, steps_per_loop), tf.int32)
   carried = {}  # Filled while the body is built: loop tensor -> variable.
 
