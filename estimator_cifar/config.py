@@ -12,17 +12,14 @@ a second, before any graph is built.
 
 import dataclasses
 import difflib
-import importlib.util
 import json
 import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from estimator_cifar import experiment_files, paths
 from estimator_cifar.errors import ConfigError
-
-EXPERIMENTS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 
 # Choices live here (not in the TF modules) so validation needs no TensorFlow;
 # tests check that each registry implements exactly these names.
@@ -233,37 +230,43 @@ class ExperimentConfig:
 # ---------------------------------------------------------------- experiments
 
 def list_experiments() -> dict[str, str]:
-  """Maps every experiment name under `experiments/` to its one-line summary."""
+  """Maps every experiment name on the search path to its one-line summary.
+
+  The search path is `experiment_files.search_dirs()`: added folders, then
+  $ESTIMATOR_CIFAR_EXPERIMENTS, then the built-in experiments.
+  """
   found = {}
-  for fname in sorted(os.listdir(EXPERIMENTS_DIR)):
-    if fname.endswith(".py") and not fname.startswith("_"):
-      name = fname[:-3]
-      module = _import_file(os.path.join(EXPERIMENTS_DIR, fname), name)
-      doc = (module.__doc__ or "").strip().splitlines()
-      found[name] = doc[0] if doc else ""
+  for name, path in experiment_files.all_files().items():
+    doc = (experiment_files.import_file(path, name).__doc__ or "").strip()
+    found[name] = doc.splitlines()[0] if doc else ""
   return found
 
 
 def load_experiment(name_or_path: str) -> ExperimentConfig:
-  """Returns a fresh config from `experiments/<name>.py` or a file path.
+  """Returns a fresh config from experiment `name_or_path` or a file path.
 
   Raises:
     ConfigError: the experiment does not exist (lists the known ones) or its
       file does not define `get_config()` returning an ExperimentConfig.
   """
-  if name_or_path.endswith(".py") or os.sep in name_or_path:
-    path = name_or_path
+  if experiment_files.is_path(name_or_path):
+    path = paths.expand(name_or_path)
     name = os.path.splitext(os.path.basename(path))[0]
   else:
     name = name_or_path
-    path = os.path.join(EXPERIMENTS_DIR, name + ".py")
+    path = experiment_files.find(name) or os.path.join(
+        experiment_files.builtin_dir(), name + ".py")
   if not os.path.isfile(path):
-    known = ", ".join(sorted(list_experiments())) or "(none)"
+    known = ", ".join(sorted(experiment_files.all_files())) or "(none)"
+    close = difflib.get_close_matches(name, experiment_files.all_files(), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(
-        f"Unknown experiment '{name_or_path}': there is no file {path}. Known "
-        f"experiments: {known}. Pass --experiment=NAME for a file "
-        f"experiments/NAME.py, or --experiment=path/to/file.py.")
-  module = _import_file(path, name)
+        f"Unknown experiment '{name_or_path}': no file {name}.py in "
+        f"{', '.join(experiment_files.search_dirs())}.{hint} Known "
+        f"experiments: {known}. Pass --experiment=NAME for one of these, "
+        "--experiment=path/to/file.py for your own file, or add its folder "
+        f"with --experiments_dir=DIR or ${experiment_files.ENV_VAR}.")
+  module = experiment_files.import_file(path, name)
   get_config = getattr(module, "get_config", None)
   if get_config is None:
     raise ConfigError(f"Experiment file {path} defines no get_config(); add "
@@ -279,13 +282,6 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
   if doc:
     cfg.description = doc[0]
   return cfg
-
-
-def _import_file(path: str, name: str):
-  spec = importlib.util.spec_from_file_location(f"experiments.{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 # ------------------------------------------------------------------ overrides

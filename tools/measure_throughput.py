@@ -27,7 +27,9 @@ import subprocess
 import sys
 import time
 
-import psutil
+from estimator_cifar import extras
+
+psutil = extras.require_or_exit("psutil", "tools/measure_throughput.py")
 
 STEP_LINE = re.compile(r"^(\[(?P<task>\w+:\d+)\] )?.*loss = [-+\d.eE]+, step = "
                        r"(?P<step>\d+)")

@@ -28,7 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags  # pylint: disable=g-import-not-at-top
 from absl import logging  # pylint: disable=g-import-not-at-top
-import matplotlib  # pylint: disable=g-import-not-at-top
+from estimator_cifar import extras  # pylint: disable=g-import-not-at-top
+
+matplotlib = extras.require_or_exit("matplotlib", "tools/plot_curves.py")
 
 matplotlib.use("Agg")  # Headless: no display on training machines.
 
