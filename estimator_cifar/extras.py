@@ -5,6 +5,7 @@ tools (plots, throughput probes) need more, grouped as the `tools` extra.
 """
 
 import importlib
+import sys
 from types import ModuleType
 
 from estimator_cifar.errors import UserError
@@ -39,4 +40,5 @@ def require_or_exit(module: str, purpose: str) -> ModuleType:
   try:
     return require(module, purpose)
   except MissingExtraError as e:
-    raise SystemExit(f"error: {e}") from None
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)

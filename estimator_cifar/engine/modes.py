@@ -13,7 +13,7 @@ from absl import logging
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
-                                    preemption, warm_start)
+                                    hparams, preemption, warm_start)
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
@@ -125,6 +125,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   # One writer per run: the chief of a cluster, never its evaluator or ps.
   if mode in ("train", "train_and_eval") and (cluster is None or cluster.is_chief):
     write_config(cfg, model_dir)
+    hparams.write(cfg, model_dir)
     identity.write_label_names(model_dir, plan.source.label_names)
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
   result = {}
