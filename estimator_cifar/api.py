@@ -29,7 +29,6 @@ from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 from estimator_cifar.rundir import checkpoint_check, recorded, run_record
 
 Overrides = Mapping[str, Any] | Sequence[str] | str | None
-TRAIN_MODES = run_record.TRAIN_MODES
 
 
 def train(experiment: str | config_lib.ExperimentConfig,
@@ -37,7 +36,8 @@ def train(experiment: str | config_lib.ExperimentConfig,
           data_dir: str | None = None, mode: str = "train_and_eval",
           warm_start_from: str | None = None,
           experiments_dir: str | None = None,
-          allow_config_change: bool = False) -> dict[str, Any]:
+          allow_config_change: bool = False,
+          resume_from_previous: bool = False) -> dict[str, Any]:
   """Trains an experiment, as `python -m estimator_cifar.run` does.
 
   Args:
@@ -53,6 +53,8 @@ def train(experiment: str | config_lib.ExperimentConfig,
     warm_start_from: a checkpoint prefix or directory to initialize from.
     experiments_dir: another folder to look for experiment names in.
     allow_config_change: continue in a model_dir trained with another model.
+    resume_from_previous: if the newest checkpoint is damaged, move it aside
+      and resume from the newest complete one.
 
   Returns:
     The final eval metrics (`accuracy`, `top_5_accuracy`, `loss`,
@@ -61,9 +63,10 @@ def train(experiment: str | config_lib.ExperimentConfig,
   Raises:
     UserError subclasses for anything the caller can fix.
   """
-  if mode not in TRAIN_MODES:
+  if mode not in run_record.TRAIN_MODES:
     raise ConfigError(f"train(mode={mode!r}): use one of "
-                      f"{', '.join(TRAIN_MODES)}; evaluate() evaluates.")
+                      f"{', '.join(run_record.TRAIN_MODES)}; evaluate() "
+                      "evaluates.")
   _show_logs()
   if experiments_dir:
     experiment_files.add_dirs([experiments_dir])
@@ -78,7 +81,8 @@ def train(experiment: str | config_lib.ExperimentConfig,
   from estimator_cifar.engine import modes  # TensorFlow: after the checks.
   result = modes.run(cfg, model_dir, mode, paths.expand(data_dir),
                      warm_start_from=paths.expand(warm_start_from),
-                     allow_config_change=allow_config_change)
+                     allow_config_change=allow_config_change,
+                     resume_from_previous=resume_from_previous)
   return _plain(result) or {"global_step": _newest_step(model_dir)}
 
 

@@ -42,8 +42,8 @@ def setup(mode: str, model_dir: str | None, experiment: str | None,
     if not experiment:
       where = (f" ({model_dir} has no {run_record.CONFIG_FILE} to take it "
                "from)" if mode in READING_MODES and model_dir else "")
-      raise ConfigError(f"Pass --experiment=NAME{where}; --list_experiments "
-                        "shows the names.")
+      raise ConfigError(f"Pass --experiment=NAME{where} (in Python: "
+                        "experiment=NAME); --list_experiments shows the names.")
     return config_lib.resolve(experiment, overrides), data_dir
   logging.info("Using the config training recorded in %s.",
                os.path.join(model_dir, run_record.CONFIG_FILE))
