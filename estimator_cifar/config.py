@@ -235,11 +235,8 @@ def list_experiments() -> dict[str, str]:
   The search path is `experiment_files.search_dirs()`: added folders, then
   $ESTIMATOR_CIFAR_EXPERIMENTS, then the built-in experiments.
   """
-  found = {}
-  for name, path in experiment_files.all_files().items():
-    doc = (experiment_files.import_file(path, name).__doc__ or "").strip()
-    found[name] = doc.splitlines()[0] if doc else ""
-  return found
+  return {name: experiment_files.summary(path)
+          for name, path in experiment_files.all_files().items()}
 
 
 def load_experiment(name_or_path: str) -> ExperimentConfig:

@@ -10,6 +10,7 @@ Search order for `--experiment=NAME`: folders added at run time
 the first `NAME.py` wins. A path (`--experiment=dir/file.py`) is loaded as is.
 """
 
+import ast
 import importlib.util
 import os
 from types import ModuleType
@@ -76,6 +77,16 @@ def all_files() -> dict[str, str]:
       if fname.endswith(".py") and not fname.startswith("_"):
         found.setdefault(fname[:-3], os.path.join(folder, fname))
   return dict(sorted(found.items()))
+
+
+def summary(path: str) -> str:
+  """The first line of the file's docstring, read without running the file."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      doc = ast.get_docstring(ast.parse(f.read(), path)) or ""
+  except (OSError, SyntaxError, ValueError) as e:
+    return f"(cannot be read: {e})"
+  return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
 def import_file(path: str, name: str) -> ModuleType:

@@ -142,3 +142,15 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   assert run.returncode == 0, run.stderr[-3000:]
   assert "Done: resnet_sgd mode=train_and_eval step=3" in run.stdout
   assert (elsewhere / "run" / "config.json").is_file()
+
+
+def test_listing_reads_docstrings_without_running_files(tmp_path, monkeypatch):
+  folder = tmp_path / "exps"
+  folder.mkdir()
+  (folder / "explodes.py").write_text('"""Would fail if run."""\nraise SystemExit(3)\n')
+  (folder / "broken.py").write_text("def get_config(:\n")
+  monkeypatch.setattr(experiment_files, "_added", [str(folder)])
+  listed = config_lib.list_experiments()
+  assert listed["explodes"] == "Would fail if run."
+  assert listed["broken"].startswith("(cannot be read:")
+  assert "resnet_sgd" in listed
