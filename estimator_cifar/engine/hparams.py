@@ -5,12 +5,18 @@ plugin's experiment summary (the metrics to show) and session-start summary
 (every config field, flattened to `section.field`). The eval metrics
 Estimator already writes under `eval/` fill the metric columns, so the runs
 under one `tensorboard --logdir` (a sweep's root) line up in the HParams tab.
+
+The summaries are protos written by TensorBoard's own event writer: a
+`tf.summary` writer would start TensorFlow's eager context, after which
+MultiWorkerMirroredStrategy can no longer configure its collective ops.
 """
 
 import json
+import time
 
-import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import api as hp
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.rundir import metrics_log
@@ -42,11 +48,13 @@ def write(cfg: ExperimentConfig, model_dir: str) -> None:
   values = flatten(cfg)
   metrics = [hp.Metric(tag, group=metrics_log.EVAL_DIR, display_name=name)
              for tag, name in METRICS]
-  writer = tf.summary.create_file_writer(model_dir)
+  summaries = (
+      hp.hparams_config_pb(hparams=[hp.HParam(name) for name in values],
+                           metrics=metrics),
+      hp.hparams_pb(values))
+  writer = EventFileWriter(model_dir, filename_suffix=".hparams")
   try:
-    with writer.as_default():
-      hp.hparams_config(hparams=[hp.HParam(name) for name in values],
-                        metrics=metrics)
-      hp.hparams(values)
+    for summary in summaries:
+      writer.add_event(event_pb2.Event(wall_time=time.time(), summary=summary))
   finally:
     writer.close()
