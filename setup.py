@@ -41,7 +41,8 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "tools": TOOLS_REQUIRE,
-        "test": ["pytest", "pytest-xdist", "hypothesis", "ruff"] + TOOLS_REQUIRE,
+        "test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis",
+                 "ruff"] + TOOLS_REQUIRE,
         # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.
         "gpu": ["tensorflow[and-cuda]>=2.15,<2.16"],
     },
