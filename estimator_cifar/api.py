@@ -24,9 +24,10 @@ import numpy as np
 from absl import logging
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import experiment_files, paths
+from estimator_cifar import experiment_files, paths, rundir
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
-from estimator_cifar.rundir import checkpoint_check, recorded, run_record
+from estimator_cifar.engine import TRAIN_MODES
+from estimator_cifar.rundir import checkpoint_check, recorded
 
 Overrides = Mapping[str, Any] | Sequence[str] | str | None
 
@@ -63,9 +64,9 @@ def train(experiment: str | config_lib.ExperimentConfig,
   Raises:
     UserError subclasses for anything the caller can fix.
   """
-  if mode not in run_record.TRAIN_MODES:
+  if mode not in TRAIN_MODES:
     raise ConfigError(f"train(mode={mode!r}): use one of "
-                      f"{', '.join(run_record.TRAIN_MODES)}; evaluate() "
+                      f"{', '.join(TRAIN_MODES)}; evaluate() "
                       "evaluates.")
   _show_logs()
   if experiments_dir:
@@ -232,8 +233,7 @@ def _show_logs() -> None:
 
 def _newest_step(model_dir: str) -> int:
   import tensorflow as tf
-  checkpoint = tf.train.latest_checkpoint(model_dir)
-  return checkpoint_check.step_of(checkpoint) if checkpoint else 0
+  return rundir.checkpoint_step(tf.train.latest_checkpoint(model_dir)) or 0
 
 
 def _plain(metrics: dict) -> dict[str, Any]:

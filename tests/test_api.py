@@ -13,7 +13,10 @@ from estimator_cifar import config as config_lib
 from estimator_cifar.data import fake
 from estimator_cifar.errors import ConfigError, DataError
 from estimator_cifar.rundir import metrics_log
-from tests.testutil import REPO_ROOT, TINY
+from tests.testutil import REPO_ROOT, TINY, seconds
+
+# Every test here trains (or runs the CLI on) a tiny model.
+pytestmark = pytest.mark.slow
 
 
 def overrides(**extra):
@@ -107,7 +110,7 @@ def test_progress_lines_reach_stderr_from_python(tmp_path):
           "'eval.export_latest': 0}, model_dir='run')")
   env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                        capture_output=True, text=True, timeout=300)
+                        capture_output=True, text=True, timeout=seconds(300))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "step 3/3, loss = " in proc.stderr
   assert "Eval at step 3: accuracy=" in proc.stderr

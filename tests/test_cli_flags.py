@@ -10,7 +10,7 @@ import pytest
 
 from estimator_cifar.data import fake
 from estimator_cifar.errors import CheckpointError, DataError
-from tests.testutil import REPO_ROOT, TINY, tiny_config
+from tests.testutil import REPO_ROOT, TINY, seconds, tiny_config
 
 
 def run_in(cwd, *args, env=None, timeout=300):
@@ -20,7 +20,7 @@ def run_in(cwd, *args, env=None, timeout=300):
   full_env.update(env or {})
   return subprocess.run([sys.executable, "-m", "estimator_cifar.run", *args],
                         cwd=cwd, env=full_env, capture_output=True, text=True,
-                        timeout=timeout)
+                        timeout=seconds(timeout))
 
 
 def error_line(proc) -> str:
@@ -31,6 +31,7 @@ def error_line(proc) -> str:
   return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, words", [
     ("--lr=0.1", ["Unknown flag --lr=0.1",
                   "--params_override=optimizer.learning_rate=0.1"]),
@@ -46,6 +47,7 @@ def test_bad_flag_is_one_paragraph_and_exit_2(flag, words, tmp_path):
     assert word in line, line
 
 
+@pytest.mark.slow
 def test_home_and_variables_expand_in_path_flags(tmp_path):
   home, work = tmp_path / "home", tmp_path / "work"
   work.mkdir()

@@ -13,6 +13,9 @@ from estimator_cifar.engine import hparams, modes
 from estimator_cifar.rundir import metrics_log
 from tests.testutil import tiny_config
 
+# Every test here trains (or runs the CLI on) a tiny model.
+pytestmark = pytest.mark.slow
+
 
 def hparams_content(model_dir: str) -> dict[str, bytes]:
   """tag -> plugin content of the HParams summaries in model_dir's events."""

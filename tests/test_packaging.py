@@ -12,7 +12,7 @@ import pytest
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import experiment_files, extras
-from tests.testutil import REPO_ROOT
+from tests.testutil import MULTI_PROCESS_TIMEOUT_SECS, REPO_ROOT, seconds
 
 # A user's own experiment: a variant of a built-in, stated as its deltas.
 USER_EXPERIMENT = textwrap.dedent('''\
@@ -33,7 +33,7 @@ def _python(*args, cwd, env=None, timeout=300):
   full_env.pop("PYTHONPATH", None)
   full_env.update(env or {})
   return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env,
-                        capture_output=True, text=True, timeout=timeout)
+                        capture_output=True, text=True, timeout=seconds(timeout))
 
 
 def _user_dir(tmp_path) -> str:
@@ -50,6 +50,7 @@ def test_builtin_experiments_come_from_the_checkout():
   assert "__init__" not in config_lib.list_experiments()
 
 
+@pytest.mark.slow
 def test_user_folder_by_flag_and_environment(tmp_path):
   folder = _user_dir(tmp_path)
   env = {"PYTHONPATH": REPO_ROOT}
@@ -83,21 +84,22 @@ def test_missing_extra_is_named():
   assert "tools/example.py" in str(e.value)
 
 
+@pytest.mark.slow
 def test_tool_without_matplotlib_says_which_extra(tmp_path):
   # `sys.modules[name] = None` makes `import name` fail as if not installed.
   code = ("import runpy, sys; sys.modules['matplotlib'] = None; "
-          f"sys.argv = ['plot_curves.py']; "
-          f"runpy.run_path({os.path.join(REPO_ROOT, 'tools', 'plot_curves.py')!r}, "
-          "run_name='__main__')")
+          "sys.argv = ['plot_curves']; "
+          "runpy.run_module('tools.plot_curves', run_name='__main__')")
   proc = _python("-c", code, cwd=tmp_path, env={"PYTHONPATH": REPO_ROOT},
                  timeout=120)
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr
-  assert "error: tools/plot_curves.py needs matplotlib" in proc.stderr
+  assert "error: python -m tools.plot_curves needs matplotlib" in proc.stderr
   assert "estimator_cifar[tools]" in proc.stderr
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)
 def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   # Build from a copy, so the checkout gets no build/ or egg-info folders.
   source = tmp_path / "src"

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.testutil import REPO_ROOT
+from tests.testutil import MULTI_PROCESS_TIMEOUT_SECS, REPO_ROOT, seconds
 
 README = os.path.join(REPO_ROOT, "README.md")
 DOCS = [README] + [os.path.join(REPO_ROOT, "docs", f) for f in
@@ -52,6 +52,7 @@ def test_documents_need_nothing_outside_the_repository():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)
 def test_readme_blocks_run(tmp_path):
   demo = str(tmp_path / "ec_demo")
   env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
@@ -63,7 +64,7 @@ def test_readme_blocks_run(tmp_path):
     command = (["bash", "-e", "-c", body] if block["lang"] == "sh" else
                [sys.executable, "-c", body])
     proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=seconds(300))
     output = proc.stdout + proc.stderr
     assert proc.returncode == block["exit"], (block["body"], output[-3000:])
     assert block["expect"].replace(DEMO_DIR, demo) in output, (

@@ -19,6 +19,9 @@ from tests.testutil import run_cli, tiny_config
 TRAINED = ["ema.decay=0.9", "ema.eval_with_ema=true", "data.image_size=28",
            "train.steps=4"]
 
+# Every test here trains (or runs the CLI on) a tiny model.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, cifar10_dir):

@@ -19,7 +19,7 @@ from tensorboard.plugins.hparams import api as hp
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.rundir import metrics_log
+from estimator_cifar import rundir
 
 # (tag, display name): Estimator's eval summaries, in model_dir/eval.
 METRICS = (("accuracy", "eval accuracy"), ("top_5_accuracy", "eval top-5"),
@@ -46,7 +46,7 @@ def flatten(cfg: ExperimentConfig) -> dict[str, bool | int | float | str]:
 def write(cfg: ExperimentConfig, model_dir: str) -> None:
   """Writes the experiment and session-start summaries into `model_dir`."""
   values = flatten(cfg)
-  metrics = [hp.Metric(tag, group=metrics_log.EVAL_DIR, display_name=name)
+  metrics = [hp.Metric(tag, group=rundir.EVAL_DIR, display_name=name)
              for tag, name in METRICS]
   summaries = (
       hp.hparams_config_pb(hparams=[hp.HParam(name) for name in values],

@@ -11,6 +11,7 @@ import os
 from absl import logging
 
 from estimator_cifar import config as config_lib
+from estimator_cifar import rundir
 from estimator_cifar.errors import ConfigError
 from estimator_cifar.rundir import run_record
 
@@ -40,13 +41,13 @@ def setup(mode: str, model_dir: str | None, experiment: str | None,
     cfg = run_record.recorded_config(model_dir, overrides)
   if cfg is None:
     if not experiment:
-      where = (f" ({model_dir} has no {run_record.CONFIG_FILE} to take it "
+      where = (f" ({model_dir} has no {rundir.CONFIG_FILE} to take it "
                "from)" if mode in READING_MODES and model_dir else "")
       raise ConfigError(f"Pass --experiment=NAME{where} (in Python: "
                         "experiment=NAME); --list_experiments shows the names.")
     return config_lib.resolve(experiment, overrides), data_dir
   logging.info("Using the config training recorded in %s.",
-               os.path.join(model_dir, run_record.CONFIG_FILE))
+               os.path.join(model_dir, rundir.CONFIG_FILE))
   requested = os.path.splitext(os.path.basename(experiment or ""))[0]
   if requested and requested != cfg.name:
     logging.warning("--experiment=%s ignored: %s was trained as %s, and its "
