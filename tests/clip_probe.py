@@ -1,9 +1,9 @@
 """Gradient clipping on one device and mirrored on two logical CPUs; prints JSON.
 
-Run as a script by tests/test_mirrored_clip.py (logical CPU devices must be
-set before TensorFlow initialises):
+Run in its own process by tests/test_mirrored_clip.py (logical CPU devices
+must be set before TensorFlow initialises):
 
-  python tests/clip_probe.py DATA_DIR WORK_DIR
+  python -m tests.clip_probe DATA_DIR WORK_DIR
 
 The tiny net is swapped for the same layers without batch norm, so that two
 replicas of 8 images compute exactly the global batch's gradient of 16 (batch
@@ -13,14 +13,12 @@ with the real model_fn and Estimator from one step-0 checkpoint, with
 `gradients/global_norm` per step and the variables at step 2, per run.
 """
 
-import glob
 import json
 import os
 import shutil
 import sys
 
 os.environ.pop("TF_CONFIG", None)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import testutil  # noqa: E402
 
@@ -98,17 +96,11 @@ def write_initial_checkpoint(cfg, plan, model_dir):
 
 
 def grad_norms(model_dir):
-  """{step: gradients/global_norm} from the train event files."""
-  import tensorflow as tf
-  norms = {}
-  for path in sorted(glob.glob(os.path.join(model_dir, "events.out.*"))):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.tag == "gradients/global_norm":
-          norms[str(event.step)] = (
-              value.simple_value if value.WhichOneof("value") == "simple_value"
-              else float(tf.make_ndarray(value.tensor)))
-  return norms
+  """{step: gradients/global_norm} from the train event files, steps as
+  strings for JSON."""
+  events = testutil.read_events(model_dir)
+  return {str(step): testutil.scalar_value(value)
+          for step, value in events["gradients/global_norm"].items()}
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """Strategies, TF_CONFIG checks, session settings, and mirrored on two CPUs."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -169,13 +167,7 @@ def test_cluster_and_cpu_devices_adjust_the_session_config():
 def probe(cifar10_dir, tmp_path_factory):
   """Output of tests/mirrored_probe.py (single-device vs mirrored runs)."""
   work = str(tmp_path_factory.mktemp("mirrored"))
-  proc = subprocess.run(
-      [sys.executable, "-m", "tests.mirrored_probe", cifar10_dir, work],
-      cwd=testutil.REPO_ROOT, env=testutil.subprocess_env(), capture_output=True,
-      text=True, timeout=testutil.seconds(360))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE_JSON "))
-  return json.loads(line[len("PROBE_JSON "):])
+  return testutil.run_probe("mirrored_probe", cifar10_dir, work, timeout=360)
 
 
 @testutil.multi_process

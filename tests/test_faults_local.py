@@ -7,7 +7,6 @@ Real processes and real signals. Limits are the promised times times SLACK
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,22 +15,17 @@ from estimator_cifar.engine import signals
 from estimator_cifar.rundir import checkpoint_check, run_record
 from tests import testutil
 
-SLACK = float(os.environ.get("ESTIMATOR_CIFAR_TEST_SLACK", "1.5"))
+SLACK = 1.5 * testutil.TIME_SCALE
 # Periodic checkpoints far apart: whatever is saved comes from the signal.
 LONG_RUN = testutil.TINY + ["train.steps=100000", "checkpoint.save_steps=100000",
                             "log.every_steps=20"]
 
 
 def start_training(model_dir, data_dir):
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONUNBUFFERED="1")
-  env.pop("TF_CONFIG", None)
-  return subprocess.Popen(
-      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-       "--params_override=" + ",".join(LONG_RUN)],
-      cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True)
+  return testutil.start_cli(
+      "--experiment=resnet_sgd", "--mode=train", f"--model_dir={model_dir}",
+      f"--data_dir={data_dir}", "--params_override=" + ",".join(LONG_RUN),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_training(proc, model_dir):
@@ -103,22 +97,18 @@ def test_stop_request_wait_returns_early_and_restores_handlers():
   assert signal.getsignal(signal.SIGTERM) == before
 
 
-@pytest.mark.slow
+@testutil.multi_process
 def test_continuous_eval_with_default_settings_is_on_time(tmp_path, cifar10_dir):
   """Started before any checkpoint, with eval.throttle_secs=600 (default)."""
   from estimator_cifar.rundir import metrics_log
   model_dir = str(tmp_path / "run")
   overrides = testutil.TINY + ["train.steps=120", "checkpoint.save_steps=40"]
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
 
   def cli(mode):
-    return subprocess.Popen(
-        [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-         f"--mode={mode}", f"--model_dir={model_dir}",
-         f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides)],
-        cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
+    return testutil.start_cli(
+        "--experiment=resnet_sgd", f"--mode={mode}", f"--model_dir={model_dir}",
+        f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
   evaluator = cli("continuous_eval")
   trainer = cli("train")

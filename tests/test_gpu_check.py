@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.testutil import REPO_ROOT
+from tests.testutil import REPO_ROOT, subprocess_env
 from tools import gpu_check
 
 
@@ -47,7 +47,7 @@ def test_script_with_a_driver_that_lists_no_gpu_fails_fast(tmp_path):
 
 
 def test_module_without_gpu_exits_2_before_importing_tensorflow(tmp_path):
-  env = dict(os.environ, PATH=str(tmp_path), PYTHONPATH=REPO_ROOT)
+  env = subprocess_env(PATH=str(tmp_path))
   result = subprocess.run(
       [sys.executable, "-X", "importtime", "-m", "tools.gpu_check"],
       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -1,8 +1,6 @@
 """Console hooks: progress lines on due steps only, NaN stops, finite checkpoints."""
 
-import glob
 import logging
-import os
 import subprocess
 import sys
 
@@ -11,12 +9,12 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar.engine import hooks, modes
-from estimator_cifar.rundir import checkpoint_step
+from estimator_cifar import rundir
 from estimator_cifar.model import summaries
 from estimator_cifar.errors import ConfigError, UserError
-from tests.testutil import (PROGRESS, REPO_ROOT, TINY, error_line, read_events,
-                            run_cli, scalars, seconds, subprocess_env,
-                            tiny_config)
+from tests.testutil import (PROGRESS, REPO_ROOT, TINY, checkpoint_steps,
+                            error_line, read_events, run_cli, scalars, seconds,
+                            subprocess_env, tiny_config)
 
 v1 = tf.compat.v1
 
@@ -98,15 +96,14 @@ def test_negative_histogram_steps_is_a_config_error(tmp_path):
 
 def _checkpoint_steps_all_finite(model_dir: str) -> list[int]:
   """The steps of the checkpoints on disk, asserting every float is finite."""
-  steps = []
-  for index in glob.glob(os.path.join(model_dir, "model.ckpt-*.index")):
-    reader = tf.train.load_checkpoint(index[:-len(".index")])
+  steps = checkpoint_steps(model_dir)
+  for step in steps:
+    reader = tf.train.load_checkpoint(rundir.checkpoint_prefix(model_dir, step))
     for name in reader.get_variable_to_shape_map():
       value = np.asarray(reader.get_tensor(name))
       if value.dtype.kind == "f":
-        assert np.all(np.isfinite(value)), (index, name)
-    steps.append(checkpoint_step(index[:-len(".index")]))
-  return sorted(steps)
+        assert np.all(np.isfinite(value)), (step, name)
+  return steps
 
 
 @pytest.mark.slow

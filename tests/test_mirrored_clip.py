@@ -1,29 +1,20 @@
 """Gradient clipping under MirroredStrategy acts on the global batch's gradient."""
 
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from tests import clip_probe, testutil
 
-pytestmark = pytest.mark.slow
+# The probe trains in its own process, on one device and on two replicas.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.timeout(testutil.MULTI_PROCESS_TIMEOUT_SECS)]
 
 
 @pytest.fixture(scope="module")
 def probe(cifar10_dir, tmp_path_factory):
   work = str(tmp_path_factory.mktemp("clip"))
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
-  proc = subprocess.run(
-      [sys.executable, os.path.join(testutil.REPO_ROOT, "tests", "clip_probe.py"),
-       cifar10_dir, work], env=env, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE_JSON "))
-  return json.loads(line[len("PROBE_JSON "):])
+  return testutil.run_probe("clip_probe", cifar10_dir, work)
 
 
 def test_two_replicas_clip_and_log_like_one_device(probe):

@@ -4,7 +4,6 @@ The session's small CIFAR-10 files (5 files of 40 records) are read both ways;
 an epoch is 200 records, 10 batches of 20.
 """
 
-import logging
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ Each test trains the tiny model on the session's small CIFAR-10 files; the
 seeded K=1 and K=4 runs must agree on every checkpointed value.
 """
 
-import glob
 import os
 import signal
 
@@ -12,12 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import config as config_lib
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import estimator_setup, hooks, modes
 from estimator_cifar.errors import ConfigError
 from estimator_cifar.model import train_loop
-from tests.testutil import run_cli, tiny_config, TINY
+from tests.testutil import TINY, checkpoint_steps, iter_events, run_cli, tiny_config
 
 pytestmark = pytest.mark.slow  # Most tests train.
 v1 = tf.compat.v1
@@ -30,18 +28,8 @@ def _values(model_dir: str) -> dict:
           for name, _ in tf.train.list_variables(model_dir)}
 
 
-def _checkpoint_steps(model_dir: str) -> list[int]:
-  return sorted(int(p.rsplit("-", 1)[1].split(".")[0])
-                for p in glob.glob(os.path.join(model_dir, "model.ckpt-*.index")))
-
-
 def _summary_steps(model_dir: str, tag: str) -> list[int]:
-  steps = []
-  for path in glob.glob(os.path.join(model_dir, "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      if any(v.tag == tag for v in event.summary.value):
-        steps.append(event.step)
-  return sorted(steps)
+  return sorted(step for step, value in iter_events(model_dir) if value.tag == tag)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +59,7 @@ def test_k4_reaches_the_weights_and_loss_of_k1(k1_and_k4, cifar10_dir):
 
 
 def test_checkpoints_and_summaries_land_on_loop_boundaries(k1_and_k4):
-  steps = _checkpoint_steps(k1_and_k4[4])
+  steps = checkpoint_steps(k1_and_k4[4])
   assert steps[-1] == 40 and all(s % 4 == 0 for s in steps), steps
   assert len(steps) >= 3  # Periodic saves (every 12 steps) happened.
   for tag in ("losses/total", "learning_rate", "input_images/image/0",
@@ -102,7 +90,7 @@ def test_each_run_advances_k_steps_and_stops_at_max_steps(cifar10_dir, tmp_path)
   # 10 is not a multiple of 4: the last loop runs the 2 steps left, then one
   # empty run lets Estimator's stop hook see step 10.
   assert recorder.steps == [4, 8, 10, 10]
-  assert _checkpoint_steps(str(tmp_path))[-1] == 10
+  assert checkpoint_steps(str(tmp_path))[-1] == 10
 
 
 def test_resume_continues_from_a_loop_boundary_as_k1_does(cifar10_dir, tmp_path):
@@ -113,7 +101,7 @@ def test_resume_continues_from_a_loop_boundary_as_k1_does(cifar10_dir, tmp_path)
       cfg = tiny_config(f"train.steps_per_loop={k}", f"train.steps={steps}",
                         *SEEDED)
       modes.run(cfg, model_dir, "train", cifar10_dir)
-      assert _checkpoint_steps(model_dir)[-1] == steps
+      assert checkpoint_steps(model_dir)[-1] == steps
     finals[k] = _values(model_dir)
   for name in finals[1]:
     np.testing.assert_allclose(finals[4][name], finals[1][name], atol=1e-4,
@@ -130,7 +118,7 @@ def test_sigterm_saves_at_the_loop_boundary(cifar10_dir, tmp_path, monkeypatch):
                       lambda *a, **k: [Terminate()] + real(*a, **k))
   cfg = tiny_config("train.steps_per_loop=4", "train.steps=40")
   assert modes.run(cfg, str(tmp_path), "train", cifar10_dir) == {}
-  assert _checkpoint_steps(str(tmp_path))[-1] == 4
+  assert checkpoint_steps(str(tmp_path))[-1] == 4
 
 
 def test_nan_in_a_loop_stops_at_its_boundary(cifar10_dir, tmp_path):
@@ -139,7 +127,7 @@ def test_nan_in_a_loop_stops_at_its_boundary(cifar10_dir, tmp_path):
   with pytest.raises(hooks.TrainingDivergedError,
                      match="Training diverged at step 4: "):
     modes.run(cfg, str(tmp_path), "train", cifar10_dir)
-  assert _checkpoint_steps(str(tmp_path)) == [0]
+  assert checkpoint_steps(str(tmp_path)) == [0]
 
 
 @pytest.mark.parametrize("strategy", ["mirrored", "central_storage",

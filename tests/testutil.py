@@ -2,6 +2,7 @@
 what a run wrote, and waiting on other processes without fixed sleeps."""
 
 import glob
+import json
 import os
 import re
 import socket
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from estimator_cifar import config as config_lib
+from estimator_cifar import rundir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -122,6 +124,17 @@ def run_tool(name: str, *args: str, timeout: float = 60, **kwargs):
                         timeout=seconds(timeout), check=False, **kwargs)
 
 
+def run_probe(module: str, *args: str, timeout: float = 300) -> dict:
+  """Runs `python -m tests.MODULE ARGS` (a script that must start its own
+  TensorFlow, e.g. with logical CPU devices) and returns its PROBE_JSON."""
+  proc = subprocess.run([sys.executable, "-m", f"tests.{module}", *args],
+                        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True,
+                        text=True, timeout=seconds(timeout))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE_JSON "))
+  return json.loads(line[len("PROBE_JSON "):])
+
+
 def wait_until(condition, timeout: float, interval: float = 0.05,
                message: str = "condition") -> None:
   """Polls `condition()` until it is true; fails after `timeout` (scaled)."""
@@ -146,6 +159,12 @@ def error_line(returncode: int, stderr: str) -> str:
   lines = [l for l in stderr.splitlines() if l.startswith("error: ")]
   assert len(lines) == 1, stderr[-3000:]
   return lines[0]
+
+
+def checkpoint_steps(model_dir: str) -> list[int]:
+  """The steps of the checkpoints in `model_dir` (by their index files)."""
+  return sorted(rundir.checkpoint_step(path[:-len(".index")]) for path in
+                glob.glob(os.path.join(model_dir, rundir.CHECKPOINT_INDEX_GLOB)))
 
 
 # ------------------------------------------------------------ event files
