@@ -125,7 +125,10 @@ def _bad_checksum(data_dir):
   shutil.rmtree(os.path.join(data_dir, "cifar-10-batches-bin"))
   with open(os.path.join(data_dir, "cifar-10-binary.tar.gz"), "wb") as f:
     f.write(b"not the archive")
-  return ["Checksum mismatch", "cifar-10-binary.tar.gz", "it has been deleted"]
+  # Placed by the user (not downloaded here): moved aside, never deleted.
+  return ["Checksum mismatch", "cifar-10-binary.tar.gz",
+          "moved aside to " + os.path.join(data_dir,
+                                           "cifar-10-binary.tar.gz.corrupt")]
 
 
 def _empty_dir(data_dir):
