@@ -11,7 +11,8 @@ free loopback ports chosen now; its output is streamed with a `[role:index]`
 prefix. When the chief finishes, the workers and the evaluator get
 `--grace_secs` to finish on their own (the evaluator still has to evaluate the
 final checkpoint), and then the ps tasks PS_END_SECS to see the job's end and
-exit by themselves; every process left after that is stopped. If a process fails, everything is stopped, except that
+exit by themselves; every process left after that is stopped. If a process
+fails, everything is stopped, except that
 with `--max_restarts=N` a failed worker is started again with the same
 TF_CONFIG, up to N times, and rejoins the running cluster (parameter-server
 training; a multi_worker_mirrored job cannot take a worker back and must be

@@ -18,9 +18,10 @@ place once complete (a download only after its checksum matched). Only those
 temp files are ever deleted: an archive found in `data_dir` (placed there by
 hand, or by an earlier run) that fails its checksum is moved aside to
 `<archive>.corrupt`, and an incomplete dataset folder with files in it to
-`<folder>.incomplete`, each with a message saying where. Members that would land outside the target (absolute
-paths, `..`, links pointing out, device files) are refused before anything is
-written; `tarfile`'s `data` filter is used as a second line of defence.
+`<folder>.incomplete`, each with a message saying where. Members that would
+land outside the target (absolute paths, `..`, links pointing out, device
+files) are refused before anything is written; `tarfile`'s `data` filter is
+used as a second line of defence.
 """
 
 import hashlib

@@ -12,8 +12,9 @@ one the CheckpointSaverHook uses, so `keep_max` bookkeeping stays right) and
 raises `Preempted`. It saves itself rather than `request_stop()`: a stopped
 train_and_evaluate runs a final evaluation before it returns, which can take
 longer than the grace period. `modes.run` catches `Preempted`, records the
-run as "preempted" (SIGTERM) or "interrupted" (SIGINT) and returns normally, so the process exits 0 within about
-one step and a checkpoint write; the same command resumes from that step.
+run as "preempted" (SIGTERM) or "interrupted" (SIGINT) and returns normally,
+so the process exits 0 within about one step and a checkpoint write; the same
+command resumes from that step.
 
 Only the chief of a TF_CONFIG cluster saves (it owns the model_dir); other
 tasks just stop.
