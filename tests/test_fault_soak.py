@@ -9,7 +9,8 @@ import pytest
 
 from tests import testutil
 
-pytestmark = pytest.mark.slow
+# Four kills, each waiting for its task to come back up, then the run's end.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def test_four_sigkills_lose_nothing(tmp_path, cifar10_dir):
@@ -20,7 +21,7 @@ def test_four_sigkills_lose_nothing(tmp_path, cifar10_dir):
        "--steps=1500", f"--work_dir={tmp_path / 'soak'}",
        f"--data_dir={cifar10_dir}"],
       cwd=testutil.REPO_ROOT, env=env, capture_output=True, text=True,
-      timeout=1500)
+      timeout=testutil.seconds(1400))
   line = [l for l in proc.stdout.splitlines() if l.startswith("SOAK_JSON ")]
   assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
   summary = json.loads(line[0][len("SOAK_JSON "):])
