@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from estimator_cifar import loop_support
 from estimator_cifar.errors import ConfigError
 # The override parser, re-exported: callers resolve configs through this module.
 from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
@@ -79,6 +80,7 @@ class DataConfig:
   # (batch_augment.py, the faster one); "per_image" is the classic per-image
   # map (augment.py), the reference and the place to try a new distortion.
   pipeline: str = "batch"
+  in_memory: str = "auto"    # Or stream the split from its files (streaming.py).
 
 
 @dataclass
@@ -95,6 +97,7 @@ class TrainConfig:
   trainable_scopes: list[str] = field(default_factory=list)
   precision: str = "float32"
   seed: int = 0              # 0: not seeded.
+  steps_per_loop: int = 1    # Steps per session.run (model/train_loop.py).
 
 
 @dataclass
@@ -290,13 +293,14 @@ def _import_file(path: str, name: str):
 _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
-    "data.pipeline": PIPELINES, "optimizer.name": OPTIMIZER_NAMES,
-    "schedule.name": SCHEDULE_NAMES, "train.precision": PRECISIONS,
+    "data.pipeline": PIPELINES, "data.in_memory": ("auto", "true", "false"),
+    "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
+    "train.precision": PRECISIONS,
     "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES}
 
 _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
              "data.shuffle_buffer", "summary.save_steps", "log.every_steps",
-             "checkpoint.keep_max")
+             "checkpoint.keep_max", "train.steps_per_loop")
 _NON_NEGATIVE = ("summary.histogram_steps", "distribute.num_cpu_devices",
                  "distribute.max_worker_delay_secs")
 
@@ -348,6 +352,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
   if cfg.data.source == "tfds" and cfg.data.name == "synthetic":
     raise ConfigError("data.source=tfds cannot serve data.name=synthetic; use "
                       "data.source=binary.")
+  loop_support.check(cfg)
   sched = cfg.schedule
   if cfg.optimizer.name == "ftrl" and sched.warmup_epochs > 0:
     raise ConfigError(

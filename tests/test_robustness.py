@@ -105,7 +105,8 @@ def _bad_checksum(data_dir):
   # Placed by the user (not downloaded here): moved aside, never deleted.
   return ["Checksum mismatch", "cifar-10-binary.tar.gz",
           "moved aside to " + os.path.join(data_dir,
-                                           "cifar-10-binary.tar.gz.corrupt")]
+                                           "cifar-10-binary.tar.gz.corrupt"),
+          "not deleted"]
 
 
 def _empty_dir(data_dir):

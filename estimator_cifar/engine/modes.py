@@ -20,6 +20,7 @@ from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
+from estimator_cifar.model import train_loop
 from estimator_cifar.model.model_fn import configure_determinism
 from estimator_cifar.rundir import (checkpoint_check, disk_space, identity,
                                     job_end, metrics_log, run_record)
@@ -141,6 +142,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
                plan.max_steps / plan.steps_per_epoch, plan.steps_per_epoch)
   train_input = distribute.shard_for_worker(
       make_input_fn(cfg, plan.source, training=True), cluster)
+  train_input = train_loop.stack_batches(train_input, cfg.train.steps_per_loop)
   eval_input = make_input_fn(cfg, plan.source, training=False)
   warm = None
   if mode in TRAIN_MODES:
