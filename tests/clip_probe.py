@@ -88,7 +88,7 @@ def write_initial_checkpoint(cfg, plan, model_dir):
     dataset = make_input_fn(cfg, plan.source, training=True)()
     features, labels = v1.data.make_one_shot_iterator(dataset).get_next()
     model_fn(features, labels, tf.estimator.ModeKeys.TRAIN,
-             dict(plan.params, config=cfg))
+             plan.model_params(cfg))
     with v1.Session() as sess:
       sess.run(v1.global_variables_initializer())
       v1.train.Saver().save(sess, os.path.join(model_dir, "model.ckpt"),
