@@ -36,7 +36,9 @@ AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "brightness", "contrast",
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
                    "adadelta", "rmsprop", "ftrl")
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# auto: picked from the device at start (engine/precision.py).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
+EVAL_TTA = ("none", "flip")  # Test-time augmentation (model/tta.py).
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
               "parameter_server")
@@ -171,6 +173,8 @@ class EvalConfig:
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
   export_best: bool = True   # train_and_eval: SavedModel of the best accuracy.
   export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
+  # flip: eval, export and predict average the logits of image and mirror.
+  tta: str = "none"
 
 
 @dataclass
@@ -441,7 +445,7 @@ _CHOICES = {
     "data.pipeline": PIPELINES,
     "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
     "train.precision": PRECISIONS, "train.weight_decay_on": WEIGHT_DECAY_ON,
-    "distribute.strategy": STRATEGIES,
+    "distribute.strategy": STRATEGIES, "eval.tta": EVAL_TTA,
 }
 
 _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",

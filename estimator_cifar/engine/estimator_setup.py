@@ -12,7 +12,7 @@ from absl import logging
 
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import sources
-from estimator_cifar.engine import distribute
+from estimator_cifar.engine import distribute, precision
 from estimator_cifar.model.model_fn import model_fn
 
 
@@ -27,7 +27,8 @@ class Plan:
   def params(self) -> dict:
     return {"num_classes": self.source.num_classes,
             "steps_per_epoch": self.steps_per_epoch,
-            "max_steps": self.max_steps}
+            "max_steps": self.max_steps,
+            "label_names": list(self.source.label_names)}
 
 
 def make_plan(cfg: ExperimentConfig, data_dir: str | None) -> Plan:
@@ -98,6 +99,7 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
 
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
                    warm_start_from=None) -> tf.estimator.Estimator:
+  cfg = precision.resolve(cfg)  # train.precision=auto: decided and logged here.
   params = dict(plan.params, config=cfg)
   return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir), params=params,

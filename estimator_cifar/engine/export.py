@@ -27,6 +27,7 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
+from estimator_cifar.engine import precision
 from estimator_cifar.rundir import identity
 from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.config import ExperimentConfig
@@ -124,7 +125,8 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
 def serving_estimator(cfg: ExperimentConfig, model_dir: str,
                       num_classes: int) -> tf.estimator.Estimator:
   """An Estimator on model_dir for export and predict: no data needed."""
-  params = {"config": cfg, "num_classes": num_classes, "steps_per_epoch": 1.0,
+  params = {"config": precision.resolve(cfg), "num_classes": num_classes,
+            "steps_per_epoch": 1.0,
             "max_steps": 1}
   return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),

@@ -18,8 +18,9 @@ from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model.model_fn import configure_determinism
-from estimator_cifar.rundir import (checkpoint_check, identity, metrics_log,
-                                    run_record)
+from estimator_cifar.model import eval_metrics, lr_ranges
+from estimator_cifar.rundir import (checkpoint_check, confusion_plot, identity,
+                                    metrics_log, run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -110,6 +111,8 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   distribute.configure_devices(cfg)  # Before anything initialises TensorFlow.
   configure_determinism(cfg.train.seed)  # Before any input pipeline is built.
   plan = make_plan(cfg, data_dir)
+  if mode in ("train", "train_and_eval"):
+    lr_ranges.warn_if_outside(cfg)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
                "(%.1f epochs of %.1f steps).", plan.source.name,
                plan.source.num_train, plan.source.num_eval,
@@ -156,6 +159,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
           "(--mode=train_and_eval) or point --model_dir at a trained run.")
     result = estimator.evaluate(eval_input, checkpoint_path=checkpoint)
     metrics_log.append(model_dir, result, checkpoint)
+    _plot_confusion(cfg, model_dir, result, plan.source.label_names)
   elif mode == "continuous_eval":
     result = continuous_eval.run(estimator, eval_input, model_dir,
                                  plan.max_steps, cfg.eval.timeout_secs)
@@ -163,6 +167,18 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
     raise ValueError(f"unknown mode {mode}")
   _summary_line(cfg, mode, model_dir, result, time.time() - start)
   return result
+
+
+def _plot_confusion(cfg, model_dir: str, result: dict, names) -> None:
+  """--mode=eval: eval/confusion.png from the result's confusion matrix."""
+  counts = result.get(eval_metrics.CONFUSION_KEY)
+  if counts is None:
+    return
+  title = (f"{cfg.name} step {int(result.get('global_step', 0))}: accuracy "
+           f"{float(result.get('accuracy', 0)):.4f}")
+  written = confusion_plot.write(model_dir, counts, list(names), title)
+  if written:
+    logging.info("Confusion matrix: %s", written)
 
 
 def _missed_final_eval(estimator, eval_input, model_dir: str) -> dict:

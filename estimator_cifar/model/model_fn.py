@@ -8,7 +8,9 @@ TRAIN: logits -> cross entropy (LOSSES) + weight decay (REGULARIZATION_LOSSES)
 -> total loss -> gradients -> transforms -> apply_gradients, inside a control
 dependency on this model's UPDATE_OPS (batch-norm statistics) -> then the
 exponential moving average of the weights (num_updates = global step).
-EVAL: accuracy, top-5 accuracy, exact mean cross entropy; with
+EVAL: accuracy, top-5 accuracy, exact mean cross entropy, and per-class
+accuracy, confusion matrix and calibration (eval_metrics.py); outside TRAIN
+the logits follow `eval.tta` (tta.py); with
 `ema.eval_with_ema` the averaged weights are restored in place of the raw ones.
 PREDICT/export: classes, probabilities, logits (EMA weights likewise).
 """
@@ -17,7 +19,8 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.python.framework import config as tf_config
 
-from estimator_cifar.model import nets, optim, summaries
+from estimator_cifar.model import eval_metrics as eval_metrics_lib
+from estimator_cifar.model import nets, optim, summaries, tta
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.input_pipeline import IMAGES_KEY
 
@@ -54,8 +57,11 @@ def model_fn(features, labels, mode, params):
   _warn_if_float16_on_cpu(cfg.train.precision)
   network = nets.build(cfg.model, params["num_classes"])
   training = mode == ModeKeys.TRAIN
-  logits = network(tf.cast(images, COMPUTE_DTYPES[cfg.train.precision]), training)
-  logits = tf.cast(logits, tf.float32)
+  compute_images = tf.cast(images, COMPUTE_DTYPES[cfg.train.precision])
+  if training:
+    logits = tf.cast(network(compute_images, True), tf.float32)
+  else:  # eval.tta: the same averaging in eval, export and predict.
+    logits = tta.logits(network, compute_images, cfg.eval.tta)
   activations = added(v1.GraphKeys.ACTIVATIONS)  # Before other replicas add theirs.
   predictions = {
       "classes": tf.argmax(logits, axis=1),
@@ -82,7 +88,10 @@ def model_fn(features, labels, mode, params):
   if mode == ModeKeys.EVAL:
     return tf.estimator.EstimatorSpec(
         mode, loss=total_loss, scaffold=ema_scaffold,
-        eval_metric_ops=eval_metrics(labels, logits, params["num_classes"]))
+        eval_metric_ops=dict(
+            eval_metrics(labels, logits, params["num_classes"]),
+            **eval_metrics_lib.failure_metrics(labels, logits,
+                                               params.get("label_names"))))
 
   global_step = v1.train.get_or_create_global_step()
   rate = optim.learning_rate(cfg, global_step, params["steps_per_epoch"],
