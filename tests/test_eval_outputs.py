@@ -13,12 +13,18 @@ import tensorflow as tf
 from estimator_cifar.data import fake
 from estimator_cifar.engine import export, modes
 from estimator_cifar.rundir import confusion_plot, metrics_log, run_record
-from tests.test_export import raw_test_set
 from tests.testutil import tiny_config
 
 TRAIN = ["train.steps=30", "optimizer.learning_rate=0.4",
          "schedule.name=constant", "eval.batch_size=20", "train.seed=3"]
 TEST_IMAGES = 50  # The cifar10_dir fixture's test split.
+
+
+def raw_test_images(data_dir: str, count: int) -> np.ndarray:
+  """The first `count` raw uint8 test images [N, 32, 32, 3] of the fixture."""
+  path = os.path.join(data_dir, "cifar-10-batches-bin", "test_batch.bin")
+  records = np.fromfile(path, np.uint8).reshape(-1, 3073)[:count]
+  return records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +99,7 @@ def _predict_logits(model_dir, tta, images):
 
 
 def test_flip_tta_is_the_mean_of_two_forward_passes(trained, cifar10_dir):
-  images, _ = raw_test_set(cifar10_dir)
-  images = images[:8]
+  images = raw_test_images(cifar10_dir, 8)
   plain = _predict_logits(trained, "none", images)
   mirrored = _predict_logits(trained, "none", images[:, :, ::-1, :])
   averaged = _predict_logits(trained, "flip", images)
@@ -104,8 +109,7 @@ def test_flip_tta_is_the_mean_of_two_forward_passes(trained, cifar10_dir):
 
 
 def test_flip_tta_reaches_the_saved_model(trained, cifar10_dir):
-  images, _ = raw_test_set(cifar10_dir)
-  images = images[:4]
+  images = raw_test_images(cifar10_dir, 4)
   cfg = tiny_config(*TRAIN, "eval.tta=flip")
   path = export.export_model(export.serving_estimator(cfg, trained, 10), cfg,
                              os.path.join(trained, "export_tta"))

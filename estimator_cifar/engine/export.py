@@ -126,8 +126,7 @@ def serving_estimator(cfg: ExperimentConfig, model_dir: str,
                       num_classes: int) -> tf.estimator.Estimator:
   """An Estimator on model_dir for export and predict: no data needed."""
   params = {"config": precision.resolve(cfg), "num_classes": num_classes,
-            "steps_per_epoch": 1.0,
-            "max_steps": 1}
+            "steps_per_epoch": 1.0, "max_steps": 1}
   return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),
                                 params=params)
