@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 EXPERIMENT ?= resnet_sgd
 ARGS ?=
 
-.PHONY: venv train test contract clean
+.PHONY: venv train lint test contract clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,15 @@ venv: $(STAMP)
 train: venv
 	$(PY) -m estimator_cifar.run --experiment=$(EXPERIMENT) $(ARGS)
 
-test: venv
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q -n 2 tests
 
+# The command-line contract: the end-to-end runs of the CLI.
 contract: venv
-	bash ../shared/contract/check_cli.sh $(PY)
+	$(PY) -m pytest -q tests/test_run_e2e.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -35,7 +35,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "tools": ["matplotlib"],
-        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "ruff"],
         # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.
         "gpu": ["tensorflow[and-cuda]>=2.15,<2.16"],
     },

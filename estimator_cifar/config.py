@@ -1,31 +1,31 @@
-"""The typed experiment config: sections, experiment loading, overrides, checks.
+"""The typed experiment config: sections, experiment loading, checks.
 
 An experiment is data: `experiments/<name>.py` defines `get_config()` that
-returns a fresh `ExperimentConfig`. The order is fixed and documented in the
-README: experiment defaults, then command-line overrides (`a.b=v`, typed by the
-field), then `validate`, then the final config is logged and written to
-`<model_dir>/config.json`.
-
-This module imports no TensorFlow, so a typo in a flag is answered in well under
-a second, before any graph is built.
+returns a fresh `ExperimentConfig`. The order is fixed: experiment defaults,
+then command-line overrides (`a.b=v`, overrides.py), then `validate` (every
+check that needs no TensorFlow), then the final config is written to
+`<model_dir>/config.json`. No TensorFlow here, so a typo fails before any
+graph is built.
 """
 
 import dataclasses
-import difflib
 import importlib.util
 import json
 import os
-import typing
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from estimator_cifar.errors import ConfigError
+# The override parser, re-exported: callers resolve configs through this module.
+from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
+                                       parse_value, set_from_dict,
+                                       split_overrides)
 
 EXPERIMENTS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 
-# Choices live here (not in the TF modules) so validation needs no TensorFlow;
-# tests check that each registry implements exactly these names.
+# Here, not in the TF modules, so validation needs no TensorFlow.
 MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny")
 DATA_NAMES = ("cifar10", "cifar100", "synthetic")
 DATA_SOURCES = ("binary", "tfds")
@@ -42,6 +42,7 @@ EVAL_TTA = ("none", "flip")  # Test-time augmentation (model/tta.py).
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
               "parameter_server")
+SYNC_LOCAL_STRATEGIES = ("mirrored", "central_storage")  # One machine's devices.
 
 
 @dataclass
@@ -51,9 +52,8 @@ class ModelConfig:
   version: int = 1           # ResNet 1 (He et al. 2016a) or 2 (pre-activation).
   width: int = 1             # Wide-ResNet widening factor k.
   dropout: float = 0.0       # Wide-ResNet dropout between the two convs.
-  # 0.9 (PyTorch's default, used by most CIFAR ResNet reproductions): at lr 0.1
-  # the weights outrun a slower average. Measured on 300 steps of resnet_sgd:
-  # eval accuracy 29.3% with 0.99 against 100% with 0.9 (README, Results).
+  # PyTorch's default, as in most CIFAR ResNet reproductions: at lr 0.1 the
+  # weights outrun a slower average (docs/results.md).
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
 
@@ -77,12 +77,9 @@ class DataConfig:
   synthetic_train_size: int = 50000
   synthetic_eval_size: int = 10000
   check_labels: bool = True  # Read the label bytes once at start-up.
-  # Train input: "batch" holds the decoded split in memory as one uint8
-  # tensor, draws a full permutation per epoch and distorts whole batches
-  # (batch_augment.py; 2.9x the per-image rate, README Performance);
-  # "per_image" is the classic cache -> shuffle (shuffle_buffer) -> per-image
-  # map (augment.py): a reference for the batch version, and the place to
-  # try a new per-image distortion first. Both keep the split in memory.
+  # Train input: "batch" distorts whole batches of the split held in memory
+  # (batch_augment.py, the faster one); "per_image" is the classic per-image
+  # map (augment.py), the reference and the place to try a new distortion.
   pipeline: str = "batch"
 
 
@@ -292,165 +289,21 @@ def _import_file(path: str, name: str):
   return module
 
 
-# ------------------------------------------------------------------ overrides
-
-def split_overrides(overrides: list[str]) -> list[tuple[str, str]]:
-  """Splits `a.b=v,c.d=w` strings into (key, value) pairs.
-
-  A comma-separated piece without `=` continues the previous value, so list
-  values need no quoting: `schedule.boundaries_epochs=91,136,train.steps=5`.
-  Brackets may group a list: `x=[1,2]`.
-
-  Raises:
-    ConfigError: a piece before the first `key=` or with an empty key.
-  """
-  pairs: list[list[str]] = []
-  for text in overrides:
-    for piece in _split_top_level_commas(text):
-      if not piece.strip():
-        continue
-      key, sep, value = piece.partition("=")
-      if sep and key.strip() and not any(c in key for c in "[]{}:"):
-        pairs.append([key.strip(), value.strip()])
-      elif pairs:
-        pairs[-1][1] += "," + piece.strip()
-      else:
-        raise ConfigError(
-            f"Malformed --params_override '{text}': '{piece}' is not of the "
-            "form section.field=value. Example: "
-            "--params_override=train.steps=100,optimizer.learning_rate=0.05")
-  return [(k, v) for k, v in pairs]
-
-
-def _split_top_level_commas(text: str) -> list[str]:
-  pieces, depth, cur = [], 0, []
-  for ch in text:
-    if ch in "[{":
-      depth += 1
-    elif ch in "]}":
-      depth = max(0, depth - 1)
-    if ch == "," and depth == 0:
-      pieces.append("".join(cur))
-      cur = []
-    else:
-      cur.append(ch)
-  pieces.append("".join(cur))
-  return pieces
-
-
-def all_keys(cfg: ExperimentConfig) -> list[str]:
-  """Every dotted name an override can set, e.g. `train.steps`."""
-  keys = []
-  for f in dataclasses.fields(cfg):
-    value = getattr(cfg, f.name)
-    if dataclasses.is_dataclass(value):
-      keys.extend(f"{f.name}.{sub.name}" for sub in dataclasses.fields(value))
-    else:
-      keys.append(f.name)
-  return keys
-
-
-def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
-  """Applies `--params_override` strings to `cfg` in place and returns it.
-
-  Raises:
-    ConfigError: unknown key (with the closest names) or a value that does not
-      parse as the field's type.
-  """
-  for key, raw in split_overrides(overrides):
-    section, _, name = key.rpartition(".")
-    # Only through fields: `__class__.name` must not reach the class object.
-    sections = {f.name for f in dataclasses.fields(cfg)}
-    target = cfg if not section else (
-        getattr(cfg, section) if section in sections else None)
-    if target is None or not dataclasses.is_dataclass(target) or \
-        name not in {f.name for f in dataclasses.fields(target)} or \
-        dataclasses.is_dataclass(getattr(target, name)):
-      close = difflib.get_close_matches(key, all_keys(cfg), n=3, cutoff=0.5)
-      hint = (f" Did you mean {', '.join(close)}?" if close else
-              " Run with --list_params to see every field.")
-      raise ConfigError(f"Unknown config key '{key}' in --params_override.{hint}")
-    hint_type = typing.get_type_hints(type(target))[name]
-    setattr(target, name, parse_value(key, raw, hint_type))
-  return cfg
-
-
-def parse_value(key: str, raw: str, hint) -> Any:
-  """Parses `raw` as the type `hint` of field `key`; ConfigError if it can't."""
-  text = raw.strip()
-  origin = typing.get_origin(hint)
-  try:
-    if origin is list:
-      (item,) = typing.get_args(hint)
-      body = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-      return [_parse_scalar(p.strip(), item) for p in body.split(",") if p.strip()]
-    if origin is dict:
-      _, item = typing.get_args(hint)
-      body = text[1:-1] if text.startswith("{") and text.endswith("}") else text
-      out = {}
-      for pair in (p for p in body.split(",") if p.strip()):
-        k, sep, v = pair.rpartition(":")
-        if not sep or not k.strip():
-          raise ValueError(f"'{pair}' is not key:value")
-        out[k.strip()] = _parse_scalar(v.strip(), item)
-      return out
-    return _parse_scalar(text, hint)
-  except ValueError as e:
-    raise ConfigError(
-        f"Bad value for {key}: '{raw}' is not {_type_words(hint)} ({e}). "
-        f"Example: --params_override={key}={_example(hint)}") from None
-
-
-def _parse_scalar(text: str, typ):
-  if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-    text = text[1:-1]
-  if typ is bool:
-    low = text.lower()
-    if low in ("true", "1", "yes", "on"):
-      return True
-    if low in ("false", "0", "no", "off"):
-      return False
-    raise ValueError("expected true or false")
-  if typ is int:
-    return int(text)
-  if typ is float:
-    return float(text)
-  return text
-
-
-def _type_words(hint) -> str:
-  origin = typing.get_origin(hint)
-  if origin is list:
-    return f"a list of {_type_words(typing.get_args(hint)[0])} values"
-  if origin is dict:
-    return f"a map of name:{_type_words(typing.get_args(hint)[1])} pairs"
-  return {int: "an integer", float: "a number", bool: "true or false",
-          str: "a string"}.get(hint, str(hint))
-
-
-def _example(hint) -> str:
-  origin = typing.get_origin(hint)
-  if origin is list:
-    return "[" + ",".join([_example(typing.get_args(hint)[0])] * 2) + "]"
-  if origin is dict:
-    return "name:" + _example(typing.get_args(hint)[1])
-  return {int: "100", float: "0.1", bool: "true", str: "value"}.get(hint, "")
-
-
 # ----------------------------------------------------------------- validation
 
 _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
-    "data.pipeline": PIPELINES,
-    "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
-    "train.precision": PRECISIONS, "train.weight_decay_on": WEIGHT_DECAY_ON,
-    "distribute.strategy": STRATEGIES, "eval.tta": EVAL_TTA,
-}
+    "data.pipeline": PIPELINES, "optimizer.name": OPTIMIZER_NAMES,
+    "schedule.name": SCHEDULE_NAMES, "train.precision": PRECISIONS,
+    "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES,
+    "eval.tta": EVAL_TTA}
 
 _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
              "data.shuffle_buffer", "summary.save_steps", "log.every_steps",
              "checkpoint.keep_max")
+_NON_NEGATIVE = ("summary.histogram_steps", "distribute.num_cpu_devices",
+                 "distribute.max_worker_delay_secs")
 
 
 def get(cfg: ExperimentConfig, key: str) -> Any:
@@ -506,6 +359,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         "optimizer.name=ftrl cannot warm up from 0: FTRL computes the weights "
         "from its accumulators times the current rate, so a rate of 0 at step "
         "0 sets every weight to 0. Set schedule.warmup_epochs=0.")
+  _validate_runtime(cfg)
   if sched.name == "piecewise":
     given = sched.values or sched.multipliers
     if len(given) != len(sched.boundaries_epochs) + 1:
@@ -518,6 +372,27 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
   return cfg
 
 
+def _validate_runtime(cfg: ExperimentConfig) -> None:
+  """Checks of the summary, distribute and gradient fields."""
+  for key in _NON_NEGATIVE:
+    if get(cfg, key) < 0:
+      raise ConfigError(f"{key}={get(cfg, key)} must be >= 0.")
+  n, strategy = cfg.distribute.num_cpu_devices, cfg.distribute.strategy
+  if n > 1 and strategy not in SYNC_LOCAL_STRATEGIES:
+    raise ConfigError(f"distribute.num_cpu_devices={n} only serves "
+                      "distribute.strategy=mirrored or central_storage, not "
+                      f"{strategy}.")
+  for pattern in (list(cfg.train.gradient_multipliers) +
+                  cfg.train.trainable_scopes):
+    try:
+      re.compile(pattern)
+    except re.error as e:
+      raise ConfigError(f"'{pattern}' in train.gradient_multipliers or "
+                        f"train.trainable_scopes is not a regular expression "
+                        f"({e}). Write a variable-name prefix such as "
+                        "resnet/logits.") from None
+
+
 def resolve(experiment: str, overrides: list[str]) -> ExperimentConfig:
   """Experiment defaults, then overrides, then validation: the fixed order."""
   return validate(apply_overrides(load_experiment(experiment), overrides))
@@ -525,16 +400,4 @@ def resolve(experiment: str, overrides: list[str]) -> ExperimentConfig:
 
 def from_dict(values: dict[str, Any]) -> ExperimentConfig:
   """Rebuilds a config from `config.json`; unknown keys are ignored (older runs)."""
-  cfg = ExperimentConfig()
-  for f in dataclasses.fields(cfg):
-    if f.name not in values:
-      continue
-    current = getattr(cfg, f.name)
-    if dataclasses.is_dataclass(current):
-      known = {sub.name for sub in dataclasses.fields(current)}
-      for k, v in values[f.name].items():
-        if k in known:
-          setattr(current, k, v)
-    else:
-      setattr(cfg, f.name, values[f.name])
-  return cfg
+  return set_from_dict(ExperimentConfig(), values)

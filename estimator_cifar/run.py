@@ -1,8 +1,8 @@
 """Entry point: `python -m estimator_cifar.run --experiment=resnet_sgd`.
 
-Parses flags, resolves the experiment config (defaults -> overrides ->
-validation) and hands over to `modes.run`. User errors print one paragraph
-and exit 2; `--verbose` adds the traceback.
+Flags -> resolve the experiment config (defaults -> overrides -> validation)
+-> `MODES[mode](cfg, model_dir, options)`. User errors print one paragraph and
+exit 2; `--verbose` adds the traceback.
 """
 
 import os
@@ -18,8 +18,39 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar.rundir import checkpoint_check, run_record  # noqa: E402
+from estimator_cifar import rundir  # noqa: E402
+from estimator_cifar.engine import TRAIN_MODES, RunOptions  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
+from estimator_cifar.rundir import checkpoint_check, run_record  # noqa: E402
+
+
+# The engine modules import TensorFlow: each runner imports its own when called,
+# after the TF-free checks.
+def _modes(mode):
+  def run_mode(cfg, model_dir, o: RunOptions):
+    from estimator_cifar.engine import modes
+    return modes.run(cfg, model_dir, mode, o.data_dir,
+                     warm_start_from=o.warm_start_from,
+                     allow_config_change=o.allow_config_change,
+                     resume_from_previous=o.resume_from_previous)
+  return run_mode
+
+
+def _export(cfg, model_dir, o: RunOptions):
+  from estimator_cifar.engine import export
+  return export.run_export(cfg, model_dir, o.data_dir)
+
+
+def _predict(cfg, model_dir, o: RunOptions):
+  from estimator_cifar.engine import predict
+  return predict.run_predict(cfg, model_dir, o.images, o.data_dir, o.top_k,
+                             o.output)
+
+
+# Every mode and what runs it: `MODES[mode](cfg, model_dir, options)`.
+MODES = {"train_and_eval": _modes("train_and_eval"), "train": _modes("train"),
+         "eval": _modes("eval"), "continuous_eval": _modes("continuous_eval"),
+         "export": _export, "predict": _predict}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", None, "Experiment name (experiments/NAME.py) "
@@ -31,10 +62,7 @@ flags.DEFINE_string("model_dir", None, "Checkpoints, events and logs; default "
                     "runs/<experiment>.")
 flags.DEFINE_string("data_dir", None, "Where CIFAR data lives or is downloaded "
                     "to; default ~/.cache/estimator_cifar.")
-flags.DEFINE_enum("mode", "train_and_eval",
-                  ["train_and_eval", "train", "eval", "continuous_eval",
-                   "export", "predict"],
-                  "What to run.")
+flags.DEFINE_enum("mode", "train_and_eval", list(MODES), "What to run.")
 flags.DEFINE_multi_string("params_override", [], "Config overrides "
                           "a.b=v,c.d=w (repeatable).")
 flags.DEFINE_string("warm_start_from", None, "Train modes: initialize from this "
@@ -70,20 +98,13 @@ def main(argv):
       print(f"{key} = {config_lib.get(cfg, key) if '.' in key else getattr(cfg, key)!r}")
     return 0
   model_dir = FLAGS.model_dir or os.path.join("runs", cfg.name)
-  if FLAGS.mode in run_record.TRAIN_MODES:
+  if FLAGS.mode in TRAIN_MODES:
     checkpoint_check.check_writable(model_dir)
-  # Imports TensorFlow: after the checks.
-  from estimator_cifar.engine import export, predict, modes
-  if FLAGS.mode == "export":
-    export.run_export(cfg, model_dir, data_dir)
-  elif FLAGS.mode == "predict":
-    predict.run_predict(cfg, model_dir, FLAGS.images or "", data_dir,
-                        FLAGS.top_k, FLAGS.output)
-  else:
-    modes.run(cfg, model_dir, FLAGS.mode, data_dir,
-                  warm_start_from=FLAGS.warm_start_from,
-                  allow_config_change=FLAGS.allow_config_change,
-                  resume_from_previous=FLAGS.resume_from_previous)
+  MODES[FLAGS.mode](cfg, model_dir, RunOptions(
+      data_dir=data_dir, warm_start_from=FLAGS.warm_start_from,
+      allow_config_change=FLAGS.allow_config_change,
+      resume_from_previous=FLAGS.resume_from_previous,
+      images=FLAGS.images or "", top_k=FLAGS.top_k, output=FLAGS.output))
   return 0
 
 
@@ -100,7 +121,7 @@ def _recorded_eval_setup():
   if cfg is None:
     return None, FLAGS.data_dir
   logging.info("Evaluating with the config training recorded in %s/%s.",
-               FLAGS.model_dir, run_record.CONFIG_FILE)
+               FLAGS.model_dir, rundir.CONFIG_FILE)
   requested = os.path.splitext(os.path.basename(FLAGS.experiment or ""))[0]
   if requested and requested != cfg.name:
     logging.warning("--experiment=%s ignored: %s was trained as %s.",

@@ -13,9 +13,7 @@ classes; downloaded on first run like CIFAR-10.
 Literature: 27.22% test error, i.e. 72.78% (Huang et al. 2016, Table 1,
 "constant depth" on CIFAR-100 with augmentation; their stochastic-depth
 ResNet-110 reaches 24.58%).
-Runtime: the model is resnet110_sgd's but for the 100-way dense layer: 2.1-4.0
-  s a step on this project's shared 2-core CPU, so 5-9 days for the 195,313
-  steps (500 epochs). Not measured on a GPU (none was available).
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -13,6 +13,8 @@ in eval and a wider, shallower network were each tried on short runs and are
 off here until 3-seed medians show a gain. The aim (on the subset's 400 test
 photographs): 78% within 10 minutes, 82% within 30. The measurements, and the
 commands for the final table, are in docs/real_data.md.
+Runtime: not measured on an idle machine yet; docs/real_data.md gives the
+  command and the preliminary figures.
 """
 
 from estimator_cifar import config as config_lib

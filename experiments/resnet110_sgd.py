@@ -10,13 +10,7 @@ That is a piecewise schedule here: multipliers 0.1, 1, 0.1, 0.01 with
 boundaries at epochs 1.024 (= 400 steps of batch 128 on 50k images), 91, 136.
 Literature: 6.43% best, 6.61 +- 0.16% mean of 5 runs, i.e. 93.57% / 93.39%
 (He et al. 2016, "Deep Residual Learning for Image Recognition", Table 6).
-Runtime: 2.1-4.0 s a step on this project's shared 2-core CPU while other jobs
-  ran (load average 7-8; two runs), so about 2-3 days for the 71,094 steps.
-  Measured with: python -m estimator_cifar.run --experiment=resnet110_sgd
-    --mode=train --data_dir=<easy test data>
-    --params_override=train.steps=20,log.every_steps=5
-    (global_step/sec, last interval). Not measured on a GPU (none was
-  available).
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -10,13 +10,7 @@ Literature: that paper reports no 20-layer figure. Its pre-activation
 ResNet-110 reaches 6.37% error (93.63%) against 6.61% for v1 (Table 3), so
 expect about ResNet-20 v1's 91.25% (He et al. 2016a, Table 6), give or take a
 few tenths.
-Runtime: 0.38 s a step on this project's shared 2-core CPU while other jobs ran
-  (load average 7-8; one run), so about 7.5 h for the 71,094 steps.
-  Measured with: python -m estimator_cifar.run --experiment=resnet20_v2_sgd
-    --mode=train --data_dir=<easy test data>
-    --params_override=train.steps=40,log.every_steps=10
-    (global_step/sec, last interval). Not measured on a GPU (none was
-  available).
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -8,13 +8,7 @@ per stage, 0.86M parameters): batch 128, momentum 0.9, weight decay 1e-4 on the
 kernels, learning rate 0.1, x0.1 at epochs 91 and 136, 182 epochs.
 Literature: 6.97% test error, i.e. 93.03% accuracy (He et al. 2016, "Deep
 Residual Learning for Image Recognition", Table 6).
-Runtime: 1.1-2.1 s a step on this project's shared 2-core CPU while other jobs
-  ran (load average 7-8; two runs), so 22-41 h for the 71,094 steps.
-  Measured with: python -m estimator_cifar.run --experiment=resnet56_sgd
-    --mode=train --data_dir=<easy test data>
-    --params_override=train.steps=30,log.every_steps=10
-    (global_step/sec, last interval). Not measured on a GPU (none was
-  available).
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -18,13 +18,7 @@ usually land 1-3 points below momentum SGD on CIFAR ResNets (Wilson et al.
 weight decay and annealing the rate closes much of that gap (Loshchilov &
 Hutter 2019). So expect roughly 90-91% against resnet_sgd's 91.25%; this
 package has not measured it (no GPU was available to run it to the end).
-Runtime: 0.33 s a step on this project's shared 2-core CPU while other jobs ran
-  (load average 7-8; one run), so about 6.5 h for the 71,094 steps.
-  Measured with: python -m estimator_cifar.run --experiment=resnet_adam
-    --mode=train --data_dir=<easy test data>
-    --params_override=train.steps=40,log.every_steps=10
-    (global_step/sec, last interval). Not measured on a GPU (none was
-  available).
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -11,14 +11,7 @@ learning rate 0.1 x0.2 at epochs 60, 120 and 160 of 200. The paper pads with
 reflections before the random crop; here the pad is zeros.
 Literature: 3.89% test error (96.11%) with dropout 0.3, the paper's best
 WRN-28-10 CIFAR-10 result; about 4.0-4.2% error (~95.9%) without dropout.
-Runtime: 68-98 s a step on this project's shared 2-core CPU while other jobs
-  ran (load average 7-8; one run), so two to three months for the 78,125 steps:
-  a GPU recipe.
-  Measured with: python -m estimator_cifar.run --experiment=wrn28_10_sgd
-    --mode=train --data_dir=<easy test data>
-    --params_override=train.steps=4,log.every_steps=1
-    (global_step/sec, last interval). Not measured on a GPU (none was
-  available).
+Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 
 from estimator_cifar import config as config_lib

@@ -39,8 +39,6 @@ def main(data_dir: str, work: str) -> dict:
   mirrored_cfg = testutil.tiny_config(*OVERRIDES, *MIRRORED)
   from estimator_cifar.engine import distribute
   distribute.configure_devices(mirrored_cfg)  # Before TensorFlow starts.
-  import tensorflow as tf
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   from estimator_cifar.data.input_pipeline import make_input_fn
 
@@ -85,7 +83,7 @@ def _write_initial_checkpoint(cfg, plan, model_dir):
     dataset = make_input_fn(cfg, plan.source, training=True)()
     features, labels = v1.data.make_one_shot_iterator(dataset).get_next()
     model_fn(features, labels, tf.estimator.ModeKeys.TRAIN,
-             dict(plan.params, config=cfg))
+             plan.model_params(cfg))
     with v1.Session() as sess:
       sess.run(v1.global_variables_initializer())
       images = sess.run(features["images"])
@@ -156,8 +154,6 @@ def _expected_bn(images, single_dir, momentum):
 def _ema_checks(cfg, plan, model_dir, work):
   """Eval and export with the EMA weights of the mirrored run's checkpoint."""
   import dataclasses
-  import tensorflow as tf
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   from estimator_cifar.data.input_pipeline import make_input_fn
   checkpoint = os.path.join(model_dir, f"model.ckpt-{STEPS}")

@@ -7,15 +7,7 @@ import sys
 
 import pytest
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS_DIR = os.path.join(REPO_ROOT, "tools")
-if TOOLS_DIR not in sys.path:
-  sys.path.insert(0, TOOLS_DIR)
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import bench_measure
-import bench_peers
-import benchmark
+from tools import bench_measure, bench_peers, benchmark
 
 # tiny: conv3x3/2 3->8 (16x16 out), conv3x3/2 8->16 (8x8 out), dense 16->10.
 TINY_FORWARD_FLOPS = (2 * 16 * 16 * 8 * 3 * 3 * 3 + 2 * 8 * 8 * 16 * 3 * 3 * 8
@@ -26,7 +18,7 @@ TINY_ARGS = [
     "data.shuffle_buffer=128",
     "--steps=6", "--warmup=2", "--windows=3", "--eval_warmup=1",
     "--pipeline_steps=8", "--pipeline_threads=1", "--peak_trials=1",
-    "--peak_reps=2", "--vs-keras", "--keras_peer=/nonexistent/peer_keras.py"]
+    "--peak_reps=2", "--vs_keras", "--keras_peer=/nonexistent/peer_keras.py"]
 
 
 @pytest.fixture(scope="module")
@@ -124,14 +116,14 @@ def _config(*flags):
   """Parsed args and resolved config as main() gets them (no TensorFlow)."""
   args = benchmark.parse_args(list(flags))
   cfg, _ = benchmark.build_config(args.experiment, args.params_override,
-                                  args.data, args.warmup + args.steps)
+                                  args.data_dir, args.warmup + args.steps)
   return args, cfg
 
 
 def test_mixed_precision_runs_the_keras_peer_also_at_that_precision(tmp_path):
   peer = tmp_path / "peer_keras.py"
   peer.write_text("")
-  args, cfg = _config("--vs-keras", f"--keras_peer={peer}",
+  args, cfg = _config("--vs_keras", f"--keras_peer={peer}",
                       "--params_override=train.precision=mixed_bfloat16",
                       "--steps=7", "--warmup=3")
   notes = []
@@ -147,7 +139,7 @@ def test_mixed_precision_runs_the_keras_peer_also_at_that_precision(tmp_path):
   assert any("keras_same_precision_*" in n and "mixed_bfloat16" in n
              for n in notes)
   # In float32 the peer runs once, and there is nothing to note.
-  args, cfg = _config("--vs-keras", f"--keras_peer={peer}")
+  args, cfg = _config("--vs_keras", f"--keras_peer={peer}")
   notes = []
   assert list(benchmark.build_peers(args, cfg, str(tmp_path), notes)) == [
       "keras"]

@@ -99,7 +99,6 @@ def _copy(watched, tmp_path) -> str:
 
 
 def _estimator(model_dir, data_dir, *overrides):
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   from estimator_cifar.data.input_pipeline import make_input_fn
   cfg = testutil.tiny_config(*OVERRIDES[len(testutil.TINY):], *overrides)

@@ -119,7 +119,6 @@ def test_shard_for_worker_gives_each_ps_worker_its_own_shard():
 
 def test_session_settings_map_onto_the_config_proto(caplog):
   import tensorflow as tf
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   cfg = testutil.tiny_config(
       "session.intra_op_threads=3", "session.inter_op_threads=2",

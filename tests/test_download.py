@@ -237,7 +237,7 @@ def test_unknown_dataset_lists_choices(tmp_path):
 
 def _run_cli(*args):
   return subprocess.run(
-      [sys.executable, str(REPO_ROOT / "tools" / "download_cifar.py"), *args],
+      [sys.executable, "-m", "tools.download_cifar", *args], cwd=REPO_ROOT,
       capture_output=True, text=True, timeout=60, check=False)
 
 

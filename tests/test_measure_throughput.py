@@ -1,14 +1,11 @@
 """tools/measure_throughput.py: which log lines count, and the arithmetic."""
 
 import json
-import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "tools"))
-import measure_throughput  # noqa: E402
+from tools import measure_throughput
 
 FAKE_RUN = """
 import time

@@ -64,7 +64,7 @@ def test_the_estimator_gets_the_resolved_precision(monkeypatch, cifar10_dir,
   cfg = tiny_config("train.precision=auto")
   plan = estimator_setup.make_plan(cfg, cifar10_dir)
   estimator = estimator_setup.make_estimator(cfg, str(tmp_path), plan)
-  assert estimator.params["config"].train.precision == "float32"
+  assert estimator.params.config.train.precision == "float32"
 
 
 def test_auto_is_valid_and_not_the_default():

@@ -36,9 +36,7 @@ def test_train_and_eval_writes_everything(cifar10_dir, tmp_path):
   assert rows[-1]["checkpoint"] == "model.ckpt-6"
   assert 0 <= rows[-1]["accuracy"] <= rows[-1]["top_5_accuracy"] <= 1
   # Tags are exact (no "_1" suffixes) and the tools read the run back.
-  import sys
-  sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
-  import run_records
+  from tools import run_records
   scalars = run_records.read_scalars(model_dir)
   assert {"learning_rate", "loss", "losses/cross_entropy"} <= set(scalars)
   assert run_records.run_summary(model_dir)["experiment"] == "resnet_sgd"

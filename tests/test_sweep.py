@@ -1,4 +1,4 @@
-"""Tests for tools/sweep.py: naming, grid, skipping, failures, resume."""
+"""Tests for tools.sweep: naming, grid, skipping, failures, resume."""
 
 import csv
 import glob
@@ -13,14 +13,10 @@ import time
 import pytest
 
 from estimator_cifar import config as config_lib
+from estimator_cifar import rundir
 from estimator_cifar.rundir import metrics_log, run_record
 from tests import testutil
-
-TOOLS_DIR = os.path.join(testutil.REPO_ROOT, "tools")
-if TOOLS_DIR not in sys.path:
-  sys.path.insert(0, TOOLS_DIR)
-
-import sweep  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tools import sweep
 
 # Every point: the tiny model, 4 steps, summaries every 2 steps (for the plot),
 # evaluation with the moving average.
@@ -94,7 +90,8 @@ def test_parse_grid_rejects(specs, message):
 
 
 def test_grid_key_also_in_set_is_rejected(tmp_path):
-  with pytest.raises(sweep.SweepError, match="both in --set and --grid"):
+  with pytest.raises(sweep.SweepError,
+                     match="both in --params_override and --grid"):
     sweep.sweep("resnet_sgd", ["train.steps=1,2"], str(tmp_path),
                 ["model.name=tiny,train.steps=3"], dry_run=True, say=print)
 
@@ -185,17 +182,17 @@ def test_failed_point_is_reported_and_the_sweep_goes_on(tmp_path, cifar10_dir):
 
 
 def _sweep_cmd(root, data_dir):
-  cmd = [sys.executable, os.path.join(TOOLS_DIR, "sweep.py"),
+  cmd = [sys.executable, "-m", "tools.sweep",
          "--experiment=resnet_sgd", f"--root={root}", f"--data_dir={data_dir}",
          "--parallel", "2"]
   for spec in GRID:
     cmd += ["--grid", spec]
-  return cmd + [f"--set={s}" for s in COMMON]
+  return cmd + [f"--params_override={s}" for s in COMMON]
 
 
 def _statuses(root):
   found = {}
-  for path in glob.glob(os.path.join(root, "*", run_record.FILENAME)):
+  for path in glob.glob(os.path.join(root, "*", rundir.RUN_INFO_FILE)):
     record = run_record.read(os.path.dirname(path))
     if record:
       found[os.path.basename(os.path.dirname(path))] = record["status"]
@@ -291,7 +288,7 @@ def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
   for name in (sweep.RESULTS_MD, sweep.RESULTS_CSV, sweep.CURVES_PNG):
     os.remove(os.path.join(root, name))
   report = subprocess.run(
-      [sys.executable, os.path.join(TOOLS_DIR, "sweep.py"), "--report_only",
+      [sys.executable, "-m", "tools.sweep", "--report_only",
        f"--root={root}"], env=env, capture_output=True, text=True, timeout=60)
   assert report.returncode == 0, report.stderr[-3000:]
   with open(os.path.join(root, sweep.RESULTS_MD)) as f:

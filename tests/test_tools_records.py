@@ -19,16 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS_DIR = os.path.join(REPO_ROOT, "tools")
-if TOOLS_DIR not in sys.path:
-  sys.path.insert(0, TOOLS_DIR)
+from tools import plot_curves, results_table, run_records  # noqa: E402
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import plot_curves
-import results_table
-import run_records
-# pylint: enable=g-import-not-at-top,wrong-import-position
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -306,7 +299,7 @@ def _run_tool(*args):
 
 def test_cli_plot_curves(runs_dir, tmp_path):
   out = tmp_path / "cli.png"
-  proc = _run_tool("tools/plot_curves.py", str(runs_dir / "a"),
+  proc = _run_tool("-m", "tools.plot_curves", str(runs_dir / "a"),
                    str(runs_dir / "group" / "b"), "--out", str(out),
                    "--smoothing", "0.3")
   assert proc.returncode == 0, proc.stderr
@@ -315,22 +308,21 @@ def test_cli_plot_curves(runs_dir, tmp_path):
 
 def test_cli_results_table(runs_dir, tmp_path):
   out = tmp_path / "results.csv"
-  proc = _run_tool("tools/results_table.py", str(runs_dir), "--format=csv",
+  proc = _run_tool("-m", "tools.results_table", str(runs_dir), "--format=csv",
                    "--out", str(out))
   assert proc.returncode == 0, proc.stderr
   with open(out, newline="", encoding="utf-8") as f:
     rows = list(csv.DictReader(f))
   assert [r["run"] for r in rows] == ["group/b", "a", "c"]
 
-  proc = _run_tool("tools/results_table.py", str(runs_dir))
+  proc = _run_tool("-m", "tools.results_table", str(runs_dir))
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.splitlines()[2].startswith("| group/b")
 
 
-@pytest.mark.parametrize("tool", ["tools/plot_curves.py",
-                                  "tools/results_table.py"])
+@pytest.mark.parametrize("tool", ["tools.plot_curves", "tools.results_table"])
 def test_cli_empty_dir_fails_cleanly(tool, tmp_path):
-  proc = _run_tool(tool, str(tmp_path))
+  proc = _run_tool("-m", tool, str(tmp_path))
   assert proc.returncode != 0
   assert "no run found" in proc.stderr
   assert "Traceback" not in proc.stderr + proc.stdout

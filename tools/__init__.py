@@ -1,0 +1,1 @@
+"""Command-line helpers around estimator_cifar; run each as `python -m tools.NAME`."""

@@ -1,4 +1,4 @@
-"""What tools/benchmark.py measures inside its own process, with TensorFlow.
+"""What tools.benchmark measures inside its own process, with TensorFlow.
 
 Rates from clock readings (median of windows, robust to a neighbour's burst),
 the step timer hook, the input pipeline alone, FLOPs from the graph, the
@@ -100,7 +100,6 @@ def measure_pipeline(cfg, input_fn, batch: int, batches: int, warmup: int,
   pool to that many threads.
   """
   tf = _tf()
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   v1 = tf.compat.v1
   with tf.Graph().as_default():
@@ -156,11 +155,11 @@ PEAK_DTYPES = {"float32": "float32", "mixed_float16": "float16",
 
 def measure_peak(dtype: str = "float32", trials: int = 3, reps: int = 10,
                  matmul: bool = True) -> dict[str, list[Rate]]:
-  """GFLOP/s of peak_flops.py's probes (eager, default device), per trial.
+  """GFLOP/s of the peak probes (eager, default device), per trial.
 
-  The probes of ../shared/bench/peak_flops.py: 3x3 convs at batch 128 on
-  32x32x16 and 8x8x64, and a 2048^2 matmul; each trial times `reps` calls
-  (a third as many for the matmul) after one untimed call.
+  3x3 convs at batch 128 on 32x32x16 and 8x8x64 (ResNet-20's first and last
+  stages) and a 2048^2 matmul; each trial times `reps` calls (a third as many
+  for the matmul) after one untimed call.
   """
   tf = _tf()
   dt = tf.as_dtype(dtype)

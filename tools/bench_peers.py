@@ -1,8 +1,8 @@
-"""The peers tools/benchmark.py runs beside the training measurement.
+"""The peers tools.benchmark runs beside the training measurement.
 
 A peer is another way to train the same network on the same machine: the
-tf.keras `model.fit` script of the shared workspace (`peer_keras.py`) and the
-hand-written minimal Estimator (tools/minimal_estimator.py). Each runs as a
+tf.keras `model.fit` script (tools/peer_keras.py) and the hand-written minimal
+Estimator (tools/minimal_estimator.py). Each runs as a
 child process, so that its imports, threads and memory are its own and not
 the measured process's, under PEER_WRAPPER, which also takes its CPU time.
 
@@ -16,16 +16,14 @@ import subprocess
 import sys
 from typing import Callable
 
-from bench_measure import Rate
+from estimator_cifar.data import cifar
+from tools.bench_measure import Rate
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# The peer script lives beside the repository in the shared workspace; CI may
-# not have it, in which case --vs-keras reports null with a note.
-KERAS_PEER_CANDIDATES = (
-    os.path.join(REPO_ROOT, "..", "shared", "bench", "peer_keras.py"),
-    "/work/shared/bench/peer_keras.py")
-MINIMAL_PEER = os.path.join(REPO_ROOT, "tools", "minimal_estimator.py")
+TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TOOLS_DIR)
+# The peers are scripts a user would write, run by path in their own process.
+KERAS_PEER = os.path.join(TOOLS_DIR, "peer_keras.py")
+MINIMAL_PEER = os.path.join(TOOLS_DIR, "minimal_estimator.py")
 MINIMAL_WARMUP_STEPS = 10  # minimal_estimator.py's own untimed first call.
 
 # Set to a Keras mixed-precision policy name, it makes PEER_WRAPPER set that
@@ -99,11 +97,9 @@ def parse_peer(output: str, pattern: re.Pattern) -> Rate | None:
 
 
 def find_keras_peer(path: str = "") -> str | None:
-  """`path` if given and present, else the first known location present."""
-  for candidate in ([path] if path else KERAS_PEER_CANDIDATES):
-    if os.path.isfile(candidate):
-      return os.path.abspath(candidate)
-  return None
+  """`path` (default: tools/peer_keras.py) if it exists, else None."""
+  path = path or KERAS_PEER
+  return os.path.abspath(path) if os.path.isfile(path) else None
 
 
 def keras_model_name(cfg) -> str | None:
@@ -143,7 +139,7 @@ def run_peer(script: str, args: list[str], pattern: re.Pattern,
 
 
 def build_peers(args, cfg, model_dir: str, notes: list[str]) -> dict[str, Peer]:
-  """The peers --vs-keras and --vs-minimal ask for, by report name.
+  """The peers --vs_keras and --vs_minimal ask for, by report name.
 
   `keras` is the Keras peer as a user runs it by default, in float32. When
   the experiment trains in a mixed precision, `keras_same_precision` is the
@@ -157,11 +153,10 @@ def build_peers(args, cfg, model_dir: str, notes: list[str]) -> dict[str, Peer]:
   if args.vs_keras:
     script, model = find_keras_peer(args.keras_peer), keras_model_name(cfg)
     if script is None:
-      looked = [args.keras_peer] if args.keras_peer else KERAS_PEER_CANDIDATES
-      notes.append(f"--vs-keras skipped: peer_keras.py not found (looked at "
-                   f"{', '.join(looked)}); pass --keras_peer=PATH.")
+      notes.append(f"--vs_keras skipped: {args.keras_peer or KERAS_PEER} not "
+                   "found; pass --keras_peer=PATH.")
     elif model is None:
-      notes.append(f"--vs-keras skipped: the Keras peer has no network like "
+      notes.append(f"--vs_keras skipped: the Keras peer has no network like "
                    f"model.name={cfg.model.name} depth={cfg.model.depth} "
                    f"version={cfg.model.version} (it has ResNet-20 v1 and the "
                    "tutorial convnet).")
@@ -179,9 +174,9 @@ def build_peers(args, cfg, model_dir: str, notes: list[str]) -> dict[str, Peer]:
             script, keras_args, KERAS_LINE, precision,
             {KERAS_POLICY_ENV: precision})
   if args.vs_minimal and keras_model_name(cfg) != "resnet20":
-    notes.append("--vs-minimal skipped: the minimal peer is ResNet-20 v1 only.")
+    notes.append("--vs_minimal skipped: the minimal peer is ResNet-20 v1 only.")
   elif args.vs_minimal:
-    data_dir, note = minimal_data(args.data, model_dir)
+    data_dir, note = minimal_data(args.data_dir, model_dir)
     if note:
       notes.append(note)
     if data_dir:
@@ -193,16 +188,18 @@ def build_peers(args, cfg, model_dir: str, notes: list[str]) -> dict[str, Peer]:
   return peers
 
 
-def minimal_data(data: str, model_dir: str) -> tuple[str | None, str | None]:
-  """A data_dir the minimal peer reads (noise records for synthetic), note."""
-  if data != "synthetic":
-    if os.path.isdir(os.path.join(data, "cifar-10-batches-bin")):
-      return data, None
-    return None, ("--vs-minimal skipped: the minimal peer reads CIFAR-10 "
-                  f"binaries only (<data_dir>/cifar-10-batches-bin); none under "
-                  f"{data}.")
+def minimal_data(data_dir: str | None,
+                 model_dir: str) -> tuple[str | None, str | None]:
+  """A data_dir the minimal peer reads (noise records without one), note."""
+  folder = cifar.CIFAR10.folder
+  if data_dir:
+    if os.path.isdir(os.path.join(data_dir, folder)):
+      return data_dir, None
+    return None, ("--vs_minimal skipped: the minimal peer reads CIFAR-10 "
+                  f"binaries only (<data_dir>/{folder}); none under "
+                  f"{data_dir}.")
   from estimator_cifar.data import fake  # pylint: disable=g-import-not-at-top
-  folder = os.path.join(model_dir, "minimal_data")
-  fake.write_cifar10(folder, train_per_file=2000, test=500, easy=False)
-  return folder, ("--vs-minimal with --data=synthetic: the minimal peer trains "
-                  "on 10000 noise records in the CIFAR-10 binary layout.")
+  fake_dir = os.path.join(model_dir, "minimal_data")
+  fake.write_cifar10(fake_dir, train_per_file=2000, test=500, easy=False)
+  return fake_dir, ("--vs_minimal without --data_dir: the minimal peer trains "
+                    "on 10000 noise records in the CIFAR-10 binary layout.")

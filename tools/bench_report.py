@@ -1,4 +1,4 @@
-"""The JSON line of tools/benchmark.py, built from what a run measured.
+"""The JSON line of tools.benchmark, built from what a run measured.
 
 Kept apart from the measuring so that every field's name, rounding and
 derivation (medians over repeats, ratios, fraction of peak) sits in one
@@ -8,10 +8,7 @@ No TensorFlow here.
 
 import dataclasses
 
-from bench_measure import load_average
-from bench_measure import median
-from bench_measure import PEAK_DTYPES
-from bench_measure import Rate
+from tools.bench_measure import PEAK_DTYPES, Rate, load_average, median
 
 # Report names of the peers, in the JSON line's order; a peer that did not
 # run still gets its fields, as null.
@@ -74,7 +71,7 @@ def build(args, cfg, forced: list[str], m: Measurements) -> dict:
       "experiment": cfg.name,
       "params_override": args.params_override,
       "forced_overrides": ",".join(forced),
-      "data": args.data,
+      "data": args.data_dir or "synthetic",
       "model": cfg.model.name, "depth": cfg.model.depth,
       "precision": cfg.train.precision, "xla": cfg.session.xla,
       "batch_size": cfg.train.batch_size,

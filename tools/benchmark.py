@@ -1,14 +1,14 @@
-#!/usr/bin/env python
 r"""Speed of an experiment on this machine, printed as ONE JSON line (last line).
 
 Usage (from the repository root):
 
-  python tools/benchmark.py --experiment=resnet_sgd --data=synthetic \
+  python -m tools.benchmark --experiment=resnet_sgd [--data_dir=DIR] \
       [--params_override=a.b=v,...] [--steps=100] [--warmup=20] [--repeats=1] \
-      [--vs-keras] [--vs-minimal] [--pipeline_threads=1,2] [--skip=eval,...]
+      [--vs_keras] [--vs_minimal] [--pipeline_threads=1,2] [--skip=eval,...]
 
-`--data` is `synthetic` (random CIFAR-shaped images, no files) or a data_dir
-as `run.py --data_dir` takes it. Everything runs the package's own path:
+Without `--data_dir` it trains on synthetic data (random CIFAR-shaped images,
+no files); with it, on the data there as `run.py --data_dir` reads it
+(`"data"` in the JSON line says which). Everything runs the package's own path:
 `estimator_setup.make_plan`, `make_estimator`, `make_input_fn`, i.e. the Estimator
 with every feature the experiment has on (EMA, summaries at their cadence,
 step logging, eval metrics). Two settings are changed for the measurement and
@@ -51,19 +51,19 @@ Fields of the JSON line:
   train_flops_per_image is 3x that (forward, input gradient, weight gradient:
   the usual convention; it overstates by the first conv's input gradient,
   which is not computed: under 1% for ResNet-20).
-- conv_peak_gflops: the best of the conv probes of ../shared/bench/
-  peak_flops.py (3x3 convs at batch 128, 32x32x16 and 8x8x64: ResNet-20's
-  first and last stages), measured in this process after the first training
-  run and again at the end, median of the trials, in the training's compute
-  dtype (`peak_gflops` lists every probe). achieved_fraction_of_peak =
-  train_images_per_sec x train_flops_per_image / conv_peak_gflops.
-- keras_images_per_sec (`--vs-keras`): `peer_keras.py` (tf.keras model.fit,
+- conv_peak_gflops: the best of the conv probes (3x3 convs at batch 128,
+  32x32x16 and 8x8x64: ResNet-20's first and last stages), measured in this
+  process after the first training run and again at the end, median of the
+  trials, in the training's compute dtype (`peak_gflops` lists every probe).
+  achieved_fraction_of_peak = train_images_per_sec x train_flops_per_image /
+  conv_peak_gflops.
+- keras_images_per_sec (`--vs_keras`): tools/peer_keras.py (tf.keras model.fit,
   same network, batch and augmentation, data in memory) run as a child process
   right after each training measurement, in float32 as a user runs it by
   default (keras_precision); ratio_vs_keras = train / keras. Its CPU time is
   taken over its own timed section (see bench_peers.PEER_WRAPPER); keras_runs
   lists each repeat's wall rate (null: that run gave none, see notes).
-- keras_same_precision_images_per_sec (`--vs-keras` when train.precision is
+- keras_same_precision_images_per_sec (`--vs_keras` when train.precision is
   not float32): the same peer again, right after the float32 one, under the
   Keras global mixed-precision policy of the run's own precision
   (keras_same_precision_precision, e.g. mixed_bfloat16; set by the wrapper
@@ -71,19 +71,19 @@ Fields of the JSON line:
   With _per_cpu_sec, ratio_vs_keras_same_precision(_cpu) and _runs as for
   the float32 peer; all null in a float32 run. The target stays on
   ratio_vs_keras.
-- minimal_images_per_sec (`--vs-minimal`): tools/minimal_estimator.py, the
-  60-line hand-written Estimator, by its own timing (which includes its second
-  train() call's graph building); with --data=synthetic it trains on noise
+- minimal_images_per_sec (`--vs_minimal`): tools/minimal_estimator.py, the
+  short hand-written Estimator, by its own timing (which includes its second
+  train() call's graph building); without --data_dir it trains on noise
   written in the CIFAR-10 binary layout. Every peer field is null when the
   peer did not run; a note says why.
-- targets: issue 8's targets, each with its value, bound and whether it is met
+- targets: the targets in TARGETS, each with its value, bound and whether it is met
   (wall clock and CPU time).
 - machine: CPU count and model, load average before and after (load above the
   CPU count means the wall-clock figures are low: read the _cpu figures), TF
   version, GPUs; notes: anything skipped, and why.
 
-This file is the command line; bench_measure.py measures in this process,
-bench_peers.py runs the peers, bench_report.py builds the JSON line.
+This module is the command line; bench_measure measures in this process,
+bench_peers runs the peers, bench_report builds the JSON line.
 """
 
 import time
@@ -91,38 +91,33 @@ import time
 START = time.time()  # Before TensorFlow is imported; psutil refines it below.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
 import json
 import os
 import resource
 import shutil
 import sys
 import tempfile
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Importable both as a script (`python tools/benchmark.py`) and from tests;
-# the bench_* modules beside it are its parts.
-TOOLS_DIR = os.path.join(REPO_ROOT, "tools")
-for _path in (REPO_ROOT, TOOLS_DIR):
-  if _path not in sys.path:
-    sys.path.insert(0, _path)
+
+from absl import flags
 
 from estimator_cifar import config as config_lib
+from estimator_cifar import paths
 from estimator_cifar.errors import UserError
-
-import bench_report
-from bench_measure import (PEAK_DTYPES, count_flops, load_average,
-                           machine_info, mean_rate, measure_peak,
-                           measure_pipeline, steady_rate, step_timer,
-                           window_rates)
-from bench_peers import build_peers
-from bench_report import Measurements
+from tools import bench_report, cli
+from tools.bench_measure import (PEAK_DTYPES, count_flops, load_average,
+                                 machine_info, mean_rate, measure_peak,
+                                 measure_pipeline, steady_rate, step_timer,
+                                 window_rates)
+from tools.bench_peers import build_peers
+from tools.bench_report import Measurements
 
 CHECKPOINT_SECS = 86400  # No checkpoint inside the timed steps.
 SKIPPABLE = ("eval", "pipeline", "peak", "flops")
 
-# Issue 8's targets on the 2-core CPU machine (ResNet-20, batch 128).
+# What this package aims for on a 2-core CPU (ResNet-20, batch 128).
 TARGETS = {
     "ratio_vs_keras": (">=", 2.0),
     "achieved_fraction_of_peak": (">=", 0.65),
@@ -142,9 +137,11 @@ def process_start() -> float:
     return START
 
 
-def build_config(experiment: str, overrides: str, data: str, steps: int):
-  """Experiment, then --data, the user's overrides, the benchmark's settings."""
-  front = ["data.name=synthetic"] if data == "synthetic" else []
+def build_config(experiment: str, overrides: str, data_dir: str | None,
+                 steps: int):
+  """Experiment, then synthetic data without a data_dir, the user's
+  overrides, the benchmark's settings."""
+  front = [] if data_dir else ["data.name=synthetic"]
   forced = [f"train.steps={steps}", f"checkpoint.save_secs={CHECKPOINT_SECS}",
             "checkpoint.save_steps=0"]
   user = [overrides] if overrides else []
@@ -152,58 +149,73 @@ def build_config(experiment: str, overrides: str, data: str, steps: int):
   return cfg, forced
 
 
-def parse_args(argv):
-  """The command line; --skip is checked against SKIPPABLE here."""
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--experiment", default="resnet_sgd")
-  p.add_argument("--params_override", default="")
-  p.add_argument("--data", default="synthetic",
-                 help="'synthetic' or a data_dir (as run.py --data_dir)")
-  p.add_argument("--steps", type=int, default=100, help="timed training steps")
-  p.add_argument("--warmup", type=int, default=20, help="untimed first steps")
-  p.add_argument("--windows", type=int, default=5)
-  p.add_argument("--repeats", type=int, default=1,
-                 help="training (+ peer) measurements, alternating; medians")
-  p.add_argument("--eval_steps", type=int, default=0,
-                 help="eval batches (0: the whole eval split)")
-  p.add_argument("--eval_warmup", type=int, default=2)
-  p.add_argument("--pipeline_steps", type=int, default=0,
-                 help="batches timed for the pipeline alone (0: 3 x --steps)")
-  p.add_argument("--pipeline_threads", default="",
-                 help="comma-separated tf.data thread-pool sizes to scan")
-  p.add_argument("--peak_trials", type=int, default=3)
-  p.add_argument("--peak_reps", type=int, default=10,
-                 help="calls per peak trial (a third of it for the matmul)")
-  p.add_argument("--skip", default="",
-                 help=f"comma-separated parts to leave out: {','.join(SKIPPABLE)}")
-  p.add_argument("--vs-keras", dest="vs_keras", action="store_true")
-  p.add_argument("--keras_peer", default="", help="path of peer_keras.py")
-  p.add_argument("--vs-minimal", dest="vs_minimal", action="store_true")
-  p.add_argument("--peer_timeout", type=float, default=1800)
-  p.add_argument("--model_dir", default="", help="default: a temporary dir")
-  p.add_argument("--verbose", action="store_true")
-  args = p.parse_args(argv)
-  args.skip = {s for s in args.skip.split(",") if s}
-  unknown = args.skip - set(SKIPPABLE)
-  if unknown:
-    p.error(f"--skip: unknown {', '.join(sorted(unknown))}; choose from "
-            f"{', '.join(SKIPPABLE)}")
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("experiment", "resnet_sgd", "Experiment name or file.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("params_override", "", "a.b=v,... on top of it.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("data_dir", None, "CIFAR data as run.py reads it; "
+                    "default: synthetic data.", flag_values=FLAGS)
+flags.DEFINE_integer("steps", 100, "Timed training steps.", flag_values=FLAGS)
+flags.DEFINE_integer("warmup", 20, "Untimed first steps.", flag_values=FLAGS)
+flags.DEFINE_integer("windows", 5, "Windows the timed steps split into.",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("repeats", 1, "Training (+ peer) measurements, "
+                     "alternating; medians.", flag_values=FLAGS)
+flags.DEFINE_integer("eval_steps", 0, "Eval batches (0: the whole split).",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("eval_warmup", 2, "Untimed first eval batches.",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("pipeline_steps", 0, "Batches timed for the pipeline "
+                     "alone (0: 3 x --steps).", flag_values=FLAGS)
+flags.DEFINE_string("pipeline_threads", "", "Comma-separated tf.data "
+                    "thread-pool sizes to scan.", flag_values=FLAGS)
+flags.DEFINE_integer("peak_trials", 3, "Trials of each peak probe.",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("peak_reps", 10, "Calls per peak trial (a third of it "
+                     "for the matmul).", flag_values=FLAGS)
+flags.DEFINE_list("skip", [], f"Parts to leave out: {','.join(SKIPPABLE)}.",
+                  flag_values=FLAGS)
+flags.DEFINE_bool("vs_keras", False, "Run the Keras peer too.",
+                  flag_values=FLAGS)
+flags.DEFINE_string("keras_peer", "", "Path of the Keras peer script; "
+                    "default: tools/peer_keras.py.", flag_values=FLAGS)
+flags.DEFINE_bool("vs_minimal", False, "Run the minimal Estimator peer too.",
+                  flag_values=FLAGS)
+flags.DEFINE_float("peer_timeout", 1800, "Seconds a peer may run.",
+                   flag_values=FLAGS)
+flags.DEFINE_string("model_dir", "", "Default: a temporary dir.",
+                    flag_values=FLAGS)
+flags.DEFINE_bool("verbose", False, "TensorFlow's INFO logs too.",
+                  flag_values=FLAGS)
+flags.register_validator(
+    "skip", lambda parts: set(parts) <= set(SKIPPABLE),
+    f"--skip: choose from {', '.join(SKIPPABLE)}", flag_values=FLAGS)
+
+
+def parse_args(argv) -> types.SimpleNamespace:
+  """The command line as plain values; paths expanded, --skip a set."""
+  cli.parse(FLAGS, argv, __doc__)
+  args = types.SimpleNamespace(**FLAGS.flag_values_dict())
+  args.skip = set(args.skip)
+  args.data_dir = paths.expand(args.data_dir)
+  args.keras_peer = paths.expand(args.keras_peer)
+  args.model_dir = paths.expand(args.model_dir)
   return args
 
 
 def main(argv=None) -> dict:
   """Runs the benchmark; prints the JSON line and returns it as a dict."""
-  args = parse_args(argv)
+  args = parse_args(sys.argv[1:] if argv is None else argv)
   started = process_start()
-  cfg, forced = build_config(args.experiment, args.params_override, args.data,
-                             args.warmup + args.steps)
+  cfg, forced = build_config(args.experiment, args.params_override,
+                             args.data_dir, args.warmup + args.steps)
   import tensorflow as tf
-  from estimator_cifar.engine import modes
   from estimator_cifar.engine import estimator_setup
   from estimator_cifar.data.input_pipeline import make_input_fn
   tf.get_logger().setLevel("INFO" if args.verbose else "WARNING")
   m = Measurements(load_start=load_average())
-  data_dir = None if args.data == "synthetic" else args.data
+  data_dir = args.data_dir
   model_dir = args.model_dir or tempfile.mkdtemp(prefix="benchmark_")
   batch, peak_dtype = cfg.train.batch_size, PEAK_DTYPES[cfg.train.precision]
   peers = build_peers(args, cfg, model_dir, m.notes)

@@ -17,9 +17,9 @@ checkpoint is evaluated on the test split afterwards, outside the clock.
   the run gets train.steps = rate x budget x FIT.
 - minimal: tools/minimal_estimator.py's dataset and model_fn (ResNet-20,
   momentum 0.1, constant rate), in a plain Estimator.
-- keras: tf.keras model.fit on the ResNet v1 of the experiment's depth with
-  the usual recipe (as /work/shared/bench/peer_keras.py: pad-crop-flip,
-  per-image standardization, SGD 0.1 momentum 0.9, L2 1e-4, batch 128).
+- keras: tf.keras model.fit on tools/peer_keras.py's ResNet-20 with the usual
+  recipe (as that peer: pad-crop-flip, per-image standardization, SGD 0.1
+  momentum 0.9, L2 1e-4, batch 128), on the real data held in memory.
 
 No absl flags here, so importing tools.minimal_estimator (whatever flags it
 defines) cannot collide with them.
@@ -155,32 +155,8 @@ def read_cifar10(data_dir: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
   return images, records[:, 0].astype(np.int64)
 
 
-def keras_resnet_v1(depth: int, num_classes: int = 10) -> tf.keras.Model:
-  """ResNet v1 of depth 6n+2 as a Keras user writes it (peer_keras.py's)."""
-  layers, reg = tf.keras.layers, tf.keras.regularizers.l2(1e-4)
-
-  def conv(x, filters, stride):
-    return layers.Conv2D(filters, 3, stride, padding="same", use_bias=False,
-                         kernel_regularizer=reg,
-                         kernel_initializer="he_normal")(x)
-
-  inputs = tf.keras.Input((32, 32, 3))
-  h = layers.ReLU()(layers.BatchNormalization()(conv(inputs, 16, 1)))
-  for stage, filters in enumerate([16, 32, 64]):
-    for block in range((depth - 2) // 6):
-      stride = 2 if stage > 0 and block == 0 else 1
-      r = layers.ReLU()(layers.BatchNormalization()(conv(h, filters, stride)))
-      r = layers.BatchNormalization()(conv(r, filters, 1))
-      if stride != 1 or h.shape[-1] != filters:
-        h = layers.BatchNormalization()(layers.Conv2D(
-            filters, 1, stride, use_bias=False, kernel_regularizer=reg)(h))
-      h = layers.ReLU()(layers.Add()([h, r]))
-  h = layers.GlobalAveragePooling2D()(h)
-  return tf.keras.Model(inputs, layers.Dense(num_classes,
-                                             kernel_regularizer=reg)(h))
-
-
 def run_keras(spec: dict) -> dict:
+  from tools import peer_keras
   budget, points = spec["budget_secs"], spec["points"]
   x, y = read_cifar10(spec["data_dir"], True)
   x_test, y_test = read_cifar10(spec["data_dir"], False)
@@ -213,7 +189,7 @@ def run_keras(spec: dict) -> dict:
       if done:
         self.model.stop_training = True
 
-  model = keras_resnet_v1(spec["keras_depth"], int(y.max()) + 1)
+  model = peer_keras.resnet20()
   model.compile(optimizer=tf.keras.optimizers.SGD(0.1, momentum=0.9),
                 loss=tf.keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True), metrics=["accuracy"])

@@ -1,7 +1,7 @@
 """Fetches, verifies and extracts a CIFAR binary dataset into a folder.
 
-Usage (from a checkout, no install needed):
-  python tools/download_cifar.py --data_dir=/tmp/cifar --dataset=cifar10
+Usage (from the repository root):
+  python -m tools.download_cifar --data_dir=/tmp/cifar --dataset=cifar10
 
 Prints the extracted folder on stdout. Offline: copy the archive (e.g.
 `cifar-10-binary.tar.gz`) into --data_dir first and this only verifies and
@@ -9,35 +9,35 @@ extracts it. A mirror: --url=<full archive URL> or $ESTIMATOR_CIFAR_MIRROR.
 Failures print one paragraph on stderr and exit non-zero, without traceback.
 """
 
-import argparse
-import os
 import sys
 
-# Run from a checkout: the repository root holds the `estimator_cifar` package.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from estimator_cifar import errors  # pylint: disable=g-import-not-at-top
-from estimator_cifar.data import download  # pylint: disable=g-import-not-at-top
+from estimator_cifar import errors, paths
+from estimator_cifar.data import cifar, download
+from tools import cli
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("data_dir", None, "Folder for the archive and the "
+                    "extracted data.", flag_values=FLAGS, required=True)
+flags.DEFINE_enum("dataset", "cifar10", sorted(cifar.DATASETS), "Which one.",
+                  flag_values=FLAGS)
+flags.DEFINE_string("url", None, "Archive URL (http, https or file://); "
+                    f"default: ${download.MIRROR_ENV}/<archive> or the "
+                    "official one.", flag_values=FLAGS)
+flags.DEFINE_string("sha256", None, "Expected archive sha256; default: the "
+                    "real one.", flag_values=FLAGS)
+flags.DEFINE_float("timeout", 10.0, "Socket timeout in seconds.",
+                   flag_values=FLAGS)
 
 
 def main(argv: list[str] | None = None) -> int:
   """Parses flags, ensures the dataset, returns the process exit code."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data_dir", required=True,
-                      help="Folder for the archive and the extracted data.")
-  parser.add_argument("--dataset", default="cifar10",
-                      choices=sorted(download.DATASETS))
-  parser.add_argument("--url", default=None,
-                      help="Archive URL (http, https or file://); default: "
-                      f"${download.MIRROR_ENV}/<archive> or the official one.")
-  parser.add_argument("--sha256", default=None,
-                      help="Expected archive sha256; default: the real one.")
-  parser.add_argument("--timeout", type=float, default=10.0,
-                      help="Socket timeout in seconds.")
-  args = parser.parse_args(argv)
+  cli.parse(FLAGS, sys.argv[1:] if argv is None else argv, __doc__)
   try:
-    folder = download.ensure_dataset(args.data_dir, args.dataset, url=args.url,
-                                     timeout=args.timeout, sha256=args.sha256)
+    folder = download.ensure_dataset(
+        paths.expand(FLAGS.data_dir), FLAGS.dataset, url=FLAGS.url,
+        timeout=FLAGS.timeout, sha256=FLAGS.sha256)
   except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code

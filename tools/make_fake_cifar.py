@@ -2,33 +2,44 @@
 
 The easy dataset (stripes and tints per class, with noise) is learnable in a
 few hundred steps, so it checks that a recipe learns end to end without the
-real data: `python tools/make_fake_cifar.py --data_dir=/tmp/easy --train=10000`.
+real data:
+
+  python -m tools.make_fake_cifar --data_dir=/tmp/easy --train=10000
 """
 
-import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from estimator_cifar.data import fake  # noqa: E402
+from estimator_cifar import paths
+from estimator_cifar.data import cifar, fake
+from tools import cli
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("data_dir", None, "Where to write the dataset's folder.",
+                    flag_values=FLAGS, required=True)
+flags.DEFINE_enum("dataset", "cifar10", sorted(cifar.DATASETS), "Layout.",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("train", 10000, "Train records.", flag_values=FLAGS)
+flags.DEFINE_integer("test", 2000, "Test records.", flag_values=FLAGS)
+flags.DEFINE_bool("noise", False, "Uniform noise instead of the easy task.",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=FLAGS)
 
 
-def main():
-  p = argparse.ArgumentParser(description=__doc__)
-  p.add_argument("--data_dir", required=True)
-  p.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar10")
-  p.add_argument("--train", type=int, default=10000, help="train records")
-  p.add_argument("--test", type=int, default=2000, help="test records")
-  p.add_argument("--noise", action="store_true", help="uniform noise, not easy")
-  p.add_argument("--seed", type=int, default=0)
-  a = p.parse_args()
-  if a.dataset == "cifar10":
-    folder = fake.write_cifar10(a.data_dir, a.train // 5, a.test, not a.noise, a.seed)
+def main(argv: list[str] | None = None) -> int:
+  cli.parse(FLAGS, sys.argv[1:] if argv is None else argv, __doc__)
+  data_dir, easy = paths.expand(FLAGS.data_dir), not FLAGS.noise
+  if FLAGS.dataset == "cifar10":
+    per_file = FLAGS.train // len(cifar.CIFAR10.train_files)
+    folder = fake.write_cifar10(data_dir, per_file, FLAGS.test, easy,
+                                FLAGS.seed)
   else:
-    folder = fake.write_cifar100(a.data_dir, a.train, a.test, not a.noise, a.seed)
+    folder = fake.write_cifar100(data_dir, FLAGS.train, FLAGS.test, easy,
+                                 FLAGS.seed)
   print(folder)
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

@@ -1,8 +1,8 @@
 """Measures training throughput of any run: examples/sec and per CPU-second.
 
 Usage (everything after `--` is the command to measure):
-  python tools/measure_throughput.py --batch_size=128 -- \\
-      python tools/launch_local_cluster.py --workers=1 --ps=1 --no-evaluator -- \\
+  python -m tools.measure_throughput --batch_size=128 -- \\
+      python -m tools.launch_local_cluster --workers=1 --ps=1 --no-evaluator -- \\
       --experiment=resnet_sgd --model_dir=/tmp/tp \\
       --params_override=data.name=synthetic,train.steps=70,log.every_steps=10,distribute.strategy=parameter_server
 
@@ -19,7 +19,6 @@ several processes gets a larger share of a busy CPU than one process does, so
 its wall-clock rate flatters it; the cost of one example does not change.
 """
 
-import argparse
 import json
 import os
 import re
@@ -28,6 +27,15 @@ import sys
 import time
 
 import psutil
+from absl import flags
+
+from tools import cli
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("batch_size", None, "Global batch (train.batch_size) of "
+                     "the run.", flag_values=FLAGS, required=True)
+flags.DEFINE_integer("skip_steps", 10, "Start measuring at the first step "
+                     "line >= this.", flag_values=FLAGS)
 
 STEP_LINE = re.compile(r"^(\[(?P<task>\w+:\d+)\] )?.*loss = [-+\d.eE]+, step = "
                        r"(?P<step>\d+)")
@@ -49,15 +57,11 @@ def main(argv: list[str] | None = None) -> int:
   """Runs the command, prints its output and then the JSON summary line."""
   argv = sys.argv[1:] if argv is None else argv
   if "--" not in argv:
+    cli.parse(FLAGS, argv, __doc__)  # Answers --help and flag errors first.
     print("error: pass the command to measure after `--`.", file=sys.stderr)
     return 2
   cut = argv.index("--")
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch_size", type=int, required=True,
-                      help="Global batch (train.batch_size) of the run.")
-  parser.add_argument("--skip_steps", type=int, default=10,
-                      help="Start measuring at the first step line >= this.")
-  args = parser.parse_args(argv[:cut])
+  cli.parse(FLAGS, argv[:cut], __doc__)
   proc = subprocess.Popen(argv[cut + 1:], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
   root = psutil.Process(proc.pid)
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(line)
     match = STEP_LINE.match(line)
     if match and match.group("task") in (None, "chief:0") and \
-        int(match.group("step")) >= args.skip_steps:
+        int(match.group("step")) >= FLAGS.skip_steps:
       marks.append((int(match.group("step")), time.time(),
                     tree_cpu_seconds(root), os.getloadavg()[0]))
   code = proc.wait()
@@ -82,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
   print(json.dumps({
       "steps": steps, "wall_secs": round(wall, 2),
-      "examples_per_sec": ratio(args.batch_size * steps, wall),
+      "examples_per_sec": ratio(FLAGS.batch_size * steps, wall),
       "cpu_secs": round(cpu, 2), "cores_used": ratio(cpu, wall, 2),
-      "examples_per_cpu_sec": ratio(args.batch_size * steps, cpu),
+      "examples_per_cpu_sec": ratio(FLAGS.batch_size * steps, cpu),
       "load_average": [round(load0, 2), round(load1, 2)], "exit": code}))
   return code
 

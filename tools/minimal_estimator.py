@@ -3,13 +3,16 @@
 Usage: minimal_estimator.py --data_dir=D --model_dir=M [--steps=300] [--batch=128]
 Prints `minimal steps=N accuracy=A train_images_per_sec=R` as its last line.
 """
-import argparse, glob, os, time
+import argparse
+import glob
+import os
+import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 L, v1 = tf.compat.v1.layers, tf.compat.v1
 
 def dataset(data_dir, train, batch):
-  files = sorted(glob.glob(os.path.join(data_dir, "cifar-10-batches-bin",
+  files = sorted(glob.glob(os.path.join(data_dir, "cifar-10-batches-bin",  # noqa: E501
                                         "data_batch_*.bin" if train else "test_batch.bin")))
   def parse(raw):
     r = tf.io.decode_raw(raw, tf.uint8)
@@ -38,12 +41,14 @@ def resnet20(x, training):
 
 def model_fn(features, labels, mode):
   logits = resnet20(features, mode == tf.estimator.ModeKeys.TRAIN)
-  loss = v1.losses.sparse_softmax_cross_entropy(labels, logits) + v1.losses.get_regularization_loss()
+  loss = (v1.losses.sparse_softmax_cross_entropy(labels, logits)
+          + v1.losses.get_regularization_loss())
   if mode == tf.estimator.ModeKeys.EVAL:
     acc = v1.metrics.accuracy(labels, tf.argmax(logits, 1))
     return tf.estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": acc})
   with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
-    train_op = v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, v1.train.get_or_create_global_step())
+    train_op = v1.train.MomentumOptimizer(0.1, 0.9).minimize(
+        loss, v1.train.get_or_create_global_step())
   return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
 if __name__ == "__main__":

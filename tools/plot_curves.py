@@ -6,7 +6,7 @@ against the global step.
 
 Usage (from the repository root):
 
-  python tools/plot_curves.py runs/resnet20 runs/resnet56 --out curves.png \
+  python -m tools.plot_curves runs/resnet20 runs/resnet56 --out curves.png \
       --smoothing 0.6
 
 A MODEL_DIR that is not itself a run but a directory of runs stands for all
@@ -19,23 +19,16 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-# Importable both as a script (`python tools/plot_curves.py`) and from tests.
-_TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
-if _TOOLS_DIR not in sys.path:
-  sys.path.insert(0, _TOOLS_DIR)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags  # pylint: disable=g-import-not-at-top
-from absl import logging  # pylint: disable=g-import-not-at-top
-import matplotlib  # pylint: disable=g-import-not-at-top
+import matplotlib
+from absl import app, flags, logging
 
 matplotlib.use("Agg")  # Headless: no display on training machines.
 
-from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+from matplotlib import pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
-import run_records  # pylint: disable=g-import-not-at-top
+from estimator_cifar import paths, rundir  # noqa: E402
+from tools import run_records  # noqa: E402
 
 # Tags tried in order for each panel. `loss` is what the Estimator logs; the
 # others cover runs that log only the components.
@@ -105,7 +98,7 @@ def load_curves(model_dir: str) -> dict[str, dict[str, list[float]]]:
   accuracy = run_records.metrics_series(
       run_records.read_metrics_jsonl(model_dir), ACCURACY_TAG)
   if not accuracy:
-    eval_dir = os.path.join(model_dir, run_records.EVAL_SUBDIR)
+    eval_dir = os.path.join(model_dir, rundir.EVAL_DIR)
     accuracy = run_records.read_scalars(eval_dir).get(ACCURACY_TAG, [])
   for panel, series, where in (
       ("train_loss", loss, f"train events (tags {', '.join(LOSS_TAGS)})"),
@@ -238,7 +231,7 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   """Defines the CLI flags.
 
-  Only called when run as a script: results_table.py also has an --out flag,
+  Only called when run as a script: results_table also has an --out flag,
   and tests import both modules into one process.
   """
   flags.DEFINE_string("out", "curves.png", "Path of the PNG to write.")
@@ -247,14 +240,14 @@ def define_flags() -> None:
       "EMA weight for the train loss, in [0, 1) as in TensorBoard.")
 
 
-def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
-  """Runs named by `paths`: each path if it is a run, else the runs below it.
+def _runs_in(names: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Runs named by `names`: each path if it is a run, else the runs below it.
 
   Returns:
     The runs, in argument order without repeats, and the paths that held none.
   """
   runs, empty = [], []
-  for path in paths:
+  for path in names:
     found = [path] if run_records.is_run(path) else run_records.find_runs(path)
     if not found:
       empty.append(path)
@@ -268,18 +261,19 @@ def main(argv: Sequence[str]) -> None:
   if not 0.0 <= FLAGS.smoothing < 1.0:
     sys.exit(f"plot_curves: error: --smoothing must be in [0, 1), "
              f"got {FLAGS.smoothing}")
-  runs, empty = _expand(argv[1:])
+  runs, empty = _runs_in([paths.expand(a) for a in argv[1:]])
   if not runs:
     sys.exit("plot_curves: error: no run found in " + ", ".join(argv[1:])
              + " (a run holds config.json, event files or eval/metrics.jsonl)")
   for path in empty:
     logging.warning("%s: no config.json, event files or eval metrics at or "
                     "below it; skipping it", path)
+  out = paths.expand(FLAGS.out)
   try:
-    plot_runs(runs, FLAGS.out, FLAGS.smoothing)
+    plot_runs(runs, out, FLAGS.smoothing)
   except OSError as e:
-    sys.exit(f"plot_curves: error: cannot write {FLAGS.out}: {e}")
-  logging.info("wrote %s (%d run%s)", FLAGS.out, len(runs),
+    sys.exit(f"plot_curves: error: cannot write {out}: {e}")
+  logging.info("wrote %s (%d run%s)", out, len(runs),
                "" if len(runs) == 1 else "s")
 
 

@@ -5,7 +5,7 @@ Usage (from the repository root):
   python -m tools.real_subset_compare \
       --data_dir=../shared/data/cifar10_real_subset --budget_secs=600 \
       [--experiment=real_subset] [--params_override=a.b=v,...] \
-      [--points=6] [--contenders=package,minimal,keras] [--work_dir=DIR]
+      [--points=6] [--contenders=package --contenders=keras] [--work_dir=DIR]
 
 Each contender (tools/compare_contenders.py) trains in its own process, one
 after another, on the same data for the same wall-clock budget, saving a
@@ -22,25 +22,35 @@ import subprocess
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import flags
+
+from estimator_cifar import paths
+from tools import cli
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "package"
+CONTENDERS = ("package", "minimal", "keras")  # compare_contenders.CONTENDERS.
 CHILD_TIMEOUT_FACTOR = 6   # A child may take this many budgets (probe, evals).
 CHILD_TIMEOUT_EXTRA = 600  # Plus start-up on a loaded machine.
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "data_dir holding cifar-10-batches-bin/.")
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("data_dir", None, "data_dir holding cifar-10-batches-bin/.",
+                    flag_values=FLAGS, required=True)
 flags.DEFINE_float("budget_secs", 600.0, "Training wall-clock budget of each "
-                   "contender, in seconds.")
-flags.DEFINE_string("experiment", "real_subset", "The package's recipe.")
+                   "contender, in seconds.", flag_values=FLAGS)
+flags.DEFINE_string("experiment", "real_subset", "The package's recipe.",
+                    flag_values=FLAGS)
 flags.DEFINE_multi_string("params_override", [], "Overrides of the package's "
-                          "recipe, a.b=v,c.d=w (repeatable).")
-flags.DEFINE_integer("points", 6, "Checkpoints (accuracy marks) per budget.")
-flags.DEFINE_list("contenders", ["package", "minimal", "keras"],
-                  "Which contenders to run, in this order.")
+                          "recipe, a.b=v,c.d=w (repeatable).",
+                          flag_values=FLAGS)
+flags.DEFINE_integer("points", 6, "Checkpoints (accuracy marks) per budget.",
+                     flag_values=FLAGS)
+flags.DEFINE_multi_enum("contenders", list(CONTENDERS), CONTENDERS,
+                        "Which contenders to run, in this order.",
+                        flag_values=FLAGS)
 flags.DEFINE_string("work_dir", None, "Where the runs go; default a new "
-                    "temporary directory (kept, and printed).")
+                    "temporary directory (kept, and printed).",
+                    flag_values=FLAGS)
 
 
 def accuracy_at(points: list, seconds: float) -> float | None:
@@ -83,7 +93,8 @@ def compare(curves: dict[str, list], budget: float, marks: int) -> dict:
     mine, theirs = time_to(package, target), time_to(points, target)
     out["time_to_peer_best"][name] = {
         "target": target, "package_secs": mine, "peer_secs": theirs,
-        "package_faster": mine is not None and mine < theirs}
+        "package_faster": (mine is not None and theirs is not None and
+                           mine < theirs)}
   if package is not None:
     peers = [final[n] for n in curves if n != PACKAGE and final[n] is not None]
     out["package_highest_at_budget"] = bool(
@@ -135,32 +146,27 @@ def run_contender(spec: dict) -> dict:
     return json.load(f)
 
 
-def keras_depth(experiment: str, overrides: list[str]) -> tuple[int, str | None]:
-  """The ResNet v1 depth for the Keras peer, and a note if it differs."""
+def network_note(experiment: str, overrides: list[str]) -> str | None:
+  """A note when the recipe's network is not the peers' ResNet-20 v1."""
   from estimator_cifar import config as config_lib
-  cfg = config_lib.resolve(experiment, overrides)
-  m = cfg.model
-  if m.name == "resnet" and m.version == 1:
-    return m.depth, None
-  return 20, (f"keras runs ResNet-20 v1: it has no network like model.name="
-              f"{m.name} depth={m.depth} version={m.version}")
+  m = config_lib.resolve(experiment, overrides).model
+  if (m.name, m.depth, m.version) == ("resnet", 20, 1):
+    return None
+  return (f"the peers run ResNet-20 v1, the package model.name={m.name} "
+          f"depth={m.depth} version={m.version}")
 
 
-def main(argv):
-  del argv
-  if not FLAGS.data_dir:
-    raise app.UsageError("--data_dir is required")
-  unknown = set(FLAGS.contenders) - {"package", "minimal", "keras"}
-  if unknown:
-    raise app.UsageError(f"--contenders: unknown {', '.join(sorted(unknown))}")
-  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="real_subset_compare_")
+def main(argv: list[str] | None = None) -> int:
+  cli.parse(FLAGS, sys.argv[1:] if argv is None else argv, __doc__)
+  work_dir = paths.expand(FLAGS.work_dir) if FLAGS.work_dir else \
+      tempfile.mkdtemp(prefix="real_subset_compare_")
   os.makedirs(work_dir, exist_ok=True)
-  depth, note = keras_depth(FLAGS.experiment, FLAGS.params_override)
-  notes = [note] if note and "keras" in FLAGS.contenders else []
-  spec = {"data_dir": os.path.abspath(FLAGS.data_dir), "work_dir": work_dir,
-          "budget_secs": FLAGS.budget_secs, "points": FLAGS.points,
-          "experiment": FLAGS.experiment,
-          "overrides": list(FLAGS.params_override), "keras_depth": depth}
+  note = network_note(FLAGS.experiment, FLAGS.params_override)
+  notes = [note] if note else []
+  spec = {"data_dir": os.path.abspath(paths.expand(FLAGS.data_dir)),
+          "work_dir": work_dir, "budget_secs": FLAGS.budget_secs,
+          "points": FLAGS.points, "experiment": FLAGS.experiment,
+          "overrides": list(FLAGS.params_override)}
   curves = {}
   for name in FLAGS.contenders:
     result = run_contender(dict(spec, contender=name))
@@ -176,4 +182,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  sys.exit(main())

@@ -2,8 +2,8 @@
 
 Usage (from the repository root):
 
-  python tools/results_table.py runs/                      # Markdown to stdout
-  python tools/results_table.py runs/ --format=csv --out results.csv
+  python -m tools.results_table runs/                  # Markdown to stdout
+  python -m tools.results_table runs/ --format=csv --out results.csv
 
 One row per model_dir found under RUNS_DIR (see `run_records.find_runs`):
 run (path relative to RUNS_DIR), experiment, final step, best and final eval
@@ -18,17 +18,10 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-# Importable both as a script (`python tools/results_table.py`) and from tests.
-_TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
-if _TOOLS_DIR not in sys.path:
-  sys.path.insert(0, _TOOLS_DIR)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags, logging
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags  # pylint: disable=g-import-not-at-top
-from absl import logging  # pylint: disable=g-import-not-at-top
-
-import run_records  # pylint: disable=g-import-not-at-top
+from estimator_cifar import paths
+from tools import run_records
 
 FORMATS = ("markdown", "csv")
 MISSING = "-"
@@ -169,7 +162,7 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   """Defines the CLI flags.
 
-  Only called when run as a script: plot_curves.py also has an --out flag, and
+  Only called when run as a script: plot_curves also has an --out flag, and
   tests import both modules into one process.
   """
   flags.DEFINE_enum("format", "markdown", FORMATS, "Output format.")
@@ -179,7 +172,7 @@ def define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
     sys.exit("results_table: error: give exactly one RUNS_DIR")
-  root = argv[1]
+  root = paths.expand(argv[1])
   if not os.path.isdir(root):
     sys.exit(f"results_table: error: {root} is not a directory")
   try:
@@ -188,10 +181,11 @@ def main(argv: Sequence[str]) -> None:
     sys.exit(f"results_table: error: {e}")
   text = format_table(rows, FLAGS.format)
   if FLAGS.out:
-    with open(FLAGS.out, "w", encoding="utf-8", newline="") as f:
+    out = paths.expand(FLAGS.out)
+    with open(out, "w", encoding="utf-8", newline="") as f:
       f.write(text)
     logging.info("wrote %d row%s to %s", len(rows),
-                 "" if len(rows) == 1 else "s", FLAGS.out)
+                 "" if len(rows) == 1 else "s", out)
   else:
     sys.stdout.write(text)
 

@@ -1,47 +1,35 @@
 """Read what a training run left in its model_dir: config, events, eval metrics.
 
-Shared by `plot_curves.py` and `results_table.py`. A model_dir written by
-`estimator_cifar` holds:
-
-  config.json                   the resolved experiment config (may be absent)
-  run_info.json                 optional: start_time, end_time, status
-  checkpoint                    the Estimator's checkpoint state file
-  events.out.tfevents.*         train scalars (loss, learning_rate, ...)
-  eval/events.out.tfevents.*    eval scalars (accuracy, top_5_accuracy, loss)
-  eval/metrics.jsonl            one JSON object per evaluated checkpoint
+Shared by `plot_curves`, `results_table` and `sweep`. A model_dir holds the
+files `estimator_cifar.rundir` names (config.json, run_info.json, the
+checkpoint state file, eval/metrics.jsonl; any of them may be absent) and
+TensorFlow's event files: train scalars in the model_dir, eval scalars in
+eval/.
 
 Event files are parsed with the protobufs that ship in the `tensorboard` package
 (a TF dependency) and a small TFRecord reader instead of TensorFlow itself: the
-tools then start in well under a second instead of spending ~2 s importing TF,
-and a record cut short by a trainer that is still writing simply ends the file
-instead of raising `DataLossError`. Only local file systems are supported.
+tools then start without paying for TensorFlow's import, and a record cut
+short by a trainer that is still writing simply ends the file instead of
+raising `DataLossError`. Only local file systems are supported.
 """
 
 import datetime
 import glob
 import json
-from absl import logging
 import math
 import os
 import re
 import struct
 from typing import Any, Iterator, Optional
 
-# The tools never need TF, but if something imports it anyway, keep its C++
-# start-up chatter out of the tool's output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
-# pylint: disable=g-import-not-at-top
+from absl import logging
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
-# pylint: enable=g-import-not-at-top
+
+from estimator_cifar import rundir
 
 EVENT_GLOB = "events.out.tfevents.*"
-EVAL_SUBDIR = "eval"
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "config.json"
-RUN_INFO_FILE = "run_info.json"
 
 # A series is a list of (step, value) pairs sorted by step.
 Series = list[tuple[int, float]]
@@ -177,7 +165,7 @@ def read_metrics_jsonl(model_dir: str) -> list[dict[str, Any]]:
     skipped with a warning: the last one is usually an append that an
     evaluator still has in flight, so it is expected, not an error.
   """
-  path = os.path.join(model_dir, EVAL_SUBDIR, METRICS_FILE)
+  path = os.path.join(model_dir, rundir.EVAL_DIR, rundir.METRICS_FILE)
   if not os.path.isfile(path):
     return []
   records = []
@@ -228,15 +216,15 @@ def _load_json(path: str) -> Optional[dict[str, Any]]:
 
 def read_config(model_dir: str) -> Optional[dict[str, Any]]:
   """The run's `config.json` as a dict, or None if absent or unreadable."""
-  return _load_json(os.path.join(model_dir, CONFIG_FILE))
+  return _load_json(os.path.join(model_dir, rundir.CONFIG_FILE))
 
 
 def is_run(path: str) -> bool:
   """Whether `path` looks like a model_dir: config, events or eval output."""
-  eval_dir = os.path.join(path, EVAL_SUBDIR)
-  return (os.path.isfile(os.path.join(path, CONFIG_FILE))
+  eval_dir = os.path.join(path, rundir.EVAL_DIR)
+  return (os.path.isfile(os.path.join(path, rundir.CONFIG_FILE))
           or bool(event_files(path))
-          or os.path.isfile(os.path.join(eval_dir, METRICS_FILE))
+          or os.path.isfile(os.path.join(eval_dir, rundir.METRICS_FILE))
           or bool(event_files(eval_dir)))
 
 
@@ -289,18 +277,6 @@ def _to_unix(value: Any) -> Optional[float]:
   return None
 
 
-def _checkpoint_step(model_dir: str) -> Optional[int]:
-  """The step of the newest checkpoint named in the `checkpoint` state file."""
-  path = os.path.join(model_dir, "checkpoint")
-  try:
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
-  except OSError:
-    return None
-  match = re.search(r'^model_checkpoint_path:\s*".*-(\d+)"', text, re.MULTILINE)
-  return int(match.group(1)) if match else None
-
-
 def run_summary(model_dir: str) -> dict[str, Any]:
   """Summarizes one run for a results table.
 
@@ -321,7 +297,7 @@ def run_summary(model_dir: str) -> dict[str, Any]:
     `wall_time_s` and `status`. Values that cannot be known are None.
   """
   train_scalars, train_span = _read_event_dir(model_dir)
-  eval_dir = os.path.join(model_dir, EVAL_SUBDIR)
+  eval_dir = os.path.join(model_dir, rundir.EVAL_DIR)
   metrics = read_metrics_jsonl(model_dir)
   accuracy = metrics_series(metrics, "accuracy")
   eval_span = None
@@ -333,7 +309,7 @@ def run_summary(model_dir: str) -> dict[str, Any]:
 
   steps = [step for series in train_scalars.values() for step, _ in series]
   steps += [step for step, _ in accuracy]
-  checkpoint_step = _checkpoint_step(model_dir)
+  checkpoint_step = rundir.checkpoint_step(rundir.state_checkpoint(model_dir))
   if checkpoint_step is not None:
     steps.append(checkpoint_step)
 
@@ -343,7 +319,7 @@ def run_summary(model_dir: str) -> dict[str, Any]:
     # On ties keep the earliest step: it reached that accuracy first.
     best_step, best_accuracy = max(finite, key=lambda p: (p[1], -p[0]))
 
-  run_info = _load_json(os.path.join(model_dir, RUN_INFO_FILE)) or {}
+  run_info = _load_json(os.path.join(model_dir, rundir.RUN_INFO_FILE)) or {}
   start, end = _to_unix(run_info.get("start_time")), _to_unix(
       run_info.get("end_time"))
   if start is not None and end is not None:

@@ -19,16 +19,15 @@ Each run starts from a fresh model_dir, trains --warmup steps untimed, then
 times --steps steps; --steps should be a multiple of summary.save_steps so the
 timed window holds the same number of summary steps as a long run does. The
 warm-up must pass one whole summary cycle (step 101 with the default 100):
-Session.run builds an executor the first time it sees a set of fetches (3 s
-for ResNet-20 on 2 CPU cores), a one-time cost that a short window would
-count as if it recurred. Checkpoints are only written outside the window. Prints the median steps/sec
-of each configuration and the slowdown of `default` against `off`.
+Session.run builds an executor the first time it sees a set of fetches, a
+one-time cost that a short window would count as if it recurred. Checkpoints
+are only written outside the window. Prints the median steps/sec of each
+configuration and the slowdown of `default` against `off`.
 
-Usage (the README's figure):
-  python tools/summary_cost.py --repeats=3 --warmup=110 --steps=100 --bare
+Usage (the figure in docs/performance.md):
+  python -m tools.summary_cost --repeats=3 --warmup=110 --steps=100 --bare
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -36,15 +35,14 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
-from absl import logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar.engine import hooks, modes  # noqa: E402
-from estimator_cifar.engine import estimator_setup
 from estimator_cifar.data.input_pipeline import make_input_fn  # noqa: E402
+from estimator_cifar.engine import estimator_setup, hooks  # noqa: E402
+from tools import cli  # noqa: E402
 
 BASE = ["data.name=synthetic", "data.shuffle_buffer=1024", "model.depth=20",
         "train.batch_size=128", "checkpoint.save_secs=1000000"]
@@ -81,7 +79,8 @@ class _WindowTimer(tf.compat.v1.train.SessionRunHook):
 
 
 def measure(name: str, overrides: list[str], warmup: int, steps: int,
-            with_hooks: bool) -> tuple[float, float, float]:
+            with_hooks: bool, experiment: str = "resnet_sgd"
+            ) -> tuple[float, float, float]:
   """One fresh training run, figures over the timed window.
 
   Returns:
@@ -91,7 +90,7 @@ def measure(name: str, overrides: list[str], warmup: int, steps: int,
     most direct figure of all (steps 1, 1 + save_steps, ... are the ones where
     Estimator's SummarySaverHook and the histogram hook fetch).
   """
-  cfg = config_lib.resolve("resnet_sgd", [",".join(BASE + overrides)])
+  cfg = config_lib.resolve(experiment, [",".join(BASE + overrides)])
   plan = estimator_setup.make_plan(cfg, None)
   with tempfile.TemporaryDirectory() as model_dir:
     estimator = estimator_setup.make_estimator(cfg, model_dir, plan)
@@ -156,18 +155,25 @@ def hook_overhead(steps: int = 5000) -> dict[str, float]:
           if name != "no hooks"} | {"no hooks (absolute)": best["no hooks"]}
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("experiment", "resnet_sgd", "Experiment to train, with "
+                    "ResNet-20 on synthetic data forced on top.",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("repeats", 3, "Runs of each configuration.",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("warmup", 110, "Untimed steps first.", flag_values=FLAGS)
+flags.DEFINE_integer("steps", 100, "Timed steps.", flag_values=FLAGS)
+flags.DEFINE_bool("bare", False, "Also measure without this package's hooks.",
+                  flag_values=FLAGS)
+flags.DEFINE_bool("hook_overhead", False, "First time the console hooks on a "
+                  "trivial graph.", flag_values=FLAGS)
+flags.DEFINE_multi_string("params_override", [], "Extra a.b=v overrides for "
+                          "every configuration.", flag_values=FLAGS)
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--warmup", type=int, default=110)
-  parser.add_argument("--steps", type=int, default=100)
-  parser.add_argument("--bare", action="store_true",
-                      help="also measure without this package's hooks")
-  parser.add_argument("--hook_overhead", action="store_true",
-                      help="first time the console hooks on a trivial graph")
-  parser.add_argument("--override", action="append", default=[],
-                      help="extra a.b=v overrides for every configuration")
-  args = parser.parse_args(argv)
+  cli.parse(FLAGS, sys.argv[1:] if argv is None else argv, __doc__)
+  args = FLAGS
   logging.set_verbosity(logging.WARNING)
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.WARN)
   if args.hook_overhead:
@@ -175,7 +181,7 @@ def main(argv=None) -> int:
       print(f"hook overhead: {name:20s} {micros:+7.1f} us/step", flush=True)
     if args.repeats == 0:
       return 0
-  configs = {k: v + args.override for k, v in CONFIGS.items()}
+  configs = {k: v + list(args.params_override) for k, v in CONFIGS.items()}
   if args.bare:
     configs["bare"] = configs["off"]
   rates = {name: [] for name in configs}
@@ -185,7 +191,8 @@ def main(argv=None) -> int:
     print(f"repeat {repeat + 1}/{args.repeats}", flush=True)
     for name, overrides in configs.items():
       rate, cpu, extra = measure(name, overrides, args.warmup, args.steps,
-                                 with_hooks=name != "bare")
+                                 with_hooks=name != "bare",
+                                 experiment=args.experiment)
       rates[name].append(rate)
       cpus[name].append(cpu)
       if name == "default":

@@ -2,17 +2,18 @@ r"""Runs a grid of config overrides of one experiment, one model_dir per point.
 
 Usage (from the repository root):
 
-  python tools/sweep.py --experiment=resnet_sgd --root=runs/sweep1 \
+  python -m tools.sweep --experiment=resnet_sgd --root=runs/sweep1 \
       --grid optimizer.learning_rate=0.05,0.1,0.2 \
       --grid train.weight_decay=1e-4,5e-4 --parallel 2 \
-      [--set train.epochs=30 ...] [--data_dir DIR] [--dry_run] [--report_only]
+      [--params_override=train.epochs=30] [--data_dir DIR] [--dry_run] \
+      [--report_only]
 
 The points are the cross product of the `--grid` values (the first grid varies
 slowest). Each point trains in `<root>/<name>`, where the name lists its
 overrides with canonical values, e.g.
 `optimizer.learning_rate=0.05__train.weight_decay=0.0001`, so `1e-4` and
-`0.0001` are the same point and the name of a point never changes. `--set`
-overrides apply to every point (the grid values come after them).
+`0.0001` are the same point and the name of a point never changes.
+`--params_override` applies to every point (the grid values come after it).
 
 Each point runs as its own process, `python -m estimator_cifar.run
 --experiment=... --model_dir=<root>/<name> --params_override=...`, so that one
@@ -26,49 +27,37 @@ resumes from their newest checkpoint. A failed point is reported with its error
 line and the sweep goes on; the exit status is 1 if any point failed.
 
 At the end (or alone with `--report_only`) it writes `results.md`,
-`results.csv` (tools/results_table.py) and `curves.png` (tools/plot_curves.py)
+`results.csv` (tools.results_table) and `curves.png` (tools.plot_curves)
 into the root, and `sweep.json` with the grid and each point's outcome.
 """
 
 import dataclasses
 import datetime
-import hashlib
-import itertools
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
 import time
-import typing
 from typing import Any, Callable, Optional, Sequence
 
-# Importable both as a script (`python tools/sweep.py`) and from tests.
-_TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(_TOOLS_DIR)
-for _path in (_TOOLS_DIR, REPO_ROOT):
-  if _path not in sys.path:
-    sys.path.insert(0, _path)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from estimator_cifar import config as config_lib
-from estimator_cifar.rundir import run_record
+from estimator_cifar import overrides, paths
 from estimator_cifar.errors import ConfigError
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from tools.sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
+                              SweepError, make_points, parse_grid,
+                              point_config, point_name, point_state)
 
+# The points run this checkout's code (it goes first on their PYTHONPATH).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_FILE = "sweep.log"
 STATE_FILE = "sweep.json"
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
 CURVES_PNG = "curves.png"
-BASE_NAME = "base"  # The one point of a sweep without --grid.
-MAX_NAME_CHARS = 200  # File systems allow 255 bytes per name component.
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 10.0
 LOG_HEADER = "==== sweep "  # Starts the line before each attempt in sweep.log.
@@ -79,20 +68,6 @@ SKIPPED = "skipped"      # Already finished earlier with the same config.
 FAILED = "failed"        # Exited non-zero; `error` holds its error line.
 NOT_RUN = "not_run"      # The sweep was stopped before this point ended.
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._,+-]")
-
-
-class SweepError(Exception):
-  """A problem with the sweep's own command line; shown as one line."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-  """One grid point: its overrides (canonical `key=value`) and its model_dir."""
-  name: str
-  overrides: tuple[str, ...]
-  model_dir: str
-
 
 @dataclasses.dataclass
 class Outcome:
@@ -101,164 +76,6 @@ class Outcome:
   error: Optional[str] = None
   seconds: Optional[float] = None
   returncode: Optional[int] = None
-
-
-# ------------------------------------------------------------------ the grid
-
-def _field_type(cfg: config_lib.ExperimentConfig, key: str):
-  """The type hint of config field `key`; SweepError for an unknown key."""
-  if key not in config_lib.all_keys(cfg):
-    raise SweepError(f"unknown config key '{key}' in --grid; run "
-                     "`python -m estimator_cifar.run --experiment=... "
-                     "--list_params` to see every key")
-  section, _, name = key.rpartition(".")
-  target = getattr(cfg, section) if section else cfg
-  return typing.get_type_hints(type(target))[name]
-
-
-def _canonical(value: Any) -> str:
-  """A parsed value as override text that parses back to the same value."""
-  if isinstance(value, bool):
-    return "true" if value else "false"
-  if isinstance(value, float):
-    return repr(value)
-  if isinstance(value, list):
-    return "[" + ",".join(_canonical(v) for v in value) + "]"
-  if isinstance(value, dict):
-    items = (f"{k}:{_canonical(v)}" for k, v in value.items())
-    return "{" + ",".join(items) + "}"
-  return str(value)
-
-
-def parse_grid(specs: Sequence[str], cfg: config_lib.ExperimentConfig
-               ) -> list[tuple[str, list[str]]]:
-  """Parses `--grid key=v1,v2,...` flags into (key, canonical values).
-
-  Values are parsed as the field's type and written back canonically, so
-  `1e-4` becomes `0.0001`. A value that does not parse is kept as written: its
-  point will fail with the run's own error message while the others run. List
-  fields take bracketed values: `schedule.boundaries_epochs=[91,136],[60,120]`.
-
-  Args:
-    specs: the --grid flag values.
-    cfg: the experiment's config, for the field types.
-
-  Returns:
-    (key, values) per grid flag, in flag order; repeated values are dropped.
-
-  Raises:
-    SweepError: a malformed spec, unknown or repeated key, or no values.
-  """
-  grid = []
-  for spec in specs:
-    key, sep, text = spec.partition("=")
-    key = key.strip()
-    if not sep or not key:
-      raise SweepError(f"--grid {spec!r} is not KEY=VALUE[,VALUE...], e.g. "
-                       "--grid optimizer.learning_rate=0.05,0.1")
-    if key in (k for k, _ in grid):
-      raise SweepError(f"--grid names {key} twice; give all of its values "
-                       "in one --grid")
-    hint = _field_type(cfg, key)
-    values = []
-    # pylint: disable-next=protected-access
-    for raw in config_lib._split_top_level_commas(text):
-      if not raw.strip():
-        continue
-      try:
-        value = _canonical(config_lib.parse_value(key, raw, hint))
-      except ConfigError:
-        value = raw.strip()
-      if value not in values:
-        values.append(value)
-    if not values:
-      raise SweepError(f"--grid {spec!r} has no values")
-    grid.append((key, values))
-  return grid
-
-
-def _name_text(value: str) -> str:
-  """A canonical value as it reads in a directory name: no brackets/braces."""
-  if value[:1] in "[{" and value[-1:] in "]}":
-    value = value[1:-1]
-  return value.replace(":", "-")
-
-
-def _short_hash(text: str, length: int) -> str:
-  return hashlib.sha1(text.encode()).hexdigest()[:length]
-
-
-def point_name(overrides: Sequence[str]) -> str:
-  """The directory name of a point: `key=value` parts joined by `__`.
-
-  Characters that are unsafe in a path or a shell word become `_`, and then a
-  short hash of the exact value keeps two values apart that would otherwise
-  share a name; an over-long name is cut and hashed the same way. The name
-  depends on the overrides only, so a rerun finds the same directory.
-  """
-  if not overrides:
-    return BASE_NAME
-  parts = []
-  for override in overrides:
-    key, _, value = override.partition("=")
-    text = _name_text(value)
-    safe = _UNSAFE.sub("_", text)
-    if safe != text or not safe or safe.strip(".") == "":
-      safe = f"{safe}-{_short_hash(value, 6)}"
-    parts.append(f"{key}={safe}")
-  name = "__".join(parts)
-  if len(name) > MAX_NAME_CHARS:
-    name = f"{name[:MAX_NAME_CHARS - 11]}-{_short_hash(name, 10)}"
-  return name
-
-
-def make_points(grid: Sequence[tuple[str, Sequence[str]]], root: str
-                ) -> list[Point]:
-  """The cross product of the grid, first key slowest, one Point each."""
-  points = []
-  keys = [key for key, _ in grid]
-  for values in itertools.product(*(values for _, values in grid)):
-    overrides = tuple(f"{k}={v}" for k, v in zip(keys, values))
-    name = point_name(overrides)
-    points.append(Point(name, overrides, os.path.join(root, name)))
-  return points
-
-
-def point_config(experiment: str, common: Sequence[str], point: Point
-                 ) -> config_lib.ExperimentConfig:
-  """The config a point's run resolves to (no TensorFlow needed).
-
-  Raises:
-    ConfigError: the point's values are invalid.
-  """
-  return config_lib.resolve(experiment, list(common) + list(point.overrides))
-
-
-# ----------------------------------------------------------------- its state
-
-def point_state(point: Point, cfg: Optional[config_lib.ExperimentConfig]
-                ) -> tuple[str, str]:
-  """("finished" | "resume" | "new", detail) from the point's model_dir.
-
-  Finished means run_info.json says "finished", records this very config
-  (a changed --set or experiment file trains again) and, where train.steps
-  fixes the length, reached it.
-  """
-  record = run_record.read(point.model_dir)
-  if record is None:
-    if os.path.exists(os.path.join(point.model_dir, "checkpoint")):
-      return "resume", "checkpoint without run_info.json"
-    return "new", ""
-  status, step = record.get("status"), record.get("final_step")
-  if status == run_record.FINISHED and cfg is not None:
-    wanted = json.loads(cfg.to_json())
-    steps_reached = cfg.train.steps <= 0 or (step or 0) >= cfg.train.steps
-    if record.get("config") == wanted and steps_reached:
-      return "finished", f"finished at step {step}"
-    return "resume", "finished with another config"
-  if status == run_record.RUNNING:
-    status = "running or killed"
-  return "resume", f"last status {status}"
 
 
 def error_line(log_path: str, offset: int = 0) -> Optional[str]:
@@ -399,11 +216,7 @@ def write_report(root: str, failures: Optional[dict[str, str]] = None
     The paths written (none if `root` holds no run yet).
   """
   # Imported here: matplotlib costs a second that --dry_run should not pay.
-  # pylint: disable=g-import-not-at-top
-  import plot_curves
-  import results_table
-  import run_records
-  # pylint: enable=g-import-not-at-top
+  from tools import plot_curves, results_table, run_records
   try:
     rows = results_table.results_rows(root)
   except run_records.NoRunsError:
@@ -456,7 +269,7 @@ def sweep(experiment: str, grid_specs: Sequence[str], root: str,
   """Runs (or lists) a sweep; returns the exit status: 0, or 1 if any failed.
 
   Raises:
-    SweepError: a bad --grid/--set, or an unknown experiment.
+    SweepError: a bad --grid/--params_override, or an unknown experiment.
   """
   try:
     base = config_lib.load_experiment(experiment)
@@ -464,10 +277,11 @@ def sweep(experiment: str, grid_specs: Sequence[str], root: str,
   except ConfigError as e:
     raise SweepError(str(e)) from None
   grid = parse_grid(grid_specs, base)
-  common_keys = {k for k, _ in config_lib.split_overrides(list(common))}
+  common_keys = {k for k, _ in overrides.split_overrides(list(common))}
   both = common_keys & {k for k, _ in grid}
   if both:
-    raise SweepError(f"{', '.join(sorted(both))} is both in --set and --grid")
+    raise SweepError(f"{', '.join(sorted(both))} is both in --params_override "
+                     "and --grid")
   points = make_points(grid, root)
   jobs, skipped = [], []
   say(f"{len(points)} point{'s' if len(points) != 1 else ''} under {root}")
@@ -490,7 +304,7 @@ def sweep(experiment: str, grid_specs: Sequence[str], root: str,
     return 0
 
   state = {"experiment": experiment, "grid": [list(g) for g in grid],
-           "set": list(common), "data_dir": data_dir, "parallel": parallel,
+           "params_override": list(common), "data_dir": data_dir, "parallel": parallel,
            "command": list(sys.argv), "started": _now(), "ended": None,
            "points": []}
 
@@ -533,7 +347,8 @@ def define_flags() -> None:
                       "estimator_cifar.run.")
   flags.DEFINE_multi_string("grid", [], "KEY=V1,V2,... : one axis of the grid "
                             "(repeat for a cross product).")
-  flags.DEFINE_multi_string("set", [], "KEY=VALUE overrides for every point.")
+  flags.DEFINE_multi_string("params_override", [], "KEY=VALUE[,KEY=VALUE] "
+                            "overrides for every point (repeatable).")
   flags.DEFINE_string("root", None, "Directory of the points' model_dirs.")
   flags.DEFINE_integer("parallel", 1, "Points trained at the same time.",
                        lower_bound=1)
@@ -549,10 +364,11 @@ def main(argv: Sequence[str]) -> int:
     sys.exit(f"sweep: error: unexpected arguments {' '.join(argv[1:])}")
   if not FLAGS.root:
     sys.exit("sweep: error: pass --root=DIR")
+  root = paths.expand(FLAGS.root)
   if FLAGS.report_only:
-    written = write_report(FLAGS.root, _failures_on_record(FLAGS.root))
+    written = write_report(root, _failures_on_record(root))
     if not written:
-      sys.exit(f"sweep: error: no run under {FLAGS.root}")
+      sys.exit(f"sweep: error: no run under {root}")
     for path in written:
       print(f"wrote    {path}")
     return 0
@@ -560,8 +376,8 @@ def main(argv: Sequence[str]) -> int:
     sys.exit("sweep: error: pass --experiment=NAME")
   signal.signal(signal.SIGTERM, _raise_stop)
   try:
-    return sweep(FLAGS.experiment, FLAGS.grid, FLAGS.root, FLAGS.set,
-                 FLAGS.parallel, FLAGS.data_dir, FLAGS.dry_run)
+    return sweep(FLAGS.experiment, FLAGS.grid, root, FLAGS.params_override,
+                 FLAGS.parallel, paths.expand(FLAGS.data_dir), FLAGS.dry_run)
   except SweepError as e:
     print(f"sweep: error: {e}", file=sys.stderr)
     return 2

@@ -39,7 +39,7 @@ def train_transform(image: tf.Tensor, cfg: DataConfig, seed: int | None = None) 
   if "contrast" in ops:
     image = tf.image.random_contrast(image, cfg.contrast_lower,
                                      cfg.contrast_upper, seed=_op_seed(seed, 4))
-  image = _normalize(image, ops)
+  image = normalize(image, ops)
   if "cutout" in ops:
     image = cutout(image, cfg.cutout_size, seed=_op_seed(seed, 5))
   return image
@@ -54,10 +54,11 @@ def eval_transform(image: tf.Tensor, cfg: DataConfig) -> tf.Tensor:
   size = cfg.image_size
   if size < image.shape[-2]:
     image = tf.image.resize_with_crop_or_pad(image, size, size)
-  return _normalize(tf.cast(image, tf.float32), set(cfg.augment))
+  return normalize(tf.cast(image, tf.float32), set(cfg.augment))
 
 
-def _normalize(image: tf.Tensor, ops: set[str]) -> tf.Tensor:
+def normalize(image: tf.Tensor, ops: set[str]) -> tf.Tensor:
+  """Per-image standardization if `ops` has "standardize", else x / 255."""
   if "standardize" in ops:
     return tf.image.per_image_standardization(image)
   return image / 255.0

@@ -4,8 +4,8 @@ The same options, order and distributions as `augment.train_transform`
 (crop -> flip -> brightness -> contrast -> standardize -> cutout), each drawn
 independently per image, but computed with one set of ops per batch instead of
 one per image: the per-image map costs tf.data a function call and some twenty
-small ops per image, which is what limits the input pipeline on a GPU that
-trains tens of thousands of images a second (README, Performance).
+small ops per image, which is what limits the input pipeline on a fast
+accelerator (docs/performance.md).
 
 Eval needs no batch version: augment.eval_transform already takes batches.
 Crop and flip are a single gather on the uint8 batch (a padded image's rows at
@@ -35,7 +35,7 @@ def train_transform(images: tf.Tensor, cfg: DataConfig,
     mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
     images = (images - mean) * factor + mean
   # augment's own normalization (it takes batches): the two paths stay alike.
-  images = augment._normalize(images, ops)  # pylint: disable=protected-access
+  images = augment.normalize(images, ops)
   if "cutout" in ops:
     images = cutout(images, cfg.cutout_size, seed)
   return images

@@ -7,54 +7,19 @@ works. Sizes and label bytes are checked once at start-up with numpy (cheap:
 one pass over the label bytes), so nothing in the per-step path checks them.
 """
 
-import dataclasses
 import os
 
 import numpy as np
 
+from estimator_cifar.data import cifar
+from estimator_cifar.data.cifar import DEPTH, HEIGHT, WIDTH
 from estimator_cifar.errors import DataError
 
-HEIGHT = 32
-WIDTH = 32
-DEPTH = 3
-IMAGE_BYTES = HEIGHT * WIDTH * DEPTH
 PARSE_CHUNK = 1000  # Records parsed together by record_dataset.
 
-
-@dataclasses.dataclass(frozen=True)
-class BinaryLayout:
-  """Where a dataset's files live and how its records are laid out."""
-  name: str
-  folder: str
-  train_files: tuple[str, ...]
-  test_files: tuple[str, ...]
-  label_bytes: int
-  label_offset: dict[str, int]      # label kind -> byte offset in the record.
-  num_classes: dict[str, int]       # label kind -> number of classes.
-  label_names_file: dict[str, str]  # label kind -> file of names, one a line.
-
-  @property
-  def record_bytes(self) -> int:
-    return self.label_bytes + IMAGE_BYTES
-
-
-CIFAR10 = BinaryLayout(
-    name="cifar10", folder="cifar-10-batches-bin",
-    train_files=tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
-    test_files=("test_batch.bin",), label_bytes=1,
-    label_offset={"fine": 0}, num_classes={"fine": 10},
-    label_names_file={"fine": "batches.meta.txt"})
-
-# CIFAR-100 records carry the coarse label byte first, then the fine one.
-CIFAR100 = BinaryLayout(
-    name="cifar100", folder="cifar-100-binary",
-    train_files=("train.bin",), test_files=("test.bin",), label_bytes=2,
-    label_offset={"coarse": 0, "fine": 1},
-    num_classes={"coarse": 20, "fine": 100},
-    label_names_file={"coarse": "coarse_label_names.txt",
-                      "fine": "fine_label_names.txt"})
-
-LAYOUTS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+# The specs are data/cifar.py's; these names are the reader's view of them.
+BinaryLayout = cifar.CifarSpec
+CIFAR10, CIFAR100, LAYOUTS = cifar.CIFAR10, cifar.CIFAR100, cifar.DATASETS
 
 
 def label_kind(layout: BinaryLayout, requested: str) -> str:
@@ -165,8 +130,8 @@ def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
   """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records.
 
   Records are parsed `PARSE_CHUNK` at a time (one decode and transpose per
-  chunk, then unbatched): parsing one record at a time cost about 100 us of
-  CPU per record, 5 s for CIFAR's 50000, all of it before the first step.
+  chunk, then unbatched): one record at a time pays an op dispatch per
+  record, for the whole split before the first step.
   """
   import tensorflow as tf  # Deferred: config errors must not wait for TF.
   offset = layout.label_offset[kind]

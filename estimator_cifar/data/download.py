@@ -8,7 +8,7 @@ machine), else download + sha256 check + extraction.
 Where the archive comes from, first match wins:
   1. the `url` argument (tests, one-off mirrors; `file://` works too);
   2. `$ESTIMATOR_CIFAR_MIRROR`, a base URL: `<base>/<archive name>`;
-  3. the dataset authors' URL in `DATASETS`.
+  3. the dataset authors' URL in data/cifar.py.
 The expected checksum is the `sha256` argument if given, else the real one
 below: a mirror must serve byte-identical archives.
 
@@ -19,7 +19,6 @@ paths, `..`, links pointing out, device files) are refused before anything is
 written; `tarfile`'s `data` filter is used as a second line of defence.
 """
 
-import dataclasses
 import hashlib
 import http.client
 import os
@@ -31,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 
+from estimator_cifar.data import cifar
 from estimator_cifar.errors import ConfigError, DataError
 
 MIRROR_ENV = "ESTIMATOR_CIFAR_MIRROR"
@@ -38,46 +38,9 @@ CHUNK_BYTES = 1 << 20
 _PROGRESS_INTERVAL_S = 0.5
 
 
-@dataclasses.dataclass(frozen=True)
-class ArchiveSpec:
-  """Where a dataset's archive lives, what it hashes to and what it holds."""
-
-  archive: str
-  folder: str
-  files: tuple[str, ...]
-  url: str
-  sha256: str
-  md5: str
-  size: int
-
-
-# sha256 and size: tensorflow_datasets url_checksums/cifar10.txt (and
-# image_classification/cifar10/checksums.tsv in tfds 4.9.10). md5: the dataset
-# page https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version").
-CIFAR10 = ArchiveSpec(
-    archive="cifar-10-binary.tar.gz",
-    folder="cifar-10-batches-bin",
-    files=tuple(f"data_batch_{i}.bin" for i in range(1, 6))
-    + ("test_batch.bin", "batches.meta.txt"),
-    url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-    sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
-    md5="c32a1d4ab5d03f1284b67883e8d87530",
-    size=170052171,
-)
-# sha256 and size: tensorflow_datasets url_checksums/cifar100.txt (and
-# image_classification/cifar100/checksums.tsv in tfds 4.9.10). md5: the dataset
-# page above, as copied into several loaders (e.g. a `_cifar100_md5` constant).
-CIFAR100 = ArchiveSpec(
-    archive="cifar-100-binary.tar.gz",
-    folder="cifar-100-binary",
-    files=("train.bin", "test.bin", "coarse_label_names.txt",
-           "fine_label_names.txt"),
-    url="https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-    sha256="58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
-    md5="03b5dce01913d631647c71ecec9e9cb8",
-    size=168513733,
-)
-DATASETS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+# The archives are data/cifar.py's specs.
+ArchiveSpec = cifar.CifarSpec
+CIFAR10, CIFAR100, DATASETS = cifar.CIFAR10, cifar.CIFAR100, cifar.DATASETS
 
 
 def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from estimator_cifar.data import cifar_binary
+from estimator_cifar.data import cifar
 
 LABEL_NAMES_10 = ("airplane automobile bird cat deer dog frog horse ship "
                   "truck").split()
@@ -48,19 +48,30 @@ def _records(label_columns: list[np.ndarray], images: np.ndarray) -> np.ndarray:
   return np.concatenate(cols + [chw], axis=1)
 
 
-def write_cifar10(data_dir: str, train_per_file: int = 40, test: int = 50,
-                  easy: bool = True, seed: int = 0) -> str:
-  """Writes <data_dir>/cifar-10-batches-bin/ (5 train files + test); returns it."""
-  layout = cifar_binary.CIFAR10
+def _write_records(data_dir: str, layout: cifar.CifarSpec, sizes: list[int],
+                   easy: bool, seed: int) -> str:
+  """Writes `sizes[i]` records into the i-th train/test file; returns the folder."""
   folder = os.path.join(data_dir, layout.folder)
   os.makedirs(folder, exist_ok=True)
   rng = np.random.default_rng(seed)
-  sizes = [train_per_file] * len(layout.train_files) + [test]
+  classes = layout.num_classes["fine"]
   for name, n in zip(layout.train_files + layout.test_files, sizes):
-    labels = rng.integers(0, 10, n)
-    _records([labels], make_images(labels, 10, easy, rng)).tofile(
+    fine = rng.integers(0, classes, n)
+    # CIFAR-100 records start with the coarse label: 5 fine classes to each.
+    columns = [fine // 5, fine] if layout.label_bytes == 2 else [fine]
+    _records(columns, make_images(fine, classes, easy, rng)).tofile(
         os.path.join(folder, name))
-  with open(os.path.join(folder, "batches.meta.txt"), "w") as f:
+  return folder
+
+
+def write_cifar10(data_dir: str, train_per_file: int = 40, test: int = 50,
+                  easy: bool = True, seed: int = 0) -> str:
+  """Writes <data_dir>/cifar-10-batches-bin/ (5 train files + test); returns it."""
+  layout = cifar.CIFAR10
+  folder = _write_records(
+      data_dir, layout, [train_per_file] * len(layout.train_files) + [test],
+      easy, seed)
+  with open(os.path.join(folder, layout.label_names_file["fine"]), "w") as f:
     f.write("\n".join(LABEL_NAMES_10) + "\n\n")
   return folder
 
@@ -68,16 +79,9 @@ def write_cifar10(data_dir: str, train_per_file: int = 40, test: int = 50,
 def write_cifar100(data_dir: str, train: int = 200, test: int = 50,
                    easy: bool = True, seed: int = 0) -> str:
   """Writes <data_dir>/cifar-100-binary/ (coarse byte, fine byte, image)."""
-  layout = cifar_binary.CIFAR100
-  folder = os.path.join(data_dir, layout.folder)
-  os.makedirs(folder, exist_ok=True)
-  rng = np.random.default_rng(seed)
-  for name, n in (("train.bin", train), ("test.bin", test)):
-    fine = rng.integers(0, 100, n)
-    coarse = fine // 5
-    _records([coarse, fine], make_images(fine, 100, easy, rng)).tofile(
-        os.path.join(folder, name))
-  for kind, count in (("coarse", 20), ("fine", 100)):
-    with open(os.path.join(folder, f"{kind}_label_names.txt"), "w") as f:
+  layout = cifar.CIFAR100
+  folder = _write_records(data_dir, layout, [train, test], easy, seed)
+  for kind, count in layout.num_classes.items():
+    with open(os.path.join(folder, layout.label_names_file[kind]), "w") as f:
       f.write("\n".join(f"{kind}_{i}" for i in range(count)) + "\n")
   return folder

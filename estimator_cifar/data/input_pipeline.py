@@ -18,8 +18,7 @@ import tensorflow as tf
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment, batch_augment
 from estimator_cifar.data.source import DataSource
-
-IMAGES_KEY = "images"
+from estimator_cifar.model.keys import IMAGES_KEY
 
 
 def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):

@@ -1,7 +1,10 @@
 """DataSource: what the input pipeline and the model_fn know about a dataset."""
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+  import tensorflow as tf
 
 
 @dataclasses.dataclass

@@ -49,7 +49,7 @@ def get_source(cfg: ExperimentConfig) -> DataSource:
         f"data_dir='{folder}').download_and_prepare()), then set "
         "data.tfds_dir to that folder. Or use the binary files instead: "
         "--params_override=data.source=binary (fetched by "
-        "tools/download_cifar.py or on first run).")
+        "python -m tools.download_cifar or on first run).")
   feature = LABEL_FEATURES[data.label] if data.name == "cifar100" else "label"
   label_info = builder.info.features[feature]
   sizes = {split: builder.info.splits[tfds_split].num_examples

@@ -15,21 +15,12 @@ Scaffold restores the averaged weights, so this job evaluates those.
 """
 
 import os
-import re
 from typing import Iterable
 
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar.rundir import metrics_log
-
-CHECKPOINT_STEP = re.compile(r"-(\d+)$")
-
-
-def checkpoint_step(checkpoint: str) -> int | None:
-  """The global step in a checkpoint's name (`model.ckpt-1200` -> 1200)."""
-  match = CHECKPOINT_STEP.search(checkpoint)
-  return int(match.group(1)) if match else None
+from estimator_cifar.rundir import checkpoint_step, metrics_log
 
 
 def evaluated_checkpoints(model_dir: str) -> set[str]:
@@ -107,7 +98,7 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
   checkpoints = tf.train.checkpoints_iterator(model_dir, timeout=timeout_secs)
   result = evaluate_checkpoints(estimator, input_fn, checkpoints, max_steps)
   latest = tf.train.latest_checkpoint(model_dir)
-  final = checkpoint_step(latest) if latest else None
+  final = checkpoint_step(latest)
   if final is None or final < max_steps:
     logging.info("No new checkpoint for %ss (latest: %s); stopping before the "
                  "final step %d.", timeout_secs, latest, max_steps)

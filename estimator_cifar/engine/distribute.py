@@ -29,13 +29,14 @@ import json
 import os
 from typing import Mapping
 
+from estimator_cifar import rundir
+from estimator_cifar.config import SYNC_LOCAL_STRATEGIES as SYNC_LOCAL
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import ConfigError
 
 TF_CONFIG_ENV = "TF_CONFIG"
 ROLES = ("chief", "master", "worker", "ps", "evaluator")
-CHIEF_ROLES = ("chief", "master")
-SYNC_LOCAL = ("mirrored", "central_storage")
+CHIEF_ROLES = rundir.CHIEF_ROLES
 # TF_CONFIG examples for messages; the README shows the same shapes.
 PS_EXAMPLE = ('{"cluster": {"chief": ["host0:2222"], "worker": ["host1:2222"], '
               '"ps": ["host2:2222"]}, "task": {"type": "worker", "index": 0}}')
@@ -65,11 +66,9 @@ class Cluster:
 
   @property
   def is_chief(self) -> bool:
-    """The task that writes checkpoints and config.json (Estimator's rule)."""
-    if self.task_type in CHIEF_ROLES:
-      return True
-    return self.task_type == "worker" and self.task_index == 0 and \
-        not self.has_chief
+    """The task that writes checkpoints and config.json (`rundir.is_chief`)."""
+    return rundir.is_chief(self.task_type, self.task_index,
+                           [role for role, tasks in self.jobs.items() if tasks])
 
   @property
   def worker_index(self) -> int:
@@ -153,15 +152,11 @@ def check(cfg: ExperimentConfig, cluster: Cluster | None, mode: str) -> None:
     ConfigError: naming the strategy, what it needs and the fix.
   """
   name = cfg.distribute.strategy
-  for key in ("num_cpu_devices", "max_worker_delay_secs"):
-    if getattr(cfg.distribute, key) < 0:
-      raise ConfigError(f"distribute.{key}={getattr(cfg.distribute, key)} "
-                        "must be >= 0.")
   training_cluster = cluster is not None and cluster.num_workers > 0
   if name == "parameter_server" and not (cluster and cluster.has_ps):
     raise ConfigError(
         "distribute.strategy=parameter_server needs a TF_CONFIG cluster with "
-        "'ps', 'chief' and 'worker' tasks (run tools/launch_local_cluster.py "
+        "'ps', 'chief' and 'worker' tasks (run python -m tools.launch_local_cluster "
         f"to try it on one machine). Example: TF_CONFIG='{PS_EXAMPLE}'")
   if name == "multi_worker_mirrored":
     if cluster and cluster.has_ps:
@@ -186,10 +181,6 @@ def check(cfg: ExperimentConfig, cluster: Cluster | None, mode: str) -> None:
                       "own copy of the model. Add 'ps' tasks (parameter-server "
                       "training) or set distribute.strategy="
                       f"multi_worker_mirrored. Example: TF_CONFIG='{MWMS_EXAMPLE}'")
-  if cfg.distribute.num_cpu_devices > 1 and name not in SYNC_LOCAL:
-    raise ConfigError(f"distribute.num_cpu_devices={cfg.distribute.num_cpu_devices}"
-                      f" only serves distribute.strategy=mirrored or "
-                      f"central_storage, not {name}.")
 
 
 def configure_devices(cfg: ExperimentConfig) -> None:

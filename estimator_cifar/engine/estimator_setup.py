@@ -13,7 +13,7 @@ from absl import logging
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import sources
 from estimator_cifar.engine import distribute, precision
-from estimator_cifar.model.model_fn import model_fn
+from estimator_cifar.model.model_fn import ModelParams, model_fn
 
 
 @dataclasses.dataclass
@@ -23,12 +23,9 @@ class Plan:
   steps_per_epoch: float
   max_steps: int
 
-  @property
-  def params(self) -> dict:
-    return {"num_classes": self.source.num_classes,
-            "steps_per_epoch": self.steps_per_epoch,
-            "max_steps": self.max_steps,
-            "label_names": list(self.source.label_names)}
+  def model_params(self, cfg: ExperimentConfig) -> ModelParams:
+    return ModelParams(cfg, self.source.num_classes, self.steps_per_epoch,
+                       self.max_steps, tuple(self.source.label_names))
 
 
 def make_plan(cfg: ExperimentConfig, data_dir: str | None) -> Plan:
@@ -66,11 +63,12 @@ def _warn_if_xla_on_cpu() -> None:
   logging.log_first_n(
       logging.WARNING, "session.xla=true without a GPU: " + (
           "XLA clusters the CPU graph (TF_XLA_FLAGS=--tf_xla_cpu_global_jit); "
-          "measured 4x slower than without on ResNet-20 (README, Performance)."
+          "several times slower than without on ResNet-20 "
+          "(docs/performance.md)."
           if cpu_jit else
           "TensorFlow's auto-clustering leaves CPU graphs alone, so the "
           "setting changes nothing here (XLA on CPU needs "
-          "TF_XLA_FLAGS=--tf_xla_cpu_global_jit, and was 4x slower)."), 1)
+          "TF_XLA_FLAGS=--tf_xla_cpu_global_jit, and is slower there)."), 1)
 
 
 def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
@@ -100,7 +98,7 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
                    warm_start_from=None) -> tf.estimator.Estimator:
   cfg = precision.resolve(cfg)  # train.precision=auto: decided and logged here.
-  params = dict(plan.params, config=cfg)
   return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
-                                config=run_config(cfg, model_dir), params=params,
+                                config=run_config(cfg, model_dir),
+                                params=plan.model_params(cfg),
                                 warm_start_from=warm_start_from)

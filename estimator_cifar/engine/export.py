@@ -27,14 +27,15 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar.engine import precision
-from estimator_cifar.rundir import identity
-from estimator_cifar.engine.estimator_setup import run_config
+from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment
-from estimator_cifar.data.input_pipeline import IMAGES_KEY
+from estimator_cifar.engine import precision
+from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model.model_fn import model_fn
+from estimator_cifar.model.keys import IMAGES_KEY
+from estimator_cifar.model.model_fn import ModelParams, model_fn
+from estimator_cifar.rundir import identity
 
 EXPORT_DIR = "export"
 IMAGES_INPUT = "images"
@@ -103,8 +104,8 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
     raise CheckpointError(
         f"Nothing to export: {estimator.model_dir} has no checkpoint. Train "
         "first (--mode=train_and_eval) or point --model_dir at a trained run.")
-  labels = os.path.join(estimator.model_dir, identity.LABELS_FILE)
-  extra = {identity.LABELS_FILE: labels} if os.path.isfile(labels) else None
+  labels = os.path.join(estimator.model_dir, rundir.LABELS_FILE)
+  extra = {rundir.LABELS_FILE: labels} if os.path.isfile(labels) else None
   try:
     path = estimator.export_saved_model(
         export_base, serving_input_receiver_fn(cfg), assets_extra=extra,
@@ -125,11 +126,10 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
 def serving_estimator(cfg: ExperimentConfig, model_dir: str,
                       num_classes: int) -> tf.estimator.Estimator:
   """An Estimator on model_dir for export and predict: no data needed."""
-  params = {"config": precision.resolve(cfg), "num_classes": num_classes,
-            "steps_per_epoch": 1.0, "max_steps": 1}
   return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),
-                                params=params)
+                                params=ModelParams(precision.resolve(cfg),
+                                                   num_classes))
 
 
 class BestAccuracyExporter(tf.estimator.Exporter):

@@ -27,9 +27,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar.model import summaries
+from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.errors import ConfigError, UserError
+from estimator_cifar.errors import UserError
+from estimator_cifar.model import summaries
 
 v1 = tf.compat.v1
 
@@ -47,18 +48,11 @@ def train_hooks(cfg: ExperimentConfig, model_dir: str, max_steps: int,
     model_dir: where checkpoints are named from and summaries are written.
     max_steps: the final global step, for the ETA.
     is_chief: only the chief writes summaries (as Estimator's own hooks do).
-
-  Raises:
-    ConfigError: a negative `summary.histogram_steps`.
   """
   output_dir = model_dir if is_chief else None
   hooks = [NanGuardHook(model_dir),
            ProgressHook(max_steps, cfg.train.batch_size, cfg.log.every_steps,
                         output_dir)]
-  if cfg.summary.histogram_steps < 0:
-    raise ConfigError(f"summary.histogram_steps={cfg.summary.histogram_steps} "
-                      "must be >= 0 (0: with the other summaries, every "
-                      "summary.save_steps).")
   if is_chief and cfg.summary.histograms:
     every = cfg.summary.histogram_steps or cfg.summary.save_steps
     hooks.append(HistogramSaverHook(every, model_dir))
@@ -80,7 +74,7 @@ def diverged_message(what: str, step: int, model_dir: str) -> str:
   """The one-paragraph TrainingDivergedError text: what, when, what is safe."""
   checkpoint = tf.train.latest_checkpoint(model_dir) if model_dir else None
   if checkpoint:
-    good = int(checkpoint.rsplit("-", 1)[-1])
+    good = rundir.checkpoint_step(checkpoint)
     last = (f"The last good checkpoint is {checkpoint} (step {good}); "
             "nothing from the diverged steps was saved (every checkpoint is "
             "checked to be finite before it is written).")
@@ -210,9 +204,9 @@ class NanGuardHook(v1.train.SessionRunHook):
   """Stops training at the first NaN or Inf loss, naming the step.
 
   Checks every step: the loss is a scalar the step computes anyway (Estimator
-  fetches it too), so the check costs a few microseconds of Python; the README
-  gives the measurement. Under a distribution strategy every replica's loss is
-  checked.
+  fetches it too), so the check adds only a little Python per step
+  (`python -m tools.summary_cost --hook_overhead` measures it). Under a
+  distribution strategy every replica's loss is checked.
   """
 
   def __init__(self, model_dir: str):

@@ -4,21 +4,24 @@ Library code: takes a resolved ExperimentConfig and operational settings
 (model_dir, mode, data_dir); never reads flags.
 """
 
+import dataclasses
 import os
 import time
 
 import tensorflow as tf
 from absl import logging
 
+from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
                                     preemption, warm_start)
+from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
-from estimator_cifar.engine.estimator_setup import make_estimator, make_plan
+from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model.model_fn import configure_determinism
 from estimator_cifar.model import eval_metrics, lr_ranges
+from estimator_cifar.model.model_fn import configure_determinism
 from estimator_cifar.rundir import (checkpoint_check, confusion_plot, identity,
                                     metrics_log, run_record)
 
@@ -26,9 +29,6 @@ from estimator_cifar.rundir import (checkpoint_check, confusion_plot, identity,
 # notices on every hook say nothing a user of this package can act on.
 from tensorflow.python.util import deprecation  # noqa: E402
 deprecation._PRINT_DEPRECATION_WARNINGS = False
-
-MODES = ("train_and_eval", "train", "eval", "continuous_eval")
-CONFIG_FILE = "config.json"
 
 
 class MetricsLogExporter(tf.estimator.Exporter):
@@ -52,14 +52,10 @@ class MetricsLogExporter(tf.estimator.Exporter):
 
 
 def write_config(cfg: ExperimentConfig, model_dir: str) -> None:
-  """Logs the final config and writes it to <model_dir>/config.json atomically."""
-  os.makedirs(model_dir, exist_ok=True)
+  """Logs the final config and writes it to <model_dir>/config.json."""
   text = cfg.to_json()
   logging.info("Final config:\n%s", text)
-  tmp = os.path.join(model_dir, CONFIG_FILE + ".tmp")
-  with open(tmp, "w") as f:
-    f.write(text + "\n")
-  os.replace(tmp, os.path.join(model_dir, CONFIG_FILE))
+  rundir.write_config(model_dir, text)
 
 
 def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
@@ -80,7 +76,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   Raises:
     UserError subclasses for anything the user can fix.
   """
-  if mode not in run_record.TRAIN_MODES:
+  if mode not in TRAIN_MODES:
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
   checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
@@ -111,7 +107,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   distribute.configure_devices(cfg)  # Before anything initialises TensorFlow.
   configure_determinism(cfg.train.seed)  # Before any input pipeline is built.
   plan = make_plan(cfg, data_dir)
-  if mode in ("train", "train_and_eval"):
+  if mode in TRAIN_MODES:
     lr_ranges.warn_if_outside(cfg)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
                "(%.1f epochs of %.1f steps).", plan.source.name,
@@ -122,50 +118,69 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
       make_input_fn(cfg, plan.source, training=True), cluster)
   eval_input = make_input_fn(cfg, plan.source, training=False)
   warm = None
-  if mode in ("train", "train_and_eval"):
+  if mode in TRAIN_MODES:
     warm = warm_start.settings(cfg, warm_start_from, model_dir,
                                plan.source.num_classes)
   # One writer per run: the chief of a cluster, never its evaluator or ps.
-  if mode in ("train", "train_and_eval") and (cluster is None or cluster.is_chief):
+  if mode in TRAIN_MODES and (cluster is None or cluster.is_chief):
     write_config(cfg, model_dir)
     identity.write_label_names(model_dir, plan.source.label_names)
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
-  result = {}
   train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
                                       estimator.config.is_chief)
   train_hooks += list(hooks or ())  # E.g. the preemption hook from run().
-  listeners = hooks_lib.saving_listeners(cfg, model_dir)
-  if mode == "train":
-    estimator.train(train_input, max_steps=plan.max_steps, hooks=train_hooks,
-                    saving_listeners=listeners)
-  elif mode == "train_and_eval":
-    train_spec = tf.estimator.TrainSpec(train_input, max_steps=plan.max_steps,
-                                        hooks=train_hooks,
-                                        saving_listeners=listeners)
-    eval_spec = tf.estimator.EvalSpec(
-        eval_input, steps=None, name=None,
-        exporters=[MetricsLogExporter()] + export.exporters(cfg),
-        start_delay_secs=cfg.eval.start_delay_secs,
-        throttle_secs=cfg.eval.throttle_secs)
-    outcome = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-    result = (outcome or ({},))[0] or {}  # None on a cluster's tasks.
-    if not result and cluster is None:
-      result = _missed_final_eval(estimator, eval_input, model_dir)
-  elif mode == "eval":
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    if checkpoint is None:
-      raise CheckpointError(
-          f"--mode=eval found no checkpoint in {model_dir}. Train first "
-          "(--mode=train_and_eval) or point --model_dir at a trained run.")
-    result = estimator.evaluate(eval_input, checkpoint_path=checkpoint)
-    metrics_log.append(model_dir, result, checkpoint)
-    _plot_confusion(cfg, model_dir, result, plan.source.label_names)
-  elif mode == "continuous_eval":
-    result = continuous_eval.run(estimator, eval_input, model_dir,
-                                 plan.max_steps, cfg.eval.timeout_secs)
-  else:
-    raise ValueError(f"unknown mode {mode}")
+  result = _BODIES[mode](_Run(
+      cfg, model_dir, plan, estimator, train_input, eval_input, cluster,
+      train_hooks, hooks_lib.saving_listeners(cfg, model_dir)))
   _summary_line(cfg, mode, model_dir, result, time.time() - start)
+  return result
+
+
+@dataclasses.dataclass
+class _Run:
+  """What `_run` builds once and each mode's body uses."""
+  cfg: ExperimentConfig
+  model_dir: str
+  plan: Plan
+  estimator: tf.estimator.Estimator
+  train_input: object
+  eval_input: object
+  cluster: distribute.Cluster | None
+  train_hooks: list
+  listeners: list
+
+
+def _train(r: _Run) -> dict:
+  r.estimator.train(r.train_input, max_steps=r.plan.max_steps,
+                    hooks=r.train_hooks, saving_listeners=r.listeners)
+  return {}
+
+
+def _train_and_eval(r: _Run) -> dict:
+  train_spec = tf.estimator.TrainSpec(r.train_input, max_steps=r.plan.max_steps,
+                                      hooks=r.train_hooks,
+                                      saving_listeners=r.listeners)
+  eval_spec = tf.estimator.EvalSpec(
+      r.eval_input, steps=None, name=None,
+      exporters=[MetricsLogExporter()] + export.exporters(r.cfg),
+      start_delay_secs=r.cfg.eval.start_delay_secs,
+      throttle_secs=r.cfg.eval.throttle_secs)
+  outcome = tf.estimator.train_and_evaluate(r.estimator, train_spec, eval_spec)
+  result = (outcome or ({},))[0] or {}  # None on a cluster's tasks.
+  if not result and r.cluster is None:
+    result = _missed_final_eval(r.estimator, r.eval_input, r.model_dir)
+  return result
+
+
+def _eval(r: _Run) -> dict:
+  checkpoint = tf.train.latest_checkpoint(r.model_dir)
+  if checkpoint is None:
+    raise CheckpointError(
+        f"--mode=eval found no checkpoint in {r.model_dir}. Train first "
+        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  result = r.estimator.evaluate(r.eval_input, checkpoint_path=checkpoint)
+  metrics_log.append(r.model_dir, result, checkpoint)
+  _plot_confusion(r.cfg, r.model_dir, result, r.plan.source.label_names)
   return result
 
 
@@ -179,6 +194,16 @@ def _plot_confusion(cfg, model_dir: str, result: dict, names) -> None:
   written = confusion_plot.write(model_dir, counts, list(names), title)
   if written:
     logging.info("Confusion matrix: %s", written)
+
+
+def _continuous_eval(r: _Run) -> dict:
+  return continuous_eval.run(r.estimator, r.eval_input, r.model_dir,
+                             r.plan.max_steps, r.cfg.eval.timeout_secs)
+
+
+# The body of each mode `run` serves (run.MODES adds export and predict).
+_BODIES = {"train_and_eval": _train_and_eval, "train": _train, "eval": _eval,
+           "continuous_eval": _continuous_eval}
 
 
 def _missed_final_eval(estimator, eval_input, model_dir: str) -> dict:
@@ -215,8 +240,7 @@ def _preempted_line(cfg, mode, model_dir, preempted) -> None:
 def _summary_line(cfg, mode, model_dir, result, seconds) -> None:
   step = result.get("global_step")
   if step is None:
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    step = int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
+    step = rundir.checkpoint_step(tf.train.latest_checkpoint(model_dir)) or 0
   line = (f"Done: {cfg.name} mode={mode} step={int(step)} {_brief(result)} "
           f"time={seconds:.1f}s model_dir={model_dir}")
   logging.info(line)

@@ -14,11 +14,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from estimator_cifar.engine import export
-from estimator_cifar.rundir import identity
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data.input_pipeline import IMAGES_KEY
+from estimator_cifar.engine import export
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
+from estimator_cifar.model.keys import IMAGES_KEY
+from estimator_cifar.rundir import identity
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 OUTPUTS = ("table", "json")

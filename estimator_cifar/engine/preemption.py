@@ -25,9 +25,9 @@ import threading
 import tensorflow as tf
 from absl import logging
 
-v1 = tf.compat.v1
+from estimator_cifar.rundir import CHECKPOINT_BASENAME
 
-CHECKPOINT_BASENAME = "model.ckpt"  # As Estimator's CheckpointSaverHook names them.
+v1 = tf.compat.v1
 
 
 class Preempted(Exception):

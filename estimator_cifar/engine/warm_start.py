@@ -44,10 +44,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar.model import nets, optim
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model.model_fn import EMA_NAME
+from estimator_cifar.model import nets, optim
+from estimator_cifar.model.keys import EMA_NAME
+from estimator_cifar.rundir import checkpoint_check
 
 v1 = tf.compat.v1
 
@@ -72,7 +73,7 @@ def find_checkpoint(path: str) -> str:
       return latest
     prefixes = [p[:-len(".index")] for p in glob.glob(os.path.join(path, "*.index"))]
     if prefixes:
-      return max(prefixes, key=_step_of)
+      return max(prefixes, key=checkpoint_check.step_of)
     raise CheckpointError(
         f"--warm_start_from={path} is a directory without checkpoints (no "
         "'checkpoint' file and no *.index files). Point it at a trained "
@@ -85,11 +86,6 @@ def find_checkpoint(path: str) -> str:
       f"({path}.index does not exist). Pass a model_dir (its newest checkpoint "
       "is used) or a prefix like runs/resnet_sgd/model.ckpt-64000, without the "
       ".index/.data suffix.")
-
-
-def _step_of(prefix: str) -> int:
-  tail = prefix.rsplit("-", 1)[-1]
-  return int(tail) if tail.isdigit() else -1
 
 
 def model_variables(cfg: ExperimentConfig, num_classes: int) -> dict[str, list[int]]:

@@ -1,8 +1,7 @@
 """`model_fn(features, labels, mode, params)`: the EstimatorSpec for every mode.
 
-params (a dict, as Estimator wants):
-  config: the ExperimentConfig.
-  num_classes, steps_per_epoch, max_steps: facts about the data and the run.
+params: a `ModelParams` (the ExperimentConfig and the facts about the data and
+the run that the graph needs); Estimator passes it through untouched.
 
 TRAIN: logits -> cross entropy (LOSSES) + weight decay (REGULARIZATION_LOSSES)
 -> total loss -> gradients -> transforms -> apply_gradients, inside a control
@@ -15,14 +14,16 @@ the logits follow `eval.tta` (tta.py); with
 PREDICT/export: classes, probabilities, logits (EMA weights likewise).
 """
 
+import dataclasses
+
 import tensorflow as tf
 from absl import logging
 from tensorflow.python.framework import config as tf_config
 
+from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.model import eval_metrics as eval_metrics_lib
 from estimator_cifar.model import nets, optim, summaries, tta
-from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data.input_pipeline import IMAGES_KEY
+from estimator_cifar.model.keys import EMA_NAME, IMAGES_KEY
 
 v1 = tf.compat.v1
 ModeKeys = tf.estimator.ModeKeys
@@ -36,12 +37,31 @@ ModeKeys = tf.estimator.ModeKeys
 # (float32 statistics), so no fallback is needed.
 COMPUTE_DTYPES = {"float32": tf.float32, "mixed_float16": tf.float16,
                   "mixed_bfloat16": tf.bfloat16}
-EMA_NAME = "ExponentialMovingAverage"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+  """Estimator's `params` for model_fn: the config and facts about the run.
+
+  Export and predict build only the PREDICT graph, which needs no schedule:
+  the defaults of `steps_per_epoch` and `max_steps` serve them.
+  """
+  config: ExperimentConfig
+  num_classes: int
+  steps_per_epoch: float = 1.0
+  max_steps: int = 1
+  label_names: tuple[str, ...] = ()  # Names the per-class eval metrics.
+
+  @classmethod
+  def of(cls, params) -> "ModelParams":
+    """`params` itself, or a dict with the same keys (direct callers)."""
+    return params if isinstance(params, cls) else cls(**params)
 
 
 def model_fn(features, labels, mode, params):
   """Builds the graph for `mode`; see the module docstring."""
-  cfg: ExperimentConfig = params["config"]
+  params = ModelParams.of(params)
+  cfg = params.config
   images = features[IMAGES_KEY] if isinstance(features, dict) else features
   configure_determinism(cfg.train.seed)
   graph = v1.get_default_graph()
@@ -55,7 +75,7 @@ def model_fn(features, labels, mode, params):
     return graph.get_collection(key)[first[key]:]
 
   _warn_if_float16_on_cpu(cfg.train.precision)
-  network = nets.build(cfg.model, params["num_classes"])
+  network = nets.build(cfg.model, params.num_classes)
   training = mode == ModeKeys.TRAIN
   compute_images = tf.cast(images, COMPUTE_DTYPES[cfg.train.precision])
   if training:
@@ -76,7 +96,7 @@ def model_fn(features, labels, mode, params):
                         tf.estimator.export.PredictOutput(predictions)})
 
   labels = tf.cast(labels, tf.int32)
-  cross_entropy = _cross_entropy(labels, logits, params["num_classes"],
+  cross_entropy = _cross_entropy(labels, logits, params.num_classes,
                                  cfg.train.label_smoothing)
   train_vars = optim.trainable_variables(cfg.train.trainable_scopes)
   _add_weight_decay(cfg, train_vars)
@@ -89,13 +109,13 @@ def model_fn(features, labels, mode, params):
     return tf.estimator.EstimatorSpec(
         mode, loss=total_loss, scaffold=ema_scaffold,
         eval_metric_ops=dict(
-            eval_metrics(labels, logits, params["num_classes"]),
+            eval_metrics(labels, logits, params.num_classes),
             **eval_metrics_lib.failure_metrics(labels, logits,
-                                               params.get("label_names"))))
+                                               params.label_names)))
 
   global_step = v1.train.get_or_create_global_step()
-  rate = optim.learning_rate(cfg, global_step, params["steps_per_epoch"],
-                             params["max_steps"])
+  rate = optim.learning_rate(cfg, global_step, params.steps_per_epoch,
+                             params.max_steps)
   optimizer = optim.build_optimizer(cfg, rate)
   grads_and_vars = optimizer.compute_gradients(total_loss, train_vars)
   grads_and_vars, grad_norm = optim.transform_gradients(cfg.train, grads_and_vars)
@@ -128,8 +148,7 @@ def _warn_if_float16_on_cpu(precision: str) -> None:
     logging.log_first_n(
         logging.WARNING, "train.precision=mixed_float16 without a GPU: TF "
         "emulates float16 convolutions on CPU, hundreds of times slower than "
-        "float32 (ResNet-20, batch 32, 2-core CPU: ~60 s a step against "
-        "0.07-0.23 s). Use float32 or mixed_bfloat16 on CPU.", 1)
+        "float32. Use float32 or mixed_bfloat16 on CPU.", 1)
 
 
 def configure_determinism(seed: int) -> None:
@@ -137,8 +156,8 @@ def configure_determinism(seed: int) -> None:
 
   A seed alone does not make two runs equal: parallel tf.data maps with
   random ops and some kernels' reduction orders vary from run to run. TF's op
-  determinism switch removes those (the input pipeline gets ~25% slower
-  here). It is process-wide, so an unseeded run switches it off again: with it
+  determinism switch removes those, at some cost in input-pipeline speed.
+  It is process-wide, so an unseeded run switches it off again: with it
   on, any random op without a seed raises. Call it before building the input
   pipeline (modes.run does); model_fn calls it too, for direct users.
   """
@@ -155,8 +174,8 @@ def _apply_ema(ema, variables):
 
   apply() makes one `cond` per variable to pick each shadow's initial value;
   as v2 control flow (TF2's default) each is a function graph to trace and
-  instantiate, which cost 2 of the ~10 CPU-seconds before the first step of
-  ResNet-20 (README, Performance). The v1 cond computes the same value.
+  instantiate, a visible share of the start-up before the first step. The v1
+  cond computes the same value.
   """
   was_v2 = v1.control_flow_v2_enabled()
   v1.disable_control_flow_v2()

@@ -13,7 +13,7 @@ Three groups, by when they cost anything:
 Everything else here (accuracy, zero fractions, norms, the histogram inputs)
 is reachable only from the summary ops, so a step that writes no summary does
 not compute it; tests/test_summaries.py checks this on the train op's graph.
-The README's "TensorBoard and console output" section lists every tag.
+The README's TensorBoard section lists every tag.
 """
 
 import tensorflow as tf

@@ -1,1 +1,113 @@
-"""The model_dir contract: what a run writes there and reads back (TF-free)."""
+"""The model_dir contract: what a run writes there and reads back (TF-free).
+
+A model_dir holds, beside TensorFlow's own event files:
+
+  config.json               the resolved experiment config (`write_config`)
+  label_names.txt           class names, one a line (rundir/identity.py)
+  run_info.json             what ran and how it ended (rundir/run_record.py)
+  eval/metrics.jsonl        one JSON line per evaluation (rundir/metrics_log.py)
+  checkpoint                TensorFlow's checkpoint state file
+  model.ckpt-<step>.*       Estimator's checkpoints
+  damaged_checkpoints/      checkpoints moved aside (rundir/checkpoint_check.py)
+
+This module owns those names and the few facts every reader needs: the step
+in a checkpoint's name, which task of a cluster owns the model_dir, and the
+config.json I/O. It imports neither TensorFlow nor the config module, so tools
+can read a model_dir in a fraction of a second.
+"""
+
+import json
+import os
+import re
+from typing import Any, Collection
+
+CONFIG_FILE = "config.json"
+LABELS_FILE = "label_names.txt"
+RUN_INFO_FILE = "run_info.json"
+EVAL_DIR = "eval"
+METRICS_FILE = "metrics.jsonl"
+STATE_FILE = "checkpoint"            # TensorFlow's checkpoint state file.
+CHECKPOINT_BASENAME = "model.ckpt"   # As Estimator's CheckpointSaverHook names them.
+CHECKPOINT_INDEX_GLOB = CHECKPOINT_BASENAME + "-*.index"
+DAMAGED_DIR = "damaged_checkpoints"
+
+# Tasks of a TF_CONFIG cluster that own the model_dir when present.
+CHIEF_ROLES = ("chief", "master")
+
+_STEP = re.compile(r"-(\d+)$")
+_STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"(.*)"', re.MULTILINE)
+
+
+def checkpoint_step(path: str | None) -> int | None:
+  """The global step in a checkpoint prefix (`.../model.ckpt-1200` -> 1200).
+
+  None for None or a name without a trailing `-<digits>`.
+  """
+  match = _STEP.search(path) if path else None
+  return int(match.group(1)) if match else None
+
+
+def checkpoint_prefix(model_dir: str, step: int) -> str:
+  """The prefix Estimator gives the checkpoint of `step` in `model_dir`."""
+  return os.path.join(model_dir, f"{CHECKPOINT_BASENAME}-{step}")
+
+
+def state_checkpoint(model_dir: str) -> str | None:
+  """The newest checkpoint named by the state file, read without TensorFlow.
+
+  Returns the name as written (relative names are relative to model_dir), or
+  None when there is no readable state file naming one.
+  """
+  try:
+    with open(os.path.join(model_dir, STATE_FILE), encoding="utf-8") as f:
+      match = _STATE_LINE.search(f.read())
+  except OSError:
+    return None
+  return match.group(1) if match else None
+
+
+def is_chief(task_type: str | None, task_index: int = 0,
+             roles: Collection[str] = ()) -> bool:
+  """Whether a task owns the model_dir: writes checkpoints and run files.
+
+  Estimator's rule: the chief (or master); in a cluster without one, worker 0
+  (as MultiWorkerMirroredStrategy does); a process outside any cluster
+  (`task_type` None) runs alone and owns it.
+
+  Args:
+    task_type: this task's role in TF_CONFIG, or None without a cluster.
+    task_index: its index within the role.
+    roles: the cluster's roles that list at least one task.
+  """
+  if not task_type or task_type in CHIEF_ROLES:
+    return True
+  return (task_type == "worker" and task_index == 0 and
+          not any(role in roles for role in CHIEF_ROLES))
+
+
+def config_path(model_dir: str) -> str:
+  return os.path.join(model_dir, CONFIG_FILE)
+
+
+def read_config(model_dir: str) -> dict[str, Any] | None:
+  """The config.json of `model_dir` as a dict; None if there is none.
+
+  Raises:
+    OSError, ValueError: the file is there but unreadable or not JSON (each
+      caller says what that means for it).
+  """
+  path = config_path(model_dir)
+  if not os.path.isfile(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def write_config(model_dir: str, config_json: str) -> None:
+  """Writes `config_json` to <model_dir>/config.json atomically."""
+  os.makedirs(model_dir, exist_ok=True)
+  tmp = config_path(model_dir) + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(config_json + "\n")
+  os.replace(tmp, config_path(model_dir))
+

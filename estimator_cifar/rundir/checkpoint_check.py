@@ -27,17 +27,14 @@ Imports TensorFlow only inside `check_checkpoints`.
 
 import glob
 import os
-import re
 import tempfile
 import time
 
 from absl import logging
 
+from estimator_cifar import rundir
 from estimator_cifar.errors import CheckpointError
 
-STATE_FILE = "checkpoint"               # TensorFlow's checkpoint state file.
-PREFIX_PATTERN = "model.ckpt-*.index"   # Estimator's checkpoint names.
-DAMAGED_DIR = "damaged_checkpoints"
 FLAG = "--resume_from_previous"
 
 
@@ -63,9 +60,9 @@ def check_writable(model_dir: str) -> None:
 
 
 def step_of(prefix: str) -> int:
-  """The global step in a checkpoint prefix such as `.../model.ckpt-1000`."""
-  match = re.search(r"-(\d+)$", prefix)
-  return int(match.group(1)) if match else -1
+  """`rundir.checkpoint_step`, with -1 for a name without a step (to sort)."""
+  step = rundir.checkpoint_step(prefix)
+  return -1 if step is None else step
 
 
 def checkpoint_problem(prefix: str) -> str | None:
@@ -105,9 +102,9 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
       damaged; the message names it and the earlier one the flag would use.
   """
   import tensorflow as tf  # Deferred, as above.
-  state_path = os.path.join(model_dir, STATE_FILE)
-  on_disk = sorted((p[:-len(".index")] for p in
-                    glob.glob(os.path.join(model_dir, PREFIX_PATTERN))), key=step_of)
+  state_path = os.path.join(model_dir, rundir.STATE_FILE)
+  on_disk = sorted((p[:-len(".index")] for p in glob.glob(
+      os.path.join(model_dir, rundir.CHECKPOINT_INDEX_GLOB))), key=step_of)
   if not os.path.exists(state_path) and not on_disk:
     return  # A new run.
   state = (tf.compat.v1.train.get_checkpoint_state(model_dir)
@@ -143,7 +140,7 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
         f"{culprit}. Pass {FLAG} to resume from "
         f"{os.path.basename(previous)} (step {step_of(previous)}), the newest "
         f"complete checkpoint: the damaged files are moved into "
-        f"{os.path.join(model_dir, DAMAGED_DIR)}/, nothing is deleted. Or pass "
+        f"{os.path.join(model_dir, rundir.DAMAGED_DIR)}/, nothing is deleted. Or pass "
         "a new --model_dir to start over.")
   _resume_from(model_dir, previous, damaged, state)
 
@@ -151,7 +148,7 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
 def _resume_from(model_dir: str, previous: str, damaged: list[str], state) -> None:
   """Moves `damaged` checkpoints aside and points the state file at `previous`."""
   import tensorflow as tf
-  target = os.path.join(model_dir, DAMAGED_DIR, time.strftime("%Y%m%d-%H%M%S"))
+  target = os.path.join(model_dir, rundir.DAMAGED_DIR, time.strftime("%Y%m%d-%H%M%S"))
   moved = []
   for prefix in damaged:
     for path in glob.glob(glob.escape(prefix) + ".*"):

@@ -13,14 +13,14 @@ import os
 
 from absl import logging
 
-from estimator_cifar.rundir import metrics_log
+from estimator_cifar import rundir
 
 FILENAME = "confusion.png"
 MAX_ANNOTATED = 20  # Counts written in the cells up to this many classes.
 
 
 def path(model_dir: str) -> str:
-  return os.path.join(model_dir, metrics_log.EVAL_DIR, FILENAME)
+  return os.path.join(model_dir, rundir.EVAL_DIR, FILENAME)
 
 
 def write(model_dir: str, counts, label_names: list[str],

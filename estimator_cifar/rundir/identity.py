@@ -1,6 +1,6 @@
 """What a model_dir remembers about the run that wrote it, and checks against it.
 
-- `config.json` (written by modes.write_config): on a train run into an
+- `config.json` (written by `rundir.write_config`): on a train run into an
   existing model_dir, the model and the classes must match, or the run is
   refused with the differences (old -> new) before anything is overwritten:
   resuming a ResNet-20 checkpoint as a ResNet-56 would otherwise fail deep in
@@ -12,14 +12,12 @@
 Imports no TensorFlow.
 """
 
-import json
 import os
 
+from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import CheckpointError
 
-CONFIG_FILE = "config.json"        # The name modes.write_config writes.
-LABELS_FILE = "label_names.txt"
 # Fields that change the variables or the meaning of the logits. data.label
 # only matters for CIFAR-100 (fine or coarse classes).
 IDENTITY_FIELDS = ("model.name", "model.depth", "model.version", "model.width",
@@ -54,15 +52,14 @@ def check_config(cfg: ExperimentConfig, model_dir: str,
   Raises:
     CheckpointError: an identity field differs and `allow_change` is False.
   """
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if not os.path.isfile(path):
-    return
   try:
-    with open(path) as f:
-      old = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise CheckpointError(f"{path} is not readable JSON ({e}). Remove it if "
-                          "the model_dir is yours, or use another --model_dir.")
+    old = rundir.read_config(model_dir)
+  except (OSError, ValueError) as e:
+    raise CheckpointError(f"{rundir.config_path(model_dir)} is not readable "
+                          f"JSON ({e}). Remove it if the model_dir is yours, "
+                          "or use another --model_dir.")
+  if old is None:
+    return
   diffs = config_differences(old, cfg)
   if not diffs:
     return
@@ -87,11 +84,9 @@ def restore_error(cfg: ExperimentConfig, model_dir: str, detail: str) -> Checkpo
   the model_dir's config.json when it has one.
   """
   detail = error_cause(detail).rstrip(".")
-  path = os.path.join(model_dir, CONFIG_FILE)
-  diffs = []
-  if os.path.isfile(path):
-    with open(path) as f:
-      diffs = config_differences(json.load(f), cfg)
+  path = rundir.config_path(model_dir)
+  old = rundir.read_config(model_dir)
+  diffs = config_differences(old, cfg) if old is not None else []
   where = (f" The model_dir was trained with another config ({'; '.join(diffs)})."
            if diffs else "")
   return CheckpointError(
@@ -118,15 +113,15 @@ def error_cause(message: str) -> str:
 def write_label_names(model_dir: str, names: list[str]) -> None:
   """Writes `label_names.txt` (one name per line) into model_dir."""
   os.makedirs(model_dir, exist_ok=True)
-  tmp = os.path.join(model_dir, LABELS_FILE + ".tmp")
+  tmp = os.path.join(model_dir, rundir.LABELS_FILE + ".tmp")
   with open(tmp, "w") as f:
     f.write("".join(name + "\n" for name in names))
-  os.replace(tmp, os.path.join(model_dir, LABELS_FILE))
+  os.replace(tmp, os.path.join(model_dir, rundir.LABELS_FILE))
 
 
 def read_label_names(model_dir: str) -> list[str] | None:
   """The names written at train time, or None for an older model_dir."""
-  path = os.path.join(model_dir, LABELS_FILE)
+  path = os.path.join(model_dir, rundir.LABELS_FILE)
   if not os.path.isfile(path):
     return None
   with open(path) as f:

@@ -12,12 +12,11 @@ import time
 
 import numpy as np
 
-EVAL_DIR = "eval"
-FILENAME = "metrics.jsonl"
+from estimator_cifar import rundir
 
 
 def path(model_dir: str) -> str:
-  return os.path.join(model_dir, EVAL_DIR, FILENAME)
+  return os.path.join(model_dir, rundir.EVAL_DIR, rundir.METRICS_FILE)
 
 
 def append(model_dir: str, eval_result: dict, checkpoint: str) -> dict:

@@ -7,10 +7,10 @@ the run finished or was stopped:
   status        "running" while training; then "finished", "stopped_nan" (loss
                 became NaN/Inf), "failed" (with `error`) or "interrupted"
                 (Ctrl-C) or "preempted" (SIGTERM: a checkpoint was saved
-                at the current step; see preemption.py). A process killed outright (SIGKILL, preemption, power)
-                cannot write anything: its record stays "running", and the next
-                run in that model_dir files it under `history` as
-                "killed_or_preempted".
+                at the current step; see preemption.py). A process killed
+                outright (SIGKILL, preemption, power) cannot write anything:
+                its record stays "running", and the next run in that
+                model_dir files it under `history` as "killed_or_preempted".
   start_time, end_time   ISO 8601 with the UTC offset; `duration_s`.
   start_step, final_step the newest checkpoint's step before and after;
                 `resumed` is true when training started from a checkpoint.
@@ -51,12 +51,10 @@ from absl import logging
 
 import estimator_cifar
 from estimator_cifar import config as config_lib
+from estimator_cifar import rundir
 from estimator_cifar.errors import ConfigError, UserError
 
-FILENAME = "run_info.json"
-CONFIG_FILE = "config.json"  # Written by modes.write_config.
 FORMAT_VERSION = 1
-TRAIN_MODES = ("train_and_eval", "train")
 
 RUNNING = "running"
 FINISHED = "finished"
@@ -87,7 +85,7 @@ _GIT_TIMEOUT_S = 5
 
 
 def path(model_dir: str) -> str:
-  return os.path.join(model_dir, FILENAME)
+  return os.path.join(model_dir, rundir.RUN_INFO_FILE)
 
 
 def read(model_dir: str) -> dict[str, Any] | None:
@@ -300,16 +298,15 @@ def recorded_config(model_dir: str, overrides: list[str]
   Raises:
     ConfigError: config.json is unreadable, or an override is invalid.
   """
-  config_path = os.path.join(model_dir, CONFIG_FILE)
-  if not os.path.isfile(config_path):
-    return None
   try:
-    with open(config_path, encoding="utf-8") as f:
-      values = json.load(f)
+    values = rundir.read_config(model_dir)
   except (OSError, ValueError) as e:
-    raise ConfigError(f"Cannot read {config_path} ({e}). It is written by "
-                      "training; retrain, or pass --experiment with the "
-                      "training overrides and a --model_dir without it.")
+    raise ConfigError(f"Cannot read {rundir.config_path(model_dir)} ({e}). "
+                      "It is written by training; retrain, or pass "
+                      "--experiment with the training overrides and a "
+                      "--model_dir without it.")
+  if values is None:
+    return None
   cfg = config_lib.from_dict(values)
   return config_lib.validate(config_lib.apply_overrides(cfg, overrides))
 
@@ -327,26 +324,16 @@ def _is_chief() -> bool:
   except ValueError:
     return True  # Estimator itself will reject it with a clearer message.
   cluster, task = tf_config.get("cluster") or {}, tf_config.get("task") or {}
-  kind = task.get("type")
-  if not cluster or not kind:
+  if not cluster or not task.get("type"):
     return True
-  if kind in ("chief", "master"):
-    return True
-  # Without a chief, MultiWorkerMirrored makes worker 0 the chief.
-  return (kind == "worker" and "chief" not in cluster and
-          "master" not in cluster and int(task.get("index", 0)) == 0)
+  return rundir.is_chief(task["type"], int(task.get("index", 0)),
+                         [role for role, tasks in cluster.items() if tasks])
 
 
 def _checkpoint_step(model_dir: str) -> int:
   """The global step of the newest checkpoint in `model_dir`; 0 if none."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  checkpoint = tf.train.latest_checkpoint(model_dir)
-  if not checkpoint:
-    return 0
-  try:
-    return int(checkpoint.rsplit("-", 1)[-1])
-  except ValueError:
-    return 0
+  return rundir.checkpoint_step(tf.train.latest_checkpoint(model_dir)) or 0
 
 
 def _now() -> str:

@@ -1,0 +1,10 @@
+"""Names the model shares with its callers: the features key, the EMA scope.
+
+TF-free, so the input pipeline, export and warm start can use them without
+importing the model_fn.
+"""
+
+# The features dict key of the images (float32 [N, S, S, 3]) model_fn reads.
+IMAGES_KEY = "images"
+# The scope of the weights' moving averages: `<variable>/<EMA_NAME>`.
+EMA_NAME = "ExponentialMovingAverage"
