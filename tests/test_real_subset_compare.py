@@ -61,7 +61,12 @@ def test_three_contenders_on_fake_data(cifar10_dir, tmp_path):
     times = [t for t, _, _ in points]
     assert times == sorted(times)
     assert all(0.0 <= acc <= 1.0 for _, _, acc in points)
-  # The easy fake data: the package's tiny model learns it within the budget.
-  assert report["final_accuracy"]["package"] >= 0.5
+  # Every contender trained (a loaded machine decides how far, so no
+  # accuracy threshold), and the report is the comparison of its curves.
+  assert all(points[-1][1] > 0 for points in report["curves"].values())
+  expected = compare_lib.compare(report["curves"], 4, 2)
+  for key in ("accuracy_at_time", "final_accuracy", "time_to_peer_best"):
+    assert report[key] == expected[key]
   assert set(report["time_to_peer_best"]) == {"minimal", "keras"}
+  assert any("steps/s in the probe" in note for note in report["notes"])
   assert "accuracy at elapsed training time" in proc.stdout
