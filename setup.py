@@ -35,7 +35,8 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "tools": ["matplotlib"],
-        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "ruff"],
+        "test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis",
+                 "matplotlib", "ruff"],
         # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.
         "gpu": ["tensorflow[and-cuda]>=2.15,<2.16"],
     },

@@ -8,6 +8,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from estimator_cifar.data import fake  # noqa: E402
+from tests import testutil  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+  """Scales each test's time limit (pytest.ini's `timeout`, or its own
+  `timeout` marker) by testutil.TIME_SCALE, like every limit in the tests."""
+  if testutil.TIME_SCALE == 1 or not config.pluginmanager.hasplugin("timeout"):
+    return
+  default = float(config.getini("timeout") or 0)
+  for item in items:
+    marker = item.get_closest_marker("timeout")
+    base = marker.args[0] if marker and marker.args else default
+    if base:
+      item.add_marker(pytest.mark.timeout(testutil.seconds(base)), append=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,27 +1,26 @@
-"""Runs one tiny model single-device and mirrored on two logical CPUs; prints JSON.
+"""Runs one tiny model on one device and on two logical CPUs; prints JSON.
 
-Run as a script by tests/test_distribute.py: logical CPU devices must be set
-before TensorFlow initialises, which a pytest process has usually done.
+Run in its own process by tests/test_distribute.py: logical CPU devices must
+be set before TensorFlow initialises, which a pytest process has usually done.
 
-  python tests/mirrored_probe.py DATA_DIR WORK_DIR
+  python -m tests.mirrored_probe DATA_DIR WORK_DIR
 
-Both runs start from the same step-0 checkpoint and see the same batches (no
+All runs start from the same step-0 checkpoint and see the same batches (no
 shuffle, no random augmentation), so they differ only in how the global batch
-of 16 is computed: one device, or two replicas of 8. The mirrored run trains
-2 steps, stops, and resumes to step 3 (restore under the strategy). Printed:
+of 16 is computed: one device, or two replicas of 8 (mirrored; central_storage,
+whose variables live once on the CPU). The mirrored run trains 2 steps, stops,
+and resumes to step 3 (restore under the strategy). Printed:
 per-step losses, the values of the variables at steps 0..3, the values the
 batch-norm and EMA rules predict after step 1, EMA eval / export checks, and
 the error for a global batch that two replicas cannot split.
 """
 
-import glob
 import json
 import os
 import shutil
 import sys
 
 os.environ.pop("TF_CONFIG", None)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import testutil  # noqa: E402
 
@@ -30,6 +29,7 @@ OVERRIDES = ["data.augment=standardize", "data.shuffle_buffer=1",
              "checkpoint.save_steps=1", "checkpoint.keep_max=100",
              "summary.save_steps=1", "log.every_steps=1", "train.steps=3"]
 MIRRORED = ["distribute.strategy=mirrored", "distribute.num_cpu_devices=2"]
+CENTRAL = ["distribute.strategy=central_storage", "distribute.num_cpu_devices=2"]
 BN = "tiny/bn/"
 STEPS = 3
 
@@ -37,6 +37,7 @@ STEPS = 3
 def main(data_dir: str, work: str) -> dict:
   single_cfg = testutil.tiny_config(*OVERRIDES)
   mirrored_cfg = testutil.tiny_config(*OVERRIDES, *MIRRORED)
+  central_cfg = testutil.tiny_config(*OVERRIDES, *CENTRAL)
   from estimator_cifar.engine import distribute
   distribute.configure_devices(mirrored_cfg)  # Before TensorFlow starts.
   from estimator_cifar.engine import estimator_setup
@@ -47,7 +48,8 @@ def main(data_dir: str, work: str) -> dict:
   first_batch = _write_initial_checkpoint(single_cfg, plan, init)
   dirs = {}
   for name, cfg, stops in (("single", single_cfg, [STEPS]),
-                           ("mirrored", mirrored_cfg, [2, STEPS])):
+                           ("mirrored", mirrored_cfg, [2, STEPS]),
+                           ("central", central_cfg, [STEPS])):
     dirs[name] = os.path.join(work, name)
     shutil.copytree(init, dirs[name])
     estimator = estimator_setup.make_estimator(cfg, dirs[name], plan)
@@ -93,22 +95,11 @@ def _write_initial_checkpoint(cfg, plan, model_dir):
 
 
 def _scalars(model_dir):
-  """{tag: {step: value}} from the train event files (`loss` is Estimator's)."""
-  import tensorflow as tf
-  scalars = {}
-  for path in sorted(glob.glob(os.path.join(model_dir, "events.out.*"))):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        kind = value.WhichOneof("value")
-        if kind == "simple_value":
-          number = value.simple_value
-        elif kind == "tensor" and value.metadata.plugin_data.plugin_name in (
-            "", "scalars"):
-          number = float(tf.make_ndarray(value.tensor))
-        else:  # Images, histograms: not scalars.
-          continue
-        scalars.setdefault(value.tag, {})[str(event.step)] = number
-  return scalars
+  """{tag: {step: value}} from the train event files (`loss` is Estimator's),
+  steps as strings for JSON."""
+  return {tag: {str(step): v for step, v in by_step.items()}
+          for tag, by_step in testutil.scalars(
+              testutil.read_events(model_dir)).items()}
 
 
 def _variables(model_dir):

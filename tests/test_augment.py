@@ -27,11 +27,12 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
   return a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-6)
 
 
-def _run(fn, image: np.ndarray, times: int = 1, seed: int | None = None):
-  """Evaluates `fn(image_tensor)` `times` times in one graph (fresh randomness)."""
+def _run(fn, image: np.ndarray, times: int = 1, seed: int = 1):
+  """Evaluates `fn(image_tensor)` `times` times in one graph: fresh randomness
+  on each run, the same sequence on every test run (a graph-level seed), so
+  the statistical checks below cannot flake."""
   with tf.Graph().as_default():
-    if seed is not None:
-      v1.set_random_seed(seed)
+    v1.set_random_seed(seed)
     out = fn(tf.constant(image))
     with v1.Session() as sess:
       return [sess.run(out) for _ in range(times)]

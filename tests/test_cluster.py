@@ -9,37 +9,37 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 
 import psutil
 import pytest
 
-from estimator_cifar.rundir import metrics_log
+from estimator_cifar.rundir import checkpoint_step, metrics_log
 from tests import testutil
+from tools import launch_local_cluster
 
-sys.path.insert(0, os.path.join(testutil.REPO_ROOT, "tools"))
-import launch_local_cluster  # noqa: E402
 
-LAUNCHER = os.path.join(testutil.REPO_ROOT, "tools", "launch_local_cluster.py")
 STARTED = re.compile(r"^\[launcher\] (\w+:\d+) started pid=(\d+)")
 # hooks.ProgressHook's line: "step 11/30, loss = 2.3026, lr = ...".
 STEP_LOG = re.compile(r"^\[(\w+:\d+)\] .*step (\d+)/\d+, loss = [-\d.e]+")
-LAUNCHER_SECS = 200
+# tests/weights_probe/sitecustomize.py's line, prefixed by the launcher.
+WEIGHTS_LOG = re.compile(r"^\[(\w+:\d+)\] WEIGHTS step=(\d+) sum=(\S+)$")
+WEIGHTS_PROBE = os.path.join(testutil.REPO_ROOT, "tests", "weights_probe")
+LAUNCHER_SECS = testutil.seconds(200)
 
 
-def launch(launcher_args, model_dir, data_dir, overrides, on_line=None):
+def launch(launcher_args, model_dir, data_dir, overrides, on_line=None,
+           env=None):
   """Runs the launcher to the end; returns (exit status, output lines, pids)."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
   proc = subprocess.Popen(
-      [sys.executable, LAUNCHER, *launcher_args,
-       f"--timeout_secs={LAUNCHER_SECS}", "--",
-       "--experiment=resnet_sgd", f"--model_dir={model_dir}",
-       f"--data_dir={data_dir}",
-       "--params_override=" + ",".join(testutil.TINY + overrides)],
-      cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT, text=True)
+      testutil.tool_command(
+          "launch_local_cluster", *launcher_args,
+          f"--timeout_secs={LAUNCHER_SECS}", "--",
+          "--experiment=resnet_sgd", f"--model_dir={model_dir}",
+          f"--data_dir={data_dir}",
+          "--params_override=" + ",".join(testutil.TINY + overrides)),
+      cwd=testutil.REPO_ROOT, env=env or testutil.subprocess_env(),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   # The launcher stops its tasks on SIGTERM; this only fires if it hangs.
   watchdog = threading.Timer(LAUNCHER_SECS + 30, proc.terminate)
   watchdog.start()
@@ -53,7 +53,7 @@ def launch(launcher_args, model_dir, data_dir, overrides, on_line=None):
         pids.append((started.group(1), int(started.group(2))))
       if on_line:
         on_line(line, pids)
-    proc.wait(timeout=60)
+    proc.wait(timeout=testutil.seconds(60))
   finally:
     watchdog.cancel()
     if proc.poll() is None:
@@ -66,7 +66,7 @@ def final_checkpoint_step(model_dir) -> int:
   import tensorflow as tf
   latest = tf.train.latest_checkpoint(model_dir)
   assert latest and os.path.exists(latest + ".index"), model_dir
-  return int(latest.rsplit("-", 1)[1])
+  return checkpoint_step(latest)
 
 
 def assert_all_exited(pids):
@@ -106,7 +106,7 @@ class WorkerRestartScript:
     self.rejoined_at = None    # The first step the restarted worker logged.
     self.chief = None
     self.held = False
-    self.release_timer = threading.Timer(90, self.release)
+    self.release_timer = threading.Timer(testutil.seconds(90), self.release)
 
   def hold_chief(self):
     if self.chief and not self.held:
@@ -136,6 +136,7 @@ class WorkerRestartScript:
       self.release()
 
 
+@testutil.multi_process
 def test_parameter_server_cluster_with_a_worker_killed_and_restarted(
     cifar10_dir, tmp_path):
   """1 ps, chief, 1 worker, evaluator; the worker is killed at its first step."""
@@ -176,21 +177,25 @@ def test_parameter_server_cluster_with_a_worker_killed_and_restarted(
   assert_all_exited(pids)
 
 
+@testutil.multi_process
 def test_multi_worker_mirrored_chief_and_worker_all_reduce(cifar10_dir, tmp_path):
   steps = 30
   model_dir = str(tmp_path / "mwms_run")
+  # Each task prints a checksum of its weights every 10 steps.
+  env = testutil.subprocess_env()
+  env["PYTHONPATH"] = os.pathsep.join([WEIGHTS_PROBE, env["PYTHONPATH"]])
   code, lines, pids = launch(
       ["--workers=1", "--ps=0", "--no-evaluator"], model_dir, cifar10_dir,
       [f"train.steps={steps}", "log.every_steps=10", "checkpoint.save_steps=10",
-       "distribute.strategy=multi_worker_mirrored"])
+       "distribute.strategy=multi_worker_mirrored"], env=env)
   text = "\n".join(lines)
   assert code == 0, text[-5000:]
   for role in ("chief:0", "worker:0"):
     assert f"[launcher] {role} finished (exit 0)" in text
   assert final_checkpoint_step(model_dir) == steps
-  # Synchronous: both tasks step in lock-step and log the same steps. (The
-  # progress line shows each task's own replicas' loss, computed on its own
-  # shard of the data, so the values differ between tasks.)
+  # Synchronous: both tasks log the same steps. (The progress line shows each
+  # task's own replicas' loss, computed on its own shard of the data, so the
+  # values differ between tasks.)
   logged = {}
   for match in map(STEP_LOG.match, lines):
     if match:
@@ -198,4 +203,14 @@ def test_multi_worker_mirrored_chief_and_worker_all_reduce(cifar10_dir, tmp_path
       logged.setdefault(match.group(1), []).append((int(match.group(2)), loss))
   assert [s for s, _ in logged["chief:0"]] == [s for s, _ in logged["worker:0"]]
   assert len(logged["chief:0"]) >= 3  # Every log.every_steps, and the last.
+  # Lock-step: after every 10th step both tasks hold the same weights, and
+  # they moved. Tasks training on their own shards would differ from step 1.
+  weights = {}
+  for match in map(WEIGHTS_LOG.match, lines):
+    if match:
+      weights.setdefault(match.group(1), {})[int(match.group(2))] = float(
+          match.group(3))
+  assert sorted(weights["chief:0"]) == [10, 20, 30], text[-5000:]
+  assert weights["worker:0"] == pytest.approx(weights["chief:0"], rel=1e-6)
+  assert weights["chief:0"][10] != weights["chief:0"][30]
   assert_all_exited(pids)

@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,23 +15,24 @@ from estimator_cifar.engine import continuous_eval
 from estimator_cifar.rundir import metrics_log
 from tests import testutil
 
+# Every test here reads the `watched` trainer + evaluator pair.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.timeout(testutil.MULTI_PROCESS_TIMEOUT_SECS)]
+
 STEPS, SAVE = 120, 40
 PACE_WAIT_SECS = 30
 OVERRIDES = testutil.TINY + [f"train.steps={STEPS}", f"checkpoint.save_steps={SAVE}",
-                             "checkpoint.keep_max=20", "eval.timeout_secs=120"]
+                             "checkpoint.keep_max=20",
+                             f"eval.timeout_secs={testutil.seconds(120):.0f}"]
 
 
 def _cli(mode, model_dir, data_dir, log_path):
   """Starts estimator_cifar.run in `mode`; its output goes to `log_path`."""
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONUNBUFFERED="1")
-  env.pop("TF_CONFIG", None)
   with open(log_path, "w") as log:
-    return subprocess.Popen(
-        [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-         f"--mode={mode}", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-         "--params_override=" + ",".join(OVERRIDES)],
-        cwd=testutil.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return testutil.start_cli(
+        "--experiment=resnet_sgd", f"--mode={mode}", f"--model_dir={model_dir}",
+        f"--data_dir={data_dir}", "--params_override=" + ",".join(OVERRIDES),
+        stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,9 @@ def watched(cifar10_dir, tmp_path_factory):
                    logs["continuous_eval"])  # Starts first, waits.
   trainer = _cli("train", model_dir, cifar10_dir, logs["train"])
   try:
-    _pace(trainer, model_dir, time.time() + 240)
-    trainer.wait(timeout=60)
-    evaluator.wait(timeout=120)
+    _pace(trainer, model_dir, time.time() + testutil.seconds(240))
+    trainer.wait(timeout=testutil.seconds(60))
+    evaluator.wait(timeout=testutil.seconds(120))
   finally:
     for proc in (trainer, evaluator):
       if proc.poll() is None:
@@ -83,7 +83,7 @@ def _pace(trainer, model_dir, deadline) -> None:
       seen = latest
       trainer.send_signal(signal.SIGSTOP)
       try:
-        give_up = time.time() + PACE_WAIT_SECS
+        give_up = time.time() + testutil.seconds(PACE_WAIT_SECS)
         while latest not in continuous_eval.evaluated_checkpoints(model_dir) \
             and time.time() < give_up:
           time.sleep(0.1)
@@ -121,12 +121,10 @@ def test_beside_a_trainer_each_checkpoint_is_evaluated_once_to_the_last(watched)
     assert 0 <= row["accuracy"] <= 1 and row["loss"] > 0
   assert f"mode=continuous_eval step={STEPS}" in watched["output"]
   # Eval summaries for TensorBoard, one event per evaluated checkpoint.
-  import tensorflow as tf
-  events = glob.glob(os.path.join(watched["model_dir"], "eval", "events.out.*"))
-  assert events
-  accuracy_steps = [e.step for path in events
-                    for e in tf.compat.v1.train.summary_iterator(path)
-                    for v in e.summary.value if v.tag == "accuracy"]
+  eval_dir = os.path.join(watched["model_dir"], "eval")
+  assert glob.glob(os.path.join(eval_dir, "events.out.*"))
+  accuracy_steps = [step for step, value in testutil.iter_events(eval_dir)
+                    if value.tag == "accuracy"]
   assert sorted(accuracy_steps) == steps
 
 
@@ -138,11 +136,11 @@ def test_restart_does_not_evaluate_again_and_timeout_ends_the_job(watched,
   start = time.time()
   # The final checkpoint is in metrics.jsonl: the restarted job ends at once.
   assert continuous_eval.run(estimator, input_fn, model_dir, STEPS, 60) == {}
-  assert time.time() - start < 30
+  assert time.time() - start < testutil.seconds(30)
   # A run whose final step never comes: the job gives up after the timeout.
   start = time.time()
   assert continuous_eval.run(estimator, input_fn, model_dir, 10 * STEPS, 1) == {}
-  assert time.time() - start < 30
+  assert time.time() - start < testutil.seconds(30)
   assert metrics_log.read(model_dir) == before
 
 

@@ -1,7 +1,6 @@
 """Strategies, TF_CONFIG checks, session settings, and mirrored on two CPUs."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -170,16 +169,16 @@ def test_cluster_and_cpu_devices_adjust_the_session_config():
 def probe(cifar10_dir, tmp_path_factory):
   """Output of tests/mirrored_probe.py (single-device vs mirrored runs)."""
   work = str(tmp_path_factory.mktemp("mirrored"))
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
   proc = subprocess.run(
-      [sys.executable, os.path.join(testutil.REPO_ROOT, "tests", "mirrored_probe.py"),
-       cifar10_dir, work], env=env, capture_output=True, text=True, timeout=240)
+      [sys.executable, "-m", "tests.mirrored_probe", cifar10_dir, work],
+      cwd=testutil.REPO_ROOT, env=testutil.subprocess_env(), capture_output=True,
+      text=True, timeout=testutil.seconds(360))
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = next(l for l in proc.stdout.splitlines() if l.startswith("PROBE_JSON "))
   return json.loads(line[len("PROBE_JSON "):])
 
 
+@testutil.multi_process
 def test_mirrored_trains_like_one_device_with_the_same_global_batch(probe):
   assert probe["replicas"] == 2
   assert "train.batch_size=15 is the global batch and must split evenly " \
@@ -203,8 +202,46 @@ def test_mirrored_trains_like_one_device_with_the_same_global_batch(probe):
   assert not np.allclose(variables["0"][kernel], variables["3"][kernel])
   np.testing.assert_allclose(variables["3"][kernel],
                              probe["variables"]["single"]["3"][kernel], atol=0.01)
+  # The update itself, not the weights it is added to: two replicas summing
+  # their gradients instead of averaging them would move each weight twice as
+  # far as one device does.
+  assert_same_updates(probe["variables"]["single"], variables)
 
 
+def assert_same_updates(single, replicated):
+  """Steps 0 -> 3 moved the trainable weights as one device did.
+
+  The update of all trainable weights as one vector: its size within 10% of
+  the single-device update (replicas that summed their gradients instead of
+  averaging them would move twice as far), its direction within cos >= 0.9.
+  Not elementwise: each replica's batch norm sees the moments of its own half
+  batch, which turns the per-variable updates by 20-45% of their size.
+  """
+  def update(run):
+    return np.concatenate([np.ravel(np.subtract(run["3"][n], run["0"][n]))
+                           for n in testutil.TINY_TRAINABLE])
+  want, got = update(single), update(replicated)
+  size = np.linalg.norm(got) / np.linalg.norm(want)
+  cosine = np.dot(got, want) / (np.linalg.norm(got) * np.linalg.norm(want))
+  assert size == pytest.approx(1.0, rel=0.1), (size, cosine)
+  assert cosine >= 0.9, (size, cosine)
+
+
+@testutil.multi_process
+@pytest.mark.xfail(strict=True, reason=(
+    "central_storage moves the weights 1.4-1.5x as far as one device, in a "
+    "direction off by cos 0.91-0.96, and writes a second replica's summaries "
+    "(sparsity/replica_1/...): model_fn gathers the losses its call added to "
+    "the graph collections, which assumes replicas built one after another"))
+def test_central_storage_trains_like_one_device(probe):
+  """Variables kept once on the CPU, the same two replicas as mirrored."""
+  central = probe["variables"]["central"]
+  assert central["3"]["global_step"] == 3
+  assert probe["summary_tags"]["central"] == probe["summary_tags"]["single"]
+  assert_same_updates(probe["variables"]["single"], central)
+
+
+@testutil.multi_process
 @pytest.mark.parametrize("run", ["single", "mirrored"])
 def test_batch_norm_statistics_update_once_per_step(probe, run):
   step1 = probe["variables"][run]["1"]
@@ -214,6 +251,7 @@ def test_batch_norm_statistics_update_once_per_step(probe, run):
                                rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+@testutil.multi_process
 @pytest.mark.parametrize("run", ["single", "mirrored"])
 def test_ema_shadows_update_once_per_step_and_survive_restore(probe, run):
   ckpt = probe["variables"][run]
@@ -236,6 +274,7 @@ def test_ema_shadows_update_once_per_step_and_survive_restore(probe, run):
         rtol=1e-5, atol=1e-6, err_msg=shadow)
 
 
+@testutil.multi_process
 def test_ema_eval_and_export_of_a_mirrored_checkpoint(probe):
   ckpt = probe["variables"]["mirrored"]["3"]
   raw, ema = probe["ema"]["False"], probe["ema"]["True"]

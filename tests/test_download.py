@@ -7,20 +7,15 @@ import io
 import os
 import pathlib
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 import time
 
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # Plain `pytest` does not add the root.
-  sys.path.insert(0, str(REPO_ROOT))
-
-from estimator_cifar.data import download  # pylint: disable=g-import-not-at-top
-from estimator_cifar.errors import ConfigError, DataError  # pylint: disable=g-import-not-at-top
+from estimator_cifar.data import download
+from estimator_cifar.errors import ConfigError, DataError
+from tests.testutil import closed_port, run_tool, seconds
 
 ARCHIVE = download.CIFAR10.archive
 FOLDER = download.CIFAR10.folder
@@ -51,12 +46,6 @@ def _make_archive(path: pathlib.Path, extra=()) -> str:
     for info in extra:
       tar.addfile(info, io.BytesIO(b"x" * info.size) if info.size else None)
   return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _closed_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -102,7 +91,7 @@ def test_download_verifies_and_extracts(tmp_path, server, capsys):
 
   # Complete folder: returned at once, even with an unreachable URL.
   again = download.ensure_dataset(
-      str(data_dir), "cifar10", url=f"http://127.0.0.1:{_closed_port()}/x")
+      str(data_dir), "cifar10", url=f"http://127.0.0.1:{closed_port()}/x")
   assert again == folder and len(requests) == 1
 
 
@@ -166,7 +155,7 @@ def test_archive_already_present_needs_no_network(tmp_path):
   (data_dir / FOLDER).mkdir()  # An incomplete folder from some earlier run.
   folder = download.ensure_dataset(
       str(data_dir), "cifar10", sha256=sha,
-      url=f"http://127.0.0.1:{_closed_port()}/x")
+      url=f"http://127.0.0.1:{closed_port()}/x")
   assert sorted(os.listdir(folder)) == sorted(download.CIFAR10.files)
 
 
@@ -183,11 +172,11 @@ def test_archive_without_expected_files(tmp_path):
 
 def test_unreachable_url_fails_fast(tmp_path):
   data_dir = tmp_path / "data"
-  url = f"http://127.0.0.1:{_closed_port()}/{ARCHIVE}"
+  url = f"http://127.0.0.1:{closed_port()}/{ARCHIVE}"
   start = time.monotonic()
   with pytest.raises(DataError) as e:
     download.ensure_dataset(str(data_dir), "cifar10", url=url, timeout=5)
-  assert time.monotonic() - start < 5
+  assert time.monotonic() - start < seconds(5)
   msg = str(e.value)
   assert f"Could not download {url}" in msg
   assert str(data_dir / ARCHIVE) in msg and str(data_dir / FOLDER) in msg
@@ -236,15 +225,13 @@ def test_unknown_dataset_lists_choices(tmp_path):
 
 
 def _run_cli(*args):
-  return subprocess.run(
-      [sys.executable, "-m", "tools.download_cifar", *args], cwd=REPO_ROOT,
-      capture_output=True, text=True, timeout=60, check=False)
+  return run_tool("download_cifar", *args)
 
 
 def test_cli_failure_is_one_clear_message(tmp_path):
   data_dir = tmp_path / "data"
   result = _run_cli(f"--data_dir={data_dir}", "--dataset=cifar10",
-                    f"--url=http://127.0.0.1:{_closed_port()}/x.tar.gz")
+                    f"--url=http://127.0.0.1:{closed_port()}/x.tar.gz")
   assert result.returncode != 0
   assert "Traceback" not in result.stderr
   assert result.stderr.startswith("error: Could not download")

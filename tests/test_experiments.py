@@ -9,7 +9,7 @@ import tensorflow as tf
 from estimator_cifar import config as config_lib
 from estimator_cifar.model import nets
 from estimator_cifar.data import cifar_binary
-from tests.test_models import _resnet_params
+from tests.testutil import resnet_params
 
 v1 = tf.compat.v1
 
@@ -32,6 +32,7 @@ def _num_classes(cfg) -> int:
   return layout.num_classes[cifar_binary.label_kind(layout, cfg.data.label)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_validates_documents_and_builds(name):
   cfg = config_lib.validate(config_lib.load_experiment(name))
@@ -52,12 +53,12 @@ def test_experiment_validates_documents_and_builds(name):
     params = sum(int(np.prod(v.shape.as_list())) for v in v1.trainable_variables())
   m = cfg.model
   if m.name == "resnet":
-    assert params == _resnet_params((m.depth - 2) // 6, (16, 32, 64), m.version,
-                                    classes)
+    assert params == resnet_params((m.depth - 2) // 6, (16, 32, 64), m.version,
+                                   classes)
   elif m.name == "wide_resnet":
-    assert params == _resnet_params((m.depth - 4) // 6,
-                                    tuple(16 * m.width * k for k in (1, 2, 4)),
-                                    2, classes)
+    assert params == resnet_params((m.depth - 4) // 6,
+                                   tuple(16 * m.width * k for k in (1, 2, 4)),
+                                   2, classes)
 
 
 @pytest.mark.parametrize("name,depth,version,params_m", [
@@ -69,10 +70,10 @@ def test_recipes_are_the_papers_models(name, depth, version, params_m):
   assert cfg.model.depth == depth
   if cfg.model.name == "resnet":
     assert cfg.model.version == version
-    got = _resnet_params((depth - 2) // 6, (16, 32, 64), version, 10)
+    got = resnet_params((depth - 2) // 6, (16, 32, 64), version, 10)
   else:
     assert (cfg.model.width, cfg.model.dropout) == (10, 0.3)
-    got = _resnet_params(4, (160, 320, 640), 2, 10)
+    got = resnet_params(4, (160, 320, 640), 2, 10)
   assert round(got / 1e6, 2 if params_m < 1 else 1) == params_m
 
 

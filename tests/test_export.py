@@ -41,6 +41,7 @@ def newest(pattern: str) -> str:
   return found[-1]
 
 
+@pytest.mark.slow
 def test_train_and_eval_exports_best_and_latest(trained):
   model_dir, accuracy = trained
   best = newest(os.path.join(model_dir, "export", "best", "[0-9]*"))
@@ -52,6 +53,7 @@ def test_train_and_eval_exports_best_and_latest(trained):
       newest(os.path.join(model_dir, "export", "latest", "[0-9]*")), "saved_model.pb"))
 
 
+@pytest.mark.slow
 def test_saved_model_on_raw_images_matches_eval_accuracy(trained, cifar10_dir):
   model_dir, accuracy = trained
   path = export.run_export(tiny_config(*EMA), model_dir, None)
@@ -70,6 +72,7 @@ def test_saved_model_on_raw_images_matches_eval_accuracy(trained, cifar10_dir):
   assert abs(exported_accuracy - accuracy) <= 0.01
 
 
+@pytest.mark.slow
 def test_export_holds_ema_weights_not_raw(trained):
   model_dir, _ = trained
   path = newest(os.path.join(model_dir, "export", "best", "[0-9]*"))
@@ -86,6 +89,7 @@ def test_export_holds_ema_weights_not_raw(trained):
                                 reader.get_tensor("tiny/bn/moving_mean"))
 
 
+@pytest.mark.slow
 def test_encoded_image_signature_png_jpeg_and_resize(trained, cifar10_dir):
   model_dir, _ = trained
   loaded = tf.saved_model.load(newest(os.path.join(model_dir, "export", "latest", "[0-9]*")))
@@ -105,6 +109,7 @@ def test_encoded_image_signature_png_jpeg_and_resize(trained, cifar10_dir):
   assert np.mean(resized["classes"].numpy() == raw["classes"].numpy()) >= 0.75
 
 
+@pytest.mark.slow
 def test_best_exporter_keeps_a_better_earlier_export(trained, tmp_path):
   """After a restart a worse model must not replace the best export."""
   model_dir, _ = trained
@@ -123,6 +128,26 @@ def test_best_exporter_keeps_a_better_earlier_export(trained, tmp_path):
   assert export.best_export(export_path) == (path, 0.95)
 
 
+@pytest.mark.slow
+def test_latest_exporter_keeps_the_newest_export_latest(trained, tmp_path):
+  model_dir, _ = trained
+  # train_and_eval's own run kept at most eval.export_latest=2.
+  assert 1 <= len(glob.glob(os.path.join(model_dir, "export", "latest",
+                                         "[0-9]*"))) <= 2
+  cfg = tiny_config(*EMA, "eval.export_best=false")
+  (latest,) = export.exporters(cfg)
+  assert export.exporters(tiny_config(*EMA, "eval.export_best=false",
+                                      "eval.export_latest=0")) == []
+  estimator = export.serving_estimator(cfg, model_dir, 10)
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  export_path = str(tmp_path / "latest")
+  made = [latest.export(estimator, export_path, checkpoint, {"accuracy": 0.5},
+                        False).decode() for _ in range(3)]
+  assert len(set(made)) == 3
+  assert sorted(os.listdir(export_path)) == sorted(
+      os.path.basename(path) for path in made[1:])  # The oldest is gone.
+
+
 def _write_images(folder, images) -> list[str]:
   os.makedirs(folder, exist_ok=True)
   paths = []
@@ -133,6 +158,7 @@ def _write_images(folder, images) -> list[str]:
   return paths
 
 
+@pytest.mark.slow
 def test_predict_table(trained, cifar10_dir, tmp_path, capsys):
   model_dir, _ = trained
   images, labels = raw_test_set(cifar10_dir)
@@ -150,6 +176,7 @@ def test_predict_table(trained, cifar10_dir, tmp_path, capsys):
   assert np.mean(np.array(top1) == labels[:6]) >= 0.5  # An easy task.
 
 
+@pytest.mark.slow
 def test_predict_json_cli(trained, cifar10_dir, tmp_path):
   model_dir, _ = trained
   images, _ = raw_test_set(cifar10_dir)
@@ -179,6 +206,7 @@ def test_predict_rejects_missing_and_non_image_files(tmp_path):
     predict.image_paths(str(tmp_path / "empty"))
 
 
+@pytest.mark.slow
 def test_predict_with_another_model_config_names_the_difference(trained, tmp_path):
   model_dir, _ = trained
   image = str(tmp_path / "a.png")

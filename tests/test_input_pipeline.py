@@ -1,9 +1,13 @@
-"""input_fn: batch shapes and dtypes, eval covers every record exactly once."""
+"""input_fn: batch shapes and dtypes, eval covers every record exactly once,
+workers read disjoint shards."""
+
+import json
 
 import numpy as np
 import tensorflow as tf
 
 from estimator_cifar.data import sources
+from estimator_cifar.engine import distribute
 from estimator_cifar.data.input_pipeline import IMAGES_KEY, make_input_fn
 from tests.testutil import tiny_config
 
@@ -81,6 +85,29 @@ def _record_keys(cfg, source, batches):
       assert records[key] == label  # Image and label of the same record.
       keys.append(key)
   return keys, list(records)
+
+
+def test_two_workers_read_disjoint_shards_that_cover_the_data(cifar10_dir):
+  """Chief and worker of a parameter-server cluster each train on one half."""
+  cfg = tiny_config()
+  cfg.data.augment = []
+  source = sources.get_source(cfg, cifar10_dir)
+  cluster = {"chief": ["h0:1"], "worker": ["h1:1"], "ps": ["h2:1"]}
+  shards = []
+  for role in ("chief", "worker"):
+    task = distribute.read_tf_config({"TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": role, "index": 0}})})
+    input_fn = distribute.shard_for_worker(
+        make_input_fn(cfg, source, training=True), task)
+    # 13 batches of 16: more than two passes over a 100-record half.
+    shards.append({np.round(image * 255).astype(np.uint8).tobytes()
+                   for images, _ in _batches(input_fn, limit=13)
+                   for image in images})
+  everything = {im.numpy().tobytes() for im, _ in source.records("train")}
+  assert len(everything) == 200
+  assert len(shards[0]) == len(shards[1]) == 100
+  assert not shards[0] & shards[1]
+  assert shards[0] | shards[1] == everything
 
 
 def test_batch_pipeline_draws_each_record_once_per_epoch(cifar10_dir):

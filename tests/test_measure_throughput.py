@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from tests.testutil import seconds
 from tools import measure_throughput
 
 FAKE_RUN = """
@@ -25,7 +26,7 @@ def test_measures_the_chief_between_step_lines(capsys):
   assert out[0].startswith("[chief:0]")  # The run's output passes through.
   result = json.loads(out[-1])
   assert result["steps"] == 40  # Chief's step 10 to 50; worker lines ignored.
-  assert 0.4 < result["wall_secs"] < 5
+  assert 0.4 < result["wall_secs"] < seconds(5)
   assert result["examples_per_sec"] == pytest.approx(
       128 * 40 / result["wall_secs"], rel=0.02)
   assert result["cores_used"] < 0.5  # It slept.

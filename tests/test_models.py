@@ -7,6 +7,7 @@ import tensorflow as tf
 from estimator_cifar import config as config_lib
 from estimator_cifar.model import nets
 from estimator_cifar.model.model_fn import COMPUTE_DTYPES
+from tests.testutil import resnet_params
 
 v1 = tf.compat.v1
 
@@ -62,28 +63,6 @@ def test_tutorial_convnet_takes_24px_crops():
     assert kernel.shape.as_list() == [6 * 6 * 64, 384]
 
 
-def _resnet_params(n: int, widths, version: int, classes: int) -> int:
-  """Trainable parameters of a CIFAR ResNet (3x3 convs, 1x1 projections).
-
-  conv kernel: 9 * c_in * c_out; batch norm: 2 * c (gamma, beta); projection
-  shortcut where the shape changes: c_in * c_out (v1 adds a batch norm to it).
-  v1 has a batch norm after the first conv; v2 one per block input and a final
-  one; both end in a dense layer (64k * classes + classes).
-  """
-  total = 9 * 3 * 16
-  total += 2 * 16 if version == 1 else 2 * widths[-1]
-  c_in = 16
-  for stage, c in enumerate(widths):
-    for i in range(n):
-      total += 9 * c_in * c + 9 * c * c + 2 * c * 2  # Two convs, two BNs.
-      if version == 2:
-        total += 2 * c_in - 2 * c  # v2's first BN sees the block input.
-      if c_in != c or (stage > 0 and i == 0):
-        total += c_in * c + (2 * c if version == 1 else 0)
-      c_in = c
-  return total + widths[-1] * classes + classes
-
-
 def _count(cfg, classes=10) -> int:
   with tf.Graph().as_default():
     nets.build(cfg, classes)(tf.zeros([1, 32, 32, 3]), True)
@@ -96,23 +75,23 @@ def _count(cfg, classes=10) -> int:
     (8, 1, 10), (14, 1, 100), (14, 2, 10)])
 def test_resnet_parameter_count_follows_formula(depth, version, classes):
   cfg = _model_cfg("resnet", depth=depth, version=version)
-  assert _count(cfg, classes) == _resnet_params((depth - 2) // 6, (16, 32, 64),
-                                                version, classes)
+  assert _count(cfg, classes) == resnet_params((depth - 2) // 6, (16, 32, 64),
+                                               version, classes)
 
 
 @pytest.mark.parametrize("depth,width", [(10, 1), (10, 4)])
 def test_wide_resnet_parameter_count_follows_formula(depth, width):
   cfg = _model_cfg("wide_resnet", depth=depth, width=width)
   widths = tuple(16 * width * m for m in (1, 2, 4))
-  assert _count(cfg) == _resnet_params((depth - 4) // 6, widths, 2, 10)
+  assert _count(cfg) == resnet_params((depth - 4) // 6, widths, 2, 10)
 
 
 def test_parameter_counts_match_the_papers():
   # He et al. 2016 Table 6: 0.27M, 0.85M, 1.7M; Zagoruyko & Komodakis: 36.5M.
-  assert _resnet_params(3, (16, 32, 64), 1, 10) == 272_474
-  assert round(_resnet_params(9, (16, 32, 64), 1, 10) / 1e6, 2) == 0.86
-  assert round(_resnet_params(18, (16, 32, 64), 1, 10) / 1e6, 1) == 1.7
-  assert round(_resnet_params(4, (160, 320, 640), 2, 10) / 1e6, 1) == 36.5
+  assert resnet_params(3, (16, 32, 64), 1, 10) == 272_474
+  assert round(resnet_params(9, (16, 32, 64), 1, 10) / 1e6, 2) == 0.86
+  assert round(resnet_params(18, (16, 32, 64), 1, 10) / 1e6, 1) == 1.7
+  assert round(resnet_params(4, (160, 320, 640), 2, 10) / 1e6, 1) == 36.5
   assert _count(_model_cfg("resnet", depth=20)) == 272_474
 
 
@@ -127,5 +106,5 @@ def test_depth_version_and_width_change_the_count_as_the_formula_says():
       -32 - 64 - 128 + 128 - 32 - 64
   wide1 = _count(_model_cfg("wide_resnet", depth=10, width=1))
   wide2 = _count(_model_cfg("wide_resnet", depth=10, width=2))
-  assert wide2 == _resnet_params(1, (32, 64, 128), 2, 10)
+  assert wide2 == resnet_params(1, (32, 64, 128), 2, 10)
   assert wide2 > 3.5 * wide1  # Convs dominate and grow as width ** 2.

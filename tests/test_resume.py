@@ -5,18 +5,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar.rundir import identity
+from estimator_cifar.rundir import checkpoint_step, identity
 from estimator_cifar.engine import modes
 from estimator_cifar.engine import estimator_setup
 from estimator_cifar.errors import CheckpointError
-from tests.testutil import REPO_ROOT, TINY, run_cli, tiny_config
+from tests.testutil import TINY, run_cli, start_cli, tiny_config, wait_until
 
 NO_EXPORT = ["eval.export_best=false", "eval.export_latest=0"]
 
@@ -50,15 +48,12 @@ def start_values(monkeypatch):
   return hook
 
 
-def step_of(checkpoint: str) -> int:
-  return int(checkpoint.rsplit("-", 1)[-1])
-
-
+@pytest.mark.slow
 def test_rerun_resumes_and_ends_at_the_same_step(tmp_path, cifar10_dir, start_values):
   model_dir = str(tmp_path / "run")
   modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)
   first = tf.train.latest_checkpoint(model_dir)
-  assert step_of(first) == 6
+  assert checkpoint_step(first) == 6
   before = tf.train.load_checkpoint(first).get_tensor("tiny/conv/kernel")
   # The same command again: nothing left to do, nothing changes.
   start_values.values = None
@@ -70,43 +65,43 @@ def test_rerun_resumes_and_ends_at_the_same_step(tmp_path, cifar10_dir, start_va
   # More steps: it continues from step 6 with the saved weights.
   modes.run(tiny_config(*NO_EXPORT, "train.steps=12"), model_dir, "train",
                 cifar10_dir)
-  assert step_of(tf.train.latest_checkpoint(model_dir)) == 12
+  assert checkpoint_step(tf.train.latest_checkpoint(model_dir)) == 12
   assert start_values.values["global_step"] == 6
   np.testing.assert_array_equal(start_values.values["tiny/conv/kernel"], before)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_loses_nothing(tmp_path, cifar10_dir, start_values):
   model_dir = str(tmp_path / "run")
   steps = 150
   overrides = TINY + NO_EXPORT + [f"train.steps={steps}", "checkpoint.save_steps=5"]
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.Popen(
-      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={cifar10_dir}",
-       "--params_override=" + ",".join(overrides)],
-      cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
+  proc = start_cli(
+      "--experiment=resnet_sgd", "--mode=train", f"--model_dir={model_dir}",
+      f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides),
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+  def at_step_10_or_ended():
+    latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    return proc.poll() is not None or (latest and checkpoint_step(latest) >= 10)
+
   try:
-    while time.time() < deadline and proc.poll() is None:
-      latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
-      if latest and step_of(latest) >= 10:
-        break
-      time.sleep(0.02)
+    wait_until(at_step_10_or_ended, timeout=120, interval=0.02,
+               message="a checkpoint at step 10")
     assert proc.poll() is None, "training ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
   finally:
     proc.kill()
     proc.wait()
   last = tf.train.latest_checkpoint(model_dir)
-  assert 10 <= step_of(last) < steps
+  assert 10 <= checkpoint_step(last) < steps
   reader = tf.train.load_checkpoint(last)  # Complete: every tensor readable.
   saved = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
   # Rerun the same command (in-process, to see the values it starts from).
   cfg = tiny_config(*NO_EXPORT, f"train.steps={steps}", "checkpoint.save_steps=5")
   modes.run(cfg, model_dir, "train", cifar10_dir)
-  assert step_of(tf.train.latest_checkpoint(model_dir)) == steps
+  assert checkpoint_step(tf.train.latest_checkpoint(model_dir)) == steps
   restored = start_values.values
-  assert restored["global_step"] == step_of(last)
+  assert restored["global_step"] == checkpoint_step(last)
   assert set(saved) <= set(restored)
   for name, value in saved.items():
     np.testing.assert_array_equal(restored[name], value, err_msg=name)
@@ -132,6 +127,7 @@ def test_config_differences_show_old_and_new(tmp_path):
                           allow_change=True)
 
 
+@pytest.mark.slow
 def test_other_model_refused_unless_allowed(tmp_path, cifar10_dir):
   model_dir = str(tmp_path / "run")
   modes.run(tiny_config(*NO_EXPORT), model_dir, "train", cifar10_dir)

@@ -5,6 +5,7 @@ import os
 import string
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from estimator_cifar import config as config_lib
@@ -26,6 +27,7 @@ _PIECES = st.one_of(
 OVERRIDE_TEXT = st.lists(_PIECES, max_size=12).map("".join)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.lists(OVERRIDE_TEXT, max_size=3))
 @example(["__class__.name=x"])  # Once reached the class object: KeyError.

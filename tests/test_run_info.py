@@ -167,6 +167,7 @@ def _eval_cli(model_dir, *args):
   return _last_row(model_dir)
 
 
+@pytest.mark.slow
 def test_eval_reproduces_recorded_accuracy(tmp_path, cifar10_dir, monkeypatch):
   """--mode=eval alone (no experiment, overrides or data_dir) gives the same
   figure as training's final eval: same data, model and EMA choice."""
@@ -196,6 +197,7 @@ def test_eval_reproduces_recorded_accuracy(tmp_path, cifar10_dir, monkeypatch):
   assert run_record.read(model_dir) == record
 
 
+@pytest.mark.slow
 def test_resume_at_max_steps_still_evaluates(tmp_path, cifar10_dir,
                                              monkeypatch):
   """A run killed between its last checkpoint and its final eval gets that

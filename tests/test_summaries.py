@@ -1,9 +1,7 @@
 """TensorBoard output: the tags a run writes, their values, and what they cost."""
 
-import glob
 import logging
 import os
-import re
 
 import numpy as np
 import pytest
@@ -12,31 +10,12 @@ import tensorflow as tf
 from estimator_cifar.model import summaries
 from estimator_cifar.engine import modes
 from estimator_cifar.model.model_fn import model_fn
-from tests.testutil import tiny_config
+from tests.testutil import PROGRESS, read_events, scalars, tiny_config
 
 v1 = tf.compat.v1
 
-PROGRESS = re.compile(
-    r"step (\d+)/(\d+), loss = \d+\.\d{4}, lr = ([\d.e+-]+) \(([\d.]+) "
-    r"examples/sec; ([\d.]+) sec/batch; ETA \d+:\d\d:\d\d\)")
 
-
-def read_events(directory: str) -> dict:
-  """{tag: {step: Summary.Value}} from every event file in `directory`."""
-  found = {}
-  for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
-    for event in v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        found.setdefault(value.tag, {})[event.step] = value
-  return found
-
-
-def scalars(events: dict) -> dict:
-  return {tag: {step: v.simple_value for step, v in by_step.items()}
-          for tag, by_step in events.items()
-          if next(iter(by_step.values())).WhichOneof("value") == "simple_value"}
-
-
+@pytest.mark.slow
 def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
   # The absl logger, by name: parsing absl flags (as in-process CLI tests do)
   # leaves it at WARNING, which would drop the INFO lines before caplog.
@@ -102,6 +81,7 @@ def test_train_and_eval_writes_every_tag(cifar10_dir, tmp_path, caplog):
   assert not [m for m in messages if m.startswith(("loss = ", "global_step/sec"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides, histogram_steps, image_steps", [
     # Off: no histograms, no images; the scalars stay.
     (["summary.histograms=false", "summary.images=false"], set(), set()),
@@ -122,6 +102,7 @@ def test_histograms_and_images_switch_and_thin(cifar10_dir, tmp_path, overrides,
   assert set(events["losses/total"]) == {1, 3, 5}
 
 
+@pytest.mark.slow
 def test_train_step_computes_no_summary_inputs():
   """Summary-only work is unreachable from the train op: it runs only when a
   summary hook fetches it, every summary.save_steps, never on other steps."""

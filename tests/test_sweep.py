@@ -7,8 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 
@@ -154,6 +152,7 @@ def test_dry_run_lists_points_and_writes_nothing(tmp_path):
 
 # ------------------------------------------------------------- real sweeps
 
+@pytest.mark.slow
 def test_failed_point_is_reported_and_the_sweep_goes_on(tmp_path, cifar10_dir):
   root = str(tmp_path / "sweep")
   lines = []
@@ -182,9 +181,9 @@ def test_failed_point_is_reported_and_the_sweep_goes_on(tmp_path, cifar10_dir):
 
 
 def _sweep_cmd(root, data_dir):
-  cmd = [sys.executable, "-m", "tools.sweep",
-         "--experiment=resnet_sgd", f"--root={root}", f"--data_dir={data_dir}",
-         "--parallel", "2"]
+  cmd = testutil.tool_command(
+      "sweep", "--experiment=resnet_sgd", f"--root={root}",
+      f"--data_dir={data_dir}", "--parallel", "2")
   for spec in GRID:
     cmd += ["--grid", spec]
   return cmd + [f"--params_override={s}" for s in COMMON]
@@ -204,22 +203,23 @@ def _attempts(model_dir):
     return sum(line.startswith(sweep.LOG_HEADER) for line in f)
 
 
+@testutil.multi_process
 def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
   root = str(tmp_path / "sweep")
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT)
+  env = testutil.subprocess_env()
   # Kill the whole sweep (its process group, as a preemption would) once one
   # point has finished and another is training.
   first = subprocess.Popen(_sweep_cmd(root, cifar10_dir), env=env,
                            start_new_session=True, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
-  deadline = time.monotonic() + 240
-  while True:
+
+  def one_finished_one_running():
+    assert first.poll() is None, first.communicate()[0][-3000:]
     states = list(_statuses(root).values())
-    if "finished" in states and "running" in states:
-      break
-    assert first.poll() is None and time.monotonic() < deadline, (
-        first.communicate()[0][-3000:])
-    time.sleep(0.1)
+    return "finished" in states and "running" in states
+
+  testutil.wait_until(one_finished_one_running, timeout=240, interval=0.1,
+                      message="one point finished and one running")
   os.killpg(first.pid, signal.SIGKILL)
   first.communicate()
   before = _statuses(root)
@@ -234,13 +234,15 @@ def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
       snapshot[name] = f.read()
 
   dry = subprocess.run(_sweep_cmd(root, cifar10_dir) + ["--dry_run"], env=env,
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True,
+                       timeout=testutil.seconds(60))
   for name in killed:
     assert (f"run      {name}: resume (last status running or killed)"
             in dry.stdout)
 
   second = subprocess.run(_sweep_cmd(root, cifar10_dir), env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True,
+                          timeout=testutil.seconds(300))
   assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
   assert (f"{4 - len(done_early)} finished, {len(done_early)} skipped "
           "(finished before), 0 failed") in second.stdout
@@ -287,9 +289,7 @@ def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
   # --report_only rebuilds the report from what is on disk.
   for name in (sweep.RESULTS_MD, sweep.RESULTS_CSV, sweep.CURVES_PNG):
     os.remove(os.path.join(root, name))
-  report = subprocess.run(
-      [sys.executable, "-m", "tools.sweep", "--report_only",
-       f"--root={root}"], env=env, capture_output=True, text=True, timeout=60)
+  report = testutil.run_tool("sweep", "--report_only", f"--root={root}")
   assert report.returncode == 0, report.stderr[-3000:]
   with open(os.path.join(root, sweep.RESULTS_MD)) as f:
     assert f.read() == markdown

@@ -52,6 +52,7 @@ def _records(source, split):
           return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,label,classes", [
     ("cifar10", "fine", 10), ("cifar100", "fine", 100), ("cifar100", "coarse", 20)])
 def test_tfds_source_reads_mocked_dataset(tmp_path, name, label, classes):

@@ -9,19 +9,12 @@ exactly representable in float32 so that reads can be compared with `==`.
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-from tools import plot_curves, results_table, run_records  # noqa: E402
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.testutil import run_tool
+from tools import plot_curves, results_table, run_records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -292,14 +285,10 @@ def test_format_duration():
   assert results_table.format_duration(None) == "-"
 
 
-def _run_tool(*args):
-  return subprocess.run([sys.executable, *args], cwd=REPO_ROOT,
-                        capture_output=True, text=True, timeout=60, check=False)
-
-
+@pytest.mark.slow
 def test_cli_plot_curves(runs_dir, tmp_path):
   out = tmp_path / "cli.png"
-  proc = _run_tool("-m", "tools.plot_curves", str(runs_dir / "a"),
+  proc = run_tool("plot_curves", str(runs_dir / "a"),
                    str(runs_dir / "group" / "b"), "--out", str(out),
                    "--smoothing", "0.3")
   assert proc.returncode == 0, proc.stderr
@@ -308,21 +297,21 @@ def test_cli_plot_curves(runs_dir, tmp_path):
 
 def test_cli_results_table(runs_dir, tmp_path):
   out = tmp_path / "results.csv"
-  proc = _run_tool("-m", "tools.results_table", str(runs_dir), "--format=csv",
+  proc = run_tool("results_table", str(runs_dir), "--format=csv",
                    "--out", str(out))
   assert proc.returncode == 0, proc.stderr
   with open(out, newline="", encoding="utf-8") as f:
     rows = list(csv.DictReader(f))
   assert [r["run"] for r in rows] == ["group/b", "a", "c"]
 
-  proc = _run_tool("-m", "tools.results_table", str(runs_dir))
+  proc = run_tool("results_table", str(runs_dir))
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.splitlines()[2].startswith("| group/b")
 
 
-@pytest.mark.parametrize("tool", ["tools.plot_curves", "tools.results_table"])
+@pytest.mark.parametrize("tool", ["plot_curves", "results_table"])
 def test_cli_empty_dir_fails_cleanly(tool, tmp_path):
-  proc = _run_tool("-m", tool, str(tmp_path))
+  proc = run_tool(tool, str(tmp_path))
   assert proc.returncode != 0
   assert "no run found" in proc.stderr
   assert "Traceback" not in proc.stderr + proc.stdout

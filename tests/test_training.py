@@ -20,7 +20,7 @@ from estimator_cifar.engine import modes
 from estimator_cifar.data import sources
 from estimator_cifar.model.model_fn import configure_determinism
 from tests import graph_train
-from tests.testutil import TINY
+from tests.testutil import TINY, TINY_TRAINABLE
 
 SHORT = ["model.depth=8", "train.batch_size=32", "model.bn_momentum=0.9",
          "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
@@ -41,6 +41,7 @@ def test_every_optimizer_is_covered():
   assert set(RATES) == set(config_lib.OPTIMIZER_NAMES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RATES))
 def test_optimizer_learns_above_chance(name, cifar10_dir):
   extra = []
@@ -65,6 +66,7 @@ def test_optimizer_learns_above_chance(name, cifar10_dir):
         2e-3 * 0.5 * (1 + math.cos(math.pi * 40 / 80)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_ftrl_starts_from_the_initial_weights(cifar10_dir):
   """TF's FTRL alone would replace He-initialized kernels by ~lr*g/sqrt(n)."""
   cfg = config_lib.resolve("resnet_sgd", [",".join(TINY + [
@@ -76,6 +78,7 @@ def test_ftrl_starts_from_the_initial_weights(cifar10_dir):
   assert np.corrcoef(before.ravel(), after.ravel())[0, 1] > 0.95
 
 
+@pytest.mark.slow
 def test_cifar100_fine_labels_train_to_high_accuracy(cifar100_dir):
   cfg = _config("optimizer.name=adam", "optimizer.learning_rate=3e-3",
                 experiment="cifar100_resnet_sgd")
@@ -110,6 +113,7 @@ def test_cifar100_coarse_labels_give_20_classes(cifar100_dir):
   assert max(c for c, _ in pairs) < 20 and max(f for _, f in pairs) >= 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision,dtype", [("mixed_float16", "float16"),
                                              ("mixed_bfloat16", "bfloat16")])
 def test_mixed_precision_trains_on_cpu(precision, dtype, cifar10_dir):
@@ -140,6 +144,7 @@ def test_mixed_precision_trains_on_cpu(precision, dtype, cifar10_dir):
   assert all(np.all(np.isfinite(v)) for v in result.after.values())
 
 
+@pytest.mark.slow
 def test_trainable_scopes_freeze_everything_else(cifar10_dir):
   cfg = _config("train.trainable_scopes=[resnet/stage3,resnet/logits]",
                 "optimizer.name=momentum", "optimizer.learning_rate=0.05")
@@ -160,6 +165,7 @@ def test_unmatched_trainable_scopes_are_a_config_error(cifar10_dir):
     graph_train.train(cfg, cifar10_dir, 1, evaluate=False)
 
 
+@pytest.mark.slow
 def test_clip_global_norm_bounds_the_update_and_multiplier_zero_freezes(
     cifar10_dir):
   clip, rate = 0.01, 0.5
@@ -169,17 +175,30 @@ def test_clip_global_norm_bounds_the_update_and_multiplier_zero_freezes(
       "ema.decay=0", f"train.clip_global_norm={clip}",
       "train.gradient_multipliers={tiny/conv/kernel:0}"])])
   result = graph_train.train(cfg, cifar10_dir, 1, evaluate=False)
-  trainable = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
-               "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",
-               "tiny/logits/kernel", "tiny/logits/bias"]
   assert np.array_equal(result.before["tiny/conv/kernel"],
                         result.after["tiny/conv/kernel"])
   step = math.sqrt(sum(float(np.sum((result.after[n].astype(np.float64) -
                                       result.before[n]) ** 2))
-                       for n in trainable))
+                       for n in TINY_TRAINABLE))
   # Plain SGD moves by rate * clipped gradient: norm at most rate * clip, and
   # exactly that when the raw gradient is larger (it is, here: ~1).
   assert step == pytest.approx(rate * clip, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_clip_value_bounds_every_gradient_element(cifar10_dir):
+  clip, rate = 1e-4, 0.5
+  cfg = config_lib.resolve("resnet_sgd", [",".join(TINY + [
+      "optimizer.name=sgd", f"optimizer.learning_rate={rate}",
+      "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
+      "ema.decay=0", f"train.clip_value={clip}"])])
+  result = graph_train.train(cfg, cifar10_dir, 1, evaluate=False)
+  for name in TINY_TRAINABLE:
+    moved = np.abs(result.after[name].astype(np.float64) - result.before[name])
+    # Plain SGD moves each weight by rate * its clipped gradient element ...
+    assert moved.max() <= rate * clip + 1e-8, name
+    # ... and the raw elements mostly exceed the bound: they pile up on it.
+    assert np.mean(np.isclose(moved, rate * clip, rtol=1e-2)) > 0.5, name
 
 
 def _trained_weights(cfg, data_dir, model_dir) -> dict:
@@ -189,6 +208,7 @@ def _trained_weights(cfg, data_dir, model_dir) -> dict:
           reader.get_variable_to_shape_map() if name.startswith("tiny/")}
 
 
+@pytest.mark.slow
 def test_seed_makes_runs_bit_identical(cifar10_dir, tmp_path):
   overrides = TINY + ["train.steps=8", "checkpoint.save_steps=8",
                       "data.augment=[pad_crop,flip,standardize,cutout]"]

@@ -173,6 +173,7 @@ def test_skipped_when_model_dir_has_a_checkpoint(tmp_path, caplog):
 
 # -------------------------------------------------------------- end to end
 
+@pytest.mark.slow
 def test_warm_started_20_steps_near_source_far_above_cold(source, tmp_path, cifar10_dir):
   model_dir, source_accuracy = source
   cfg = tiny_config(*FAST, "train.steps=20")
@@ -187,6 +188,31 @@ def test_warm_started_20_steps_near_source_far_above_cold(source, tmp_path, cifa
   assert warm["accuracy"] >= cold["accuracy"] + 0.4
 
 
+@pytest.mark.slow
+def test_warm_start_leaves_optimizer_slots_and_global_step_alone(
+    source, tmp_path, cifar10_dir):
+  """Weights come from the source; the momentum and the step count start
+  afresh, as in a new run (the source's would replay its last updates)."""
+  model_dir, _ = source
+  src = tf.train.load_checkpoint(model_dir)
+  slots = [n for n in src.get_variable_to_shape_map() if n.endswith("/Momentum")]
+  assert len(slots) == 8 and all(np.any(src.get_tensor(n)) for n in slots)
+  assert src.get_tensor("global_step") == SOURCE_STEPS
+  target = str(tmp_path / "target")
+  modes.run(tiny_config(*FAST, "train.steps=1"), target, "train", cifar10_dir,
+            warm_start_from=model_dir)
+  got = first_checkpoint(target)
+  assert got.get_tensor("global_step") == 0
+  for name in slots:
+    assert not np.any(got.get_tensor(name)), name
+  np.testing.assert_array_equal(got.get_tensor("tiny/conv2/kernel"),
+                                src.get_tensor("tiny/conv2/kernel"))
+  record = json.load(open(os.path.join(target, "warm_start", "warm_start.json")))
+  assert not [n for n in record["variables"]
+              if n.endswith("/Momentum") or n == "global_step"]
+
+
+@pytest.mark.slow
 def test_fine_tune_cifar10_to_cifar100_without_the_head(source, tmp_path, cifar100_dir):
   """BN statistics and EMA shadows come along; the new head keeps its init."""
   model_dir, _ = source
@@ -207,6 +233,7 @@ def test_fine_tune_cifar10_to_cifar100_without_the_head(source, tmp_path, cifar1
   assert "tiny/logits/kernel" not in record["variables"]
 
 
+@pytest.mark.slow
 def test_renamed_checkpoint_plus_npz_values(source, tmp_path, cifar10_dir):
   """npz values win over the (renamed) checkpoint; neither goes into the graph."""
   model_dir, _ = source

@@ -1,20 +1,58 @@
-"""Shared test helpers: tiny configs, real-format data, running the CLI."""
+"""Shared test helpers: tiny configs, running the CLI and the tools, reading
+what a run wrote, and waiting on other processes without fixed sleeps."""
 
+import glob
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
+
+import pytest
 
 from estimator_cifar import config as config_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Every wall-clock limit in the tests is a base figure times this factor: raise
+# it on a slow or crowded machine (e.g. ESTIMATOR_CIFAR_TIME_SCALE=3).
+TIME_SCALE_ENV = "ESTIMATOR_CIFAR_TIME_SCALE"
+TIME_SCALE = float(os.environ.get(TIME_SCALE_ENV) or 1.0)
+
 # Small and fast: a tiny model, small batches, no periodic evals.
 TINY = ["model.name=tiny", "train.batch_size=16", "eval.batch_size=16",
         "summary.save_steps=5", "log.every_steps=5", "train.steps=6",
         "model.bn_momentum=0.9",
-        # SavedModels at every eval cost ~0.6 s of CPU each; test_export turns
-        # them back on where it checks them.
+        # SavedModels at every eval are costly; test_export turns them back on
+        # where it checks them.
         "eval.export_best=false", "eval.export_latest=0"]
+
+# The tiny model's trainable variables.
+TINY_TRAINABLE = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
+                  "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",
+                  "tiny/logits/kernel", "tiny/logits/bias"]
+
+# hooks.ProgressHook's line after the first: step, max, lr, examples/sec.
+PROGRESS = re.compile(
+    r"step (\d+)/(\d+), loss = \d+\.\d{4}, lr = ([\d.e+-]+) \(([\d.]+) "
+    r"examples/sec; ([\d.]+) sec/batch; ETA \d+:\d\d:\d\d\)")
+
+
+# pytest.ini gives each test 300 s; one that runs several TensorFlow
+# processes (a cluster, a trainer beside an evaluator) gets this long.
+MULTI_PROCESS_TIMEOUT_SECS = 600
+
+
+def seconds(base: float) -> float:
+  """A wall-clock limit of `base` seconds, scaled by TIME_SCALE."""
+  return base * TIME_SCALE
+
+
+def multi_process(test):
+  """Marks a test (or the first user of a module fixture) that runs several
+  TensorFlow processes: slow, with MULTI_PROCESS_TIMEOUT_SECS to finish."""
+  return pytest.mark.slow(pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)(test))
 
 
 def tiny_config(*overrides: str, experiment: str = "resnet_sgd"):
@@ -22,11 +60,158 @@ def tiny_config(*overrides: str, experiment: str = "resnet_sgd"):
   return config_lib.resolve(experiment, [",".join(TINY + list(overrides))])
 
 
+# ------------------------------------------------------------- processes
+
+def subprocess_env(**extra: str) -> dict:
+  """The environment for a child Python: this checkout first on its path,
+  quiet TensorFlow, unbuffered output, and no inherited TF_CONFIG."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+  env["PYTHONPATH"] = os.pathsep.join(
+      p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+  env.pop("TF_CONFIG", None)
+  env.update(extra)
+  return env
+
+
+def cli_command(*args: str) -> list[str]:
+  return [sys.executable, "-m", "estimator_cifar.run", *args]
+
+
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None):
-  """Runs `python -m estimator_cifar.run ARGS` from the repo root."""
-  full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-                  PYTHONUNBUFFERED="1")
-  full_env.update(env or {})
-  return subprocess.run([sys.executable, "-m", "estimator_cifar.run", *args],
-                        cwd=REPO_ROOT, env=full_env, capture_output=True,
-                        text=True, timeout=timeout)
+  """Runs `python -m estimator_cifar.run ARGS` from the repo root; `timeout`
+  is scaled by TIME_SCALE."""
+  return subprocess.run(cli_command(*args), cwd=REPO_ROOT,
+                        env=subprocess_env(**(env or {})), capture_output=True,
+                        text=True, timeout=seconds(timeout))
+
+
+def cli_in_process(capsys, *args: str) -> tuple[int, str, str]:
+  """Runs the CLI's entry point (flags parsed as on a command line) in this
+  process, without a new interpreter's TensorFlow import: (exit status,
+  stdout, stderr)."""
+  from estimator_cifar import run
+  run.FLAGS.unparse_flags()
+  run.FLAGS(["run", *args])
+  try:
+    code = run.run_main(["run"])
+  except SystemExit as e:
+    code = e.code
+  finally:
+    run.FLAGS.unparse_flags()
+  out = capsys.readouterr()
+  return code, out.out, out.err
+
+
+def start_cli(*args: str, **popen_kwargs) -> subprocess.Popen:
+  """Starts `python -m estimator_cifar.run ARGS`; the caller waits on it."""
+  popen_kwargs.setdefault("env", subprocess_env())
+  return subprocess.Popen(cli_command(*args), cwd=REPO_ROOT, **popen_kwargs)
+
+
+def tool_command(name: str, *args: str) -> list[str]:
+  """The command line that runs `python -m tools.NAME ARGS`."""
+  return [sys.executable, "-m", f"tools.{name}", *args]
+
+
+def run_tool(name: str, *args: str, timeout: float = 60, **kwargs):
+  """Runs `python -m tools.NAME ARGS` from the repo root; `timeout` is
+  scaled by TIME_SCALE."""
+  kwargs.setdefault("env", subprocess_env())
+  return subprocess.run(tool_command(name, *args), cwd=REPO_ROOT,
+                        capture_output=True, text=True,
+                        timeout=seconds(timeout), check=False, **kwargs)
+
+
+def wait_until(condition, timeout: float, interval: float = 0.05,
+               message: str = "condition") -> None:
+  """Polls `condition()` until it is true; fails after `timeout` (scaled)."""
+  deadline = time.monotonic() + seconds(timeout)
+  while not condition():
+    assert time.monotonic() < deadline, f"timed out waiting for {message}"
+    time.sleep(interval)
+
+
+def closed_port() -> int:
+  """A loopback TCP port that nothing listens on (bound, then released)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def error_line(returncode: int, stderr: str) -> str:
+  """The one `error:` line of a failed run, after checking the contract:
+  exit status 2, no traceback, exactly one such line."""
+  assert returncode == 2, stderr[-3000:]
+  assert "Traceback" not in stderr, stderr[-3000:]
+  lines = [l for l in stderr.splitlines() if l.startswith("error: ")]
+  assert len(lines) == 1, stderr[-3000:]
+  return lines[0]
+
+
+# ------------------------------------------------------------ event files
+
+def iter_events(directory: str):
+  """(step, Summary.Value) for every value in the event files of `directory`."""
+  from tensorflow.compat import v1
+  for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+    for event in v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        yield event.step, value
+
+
+def read_events(directory: str) -> dict:
+  """{tag: {step: Summary.Value}} from every event file in `directory`."""
+  found = {}
+  for step, value in iter_events(directory):
+    found.setdefault(value.tag, {})[step] = value
+  return found
+
+
+def scalar_value(value) -> float | None:
+  """The number in a scalar Summary.Value (v1 simple_value or a v2 rank-0
+  numeric tensor); None for text, images, histograms and other kinds."""
+  kind = value.WhichOneof("value")
+  if kind == "simple_value":
+    return value.simple_value
+  if kind == "tensor" and value.metadata.plugin_data.plugin_name in (
+      "", "scalars"):
+    import numpy as np
+    import tensorflow as tf
+    array = tf.make_ndarray(value.tensor)
+    if array.ndim == 0 and np.issubdtype(array.dtype, np.number):
+      return float(array)
+  return None
+
+
+def scalars(events: dict) -> dict:
+  """{tag: {step: float}} for the scalar tags of read_events' result."""
+  out = {}
+  for tag, by_step in events.items():
+    numbers = {step: scalar_value(v) for step, v in by_step.items()}
+    if all(n is not None for n in numbers.values()):
+      out[tag] = numbers
+  return out
+
+
+# ---------------------------------------------------------------- models
+
+def resnet_params(n: int, widths, version: int, classes: int) -> int:
+  """Trainable parameters of a CIFAR ResNet (3x3 convs, 1x1 projections).
+
+  conv kernel: 9 * c_in * c_out; batch norm: 2 * c (gamma, beta); projection
+  shortcut where the shape changes: c_in * c_out (v1 adds a batch norm to it).
+  v1 has a batch norm after the first conv; v2 one per block input and a final
+  one; both end in a dense layer (64k * classes + classes).
+  """
+  total = 9 * 3 * 16
+  total += 2 * 16 if version == 1 else 2 * widths[-1]
+  c_in = 16
+  for stage, c in enumerate(widths):
+    for i in range(n):
+      total += 9 * c_in * c + 9 * c * c + 2 * c * 2  # Two convs, two BNs.
+      if version == 2:
+        total += 2 * c_in - 2 * c  # v2's first BN sees the block input.
+      if c_in != c or (stage > 0 and i == 0):
+        total += c_in * c + (2 * c if version == 1 else 0)
+      c_in = c
+  return total + widths[-1] * classes + classes
