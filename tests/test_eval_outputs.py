@@ -34,6 +34,7 @@ def trained(tmp_path_factory, cifar10_dir):
   return model_dir
 
 
+@pytest.mark.slow
 def test_mode_eval_writes_per_class_metrics_and_confusion_png(trained,
                                                               cifar10_dir):
   result = modes.run(tiny_config(*TRAIN), trained, "eval", cifar10_dir)
@@ -54,6 +55,7 @@ def test_mode_eval_writes_per_class_metrics_and_confusion_png(trained,
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_eval_events_hold_the_confusion_image_and_text(trained, cifar10_dir):
   modes.run(tiny_config(*TRAIN), trained, "eval", cifar10_dir)
   tags = set()
@@ -67,7 +69,7 @@ def test_eval_events_hold_the_confusion_image_and_text(trained, cifar10_dir):
 
 
 def test_without_matplotlib_the_png_is_skipped_with_a_log_line(
-    trained, monkeypatch, caplog, tmp_path):
+    monkeypatch, caplog, tmp_path):
   monkeypatch.setitem(sys.modules, "matplotlib", None)  # Import fails.
   assert confusion_plot.write(str(tmp_path), np.eye(3, dtype=int),
                               ["a", "b", "c"]) is None
@@ -98,6 +100,7 @@ def _predict_logits(model_dir, tta, images):
   return np.concatenate([r["logits"] for r in rows])
 
 
+@pytest.mark.slow
 def test_flip_tta_is_the_mean_of_two_forward_passes(trained, cifar10_dir):
   images = raw_test_images(cifar10_dir, 8)
   plain = _predict_logits(trained, "none", images)
@@ -108,6 +111,7 @@ def test_flip_tta_is_the_mean_of_two_forward_passes(trained, cifar10_dir):
   assert not np.allclose(averaged, plain, atol=1e-4)  # The flip mattered.
 
 
+@pytest.mark.slow
 def test_flip_tta_reaches_the_saved_model(trained, cifar10_dir):
   images = raw_test_images(cifar10_dir, 4)
   cfg = tiny_config(*TRAIN, "eval.tta=flip")

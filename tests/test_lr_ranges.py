@@ -49,6 +49,7 @@ def test_the_check_uses_the_batch_scaled_rate():
       "adam", lr_ranges.optim.base_learning_rate(cfg))
 
 
+@pytest.mark.slow
 def test_a_train_run_logs_the_warning(cifar10_dir, tmp_path, caplog):
   from estimator_cifar.engine import modes
   cfg = tiny_config("optimizer.name=adam", "optimizer.learning_rate=0.1",

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # Minutes, not seconds, on a crowded machine.
 def test_resnet8_learns_real_photographs(tmp_path):
   cfg = config_lib.resolve("real_subset", [",".join([
       "model.depth=8", f"train.steps={STEPS}", "train.seed=1",

@@ -5,8 +5,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
+from tests import testutil
 from tests.testutil import REPO_ROOT
 from tools import real_subset_compare as compare_lib
 
@@ -44,7 +43,7 @@ def test_a_target_the_package_never_reaches():
   assert "not reached" in compare_lib.format_report(report, curves)
 
 
-@pytest.mark.slow
+@testutil.multi_process
 def test_three_contenders_on_fake_data(cifar10_dir, tmp_path):
   env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run(
@@ -52,7 +51,8 @@ def test_three_contenders_on_fake_data(cifar10_dir, tmp_path):
        f"--data_dir={cifar10_dir}", "--budget_secs=4", "--points=2",
        f"--work_dir={tmp_path}",
        "--params_override=model.name=tiny,eval.batch_size=50"],
-      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+      cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+      timeout=testutil.seconds(testutil.MULTI_PROCESS_TIMEOUT_SECS))
   assert proc.returncode == 0, proc.stderr[-2000:]
   report = json.loads(proc.stdout.strip().splitlines()[-1])
   assert set(report["curves"]) == {"package", "minimal", "keras"}

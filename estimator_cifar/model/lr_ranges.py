@@ -41,7 +41,8 @@ def out_of_range_message(optimizer: str, rate: float) -> str | None:
   return (f"optimizer.learning_rate gives a base rate of {rate:g} for "
           f"optimizer.name={optimizer}, {side} its usual range {low:g} to "
           f"{high:g}: expect {risk}. Try --params_override="
-          f"optimizer.learning_rate={suggested:g} (docs/real_data.md lists each optimizer's range).")
+          f"optimizer.learning_rate={suggested:g} (docs/real_data.md lists "
+          "each optimizer's range).")
 
 
 def warn_if_outside(cfg: ExperimentConfig) -> str | None:
