@@ -36,8 +36,10 @@ AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "brightness", "contrast",
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
                    "adadelta", "rmsprop", "ftrl")
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")
-# auto: picked from the device at start (engine/precision.py).
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# train.precision may also be this: one of PRECISIONS, picked from the device
+# at start (engine/precision.py).
+PRECISION_AUTO = "auto"
 EVAL_TTA = ("none", "flip")  # Test-time augmentation (model/tta.py).
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
@@ -295,7 +297,8 @@ _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
     "data.pipeline": PIPELINES, "optimizer.name": OPTIMIZER_NAMES,
-    "schedule.name": SCHEDULE_NAMES, "train.precision": PRECISIONS,
+    "schedule.name": SCHEDULE_NAMES,
+    "train.precision": PRECISIONS + (PRECISION_AUTO,),
     "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES,
     "eval.tta": EVAL_TTA}
 

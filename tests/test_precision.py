@@ -68,5 +68,8 @@ def test_the_estimator_gets_the_resolved_precision(monkeypatch, cifar10_dir,
 
 
 def test_auto_is_valid_and_not_the_default():
-  assert "auto" in config_lib.PRECISIONS
+  assert tiny_config("train.precision=auto").train.precision == "auto"
   assert config_lib.ExperimentConfig().train.precision == "float32"
+  # What auto picks is always a concrete precision the model implements.
+  for gpus, flags in (([(8, 0)], set()), ([], SAPPHIRE_RAPIDS), ([], set())):
+    assert precision.choose(gpus, flags)[0] in config_lib.PRECISIONS

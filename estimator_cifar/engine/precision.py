@@ -15,9 +15,8 @@ import dataclasses
 
 from absl import logging
 
-from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.config import PRECISION_AUTO, ExperimentConfig
 
-AUTO = "auto"
 CPUINFO = "/proc/cpuinfo"
 TENSOR_CORE_CAPABILITY = (7, 0)  # Volta and newer.
 
@@ -66,7 +65,7 @@ def choose(capabilities: list[tuple[int, int]],
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
   """`cfg` itself, or for precision=auto a copy with the chosen precision."""
-  if cfg.train.precision != AUTO:
+  if cfg.train.precision != PRECISION_AUTO:
     return cfg
   chosen, reason = choose(gpu_capabilities(), cpu_flags())
   if (chosen, reason) not in _logged:
