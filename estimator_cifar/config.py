@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from estimator_cifar import loop_support
 from estimator_cifar.errors import ConfigError
 # The override parser, re-exported: callers resolve configs through this module.
 from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
@@ -37,9 +38,7 @@ OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
                    "adadelta", "rmsprop", "ftrl")
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# train.precision may also be this: one of PRECISIONS, picked from the device
-# at start (engine/precision.py).
-PRECISION_AUTO = "auto"
+PRECISION_AUTO = "auto"  # Picks one of PRECISIONS from the device (engine/precision.py).
 EVAL_TTA = ("none", "flip")  # Test-time augmentation (model/tta.py).
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
@@ -83,6 +82,7 @@ class DataConfig:
   # (batch_augment.py, the faster one); "per_image" is the classic per-image
   # map (augment.py), the reference and the place to try a new distortion.
   pipeline: str = "batch"
+  in_memory: str = "auto"    # Or stream the split from its files (streaming.py).
 
 
 @dataclass
@@ -99,6 +99,7 @@ class TrainConfig:
   trainable_scopes: list[str] = field(default_factory=list)
   precision: str = "float32"
   seed: int = 0              # 0: not seeded.
+  steps_per_loop: int = 1    # Steps per session.run (model/train_loop.py).
 
 
 @dataclass
@@ -172,8 +173,7 @@ class EvalConfig:
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
   export_best: bool = True   # train_and_eval: SavedModel of the best accuracy.
   export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
-  # flip: eval, export and predict average the logits of image and mirror.
-  tta: str = "none"
+  tta: str = "none"          # flip: eval, export, predict average image and mirror.
 
 
 @dataclass
@@ -296,15 +296,15 @@ def _import_file(path: str, name: str):
 _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
-    "data.pipeline": PIPELINES, "optimizer.name": OPTIMIZER_NAMES,
-    "schedule.name": SCHEDULE_NAMES,
+    "data.pipeline": PIPELINES, "data.in_memory": ("auto", "true", "false"),
+    "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
     "train.precision": PRECISIONS + (PRECISION_AUTO,),
     "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES,
     "eval.tta": EVAL_TTA}
 
 _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
              "data.shuffle_buffer", "summary.save_steps", "log.every_steps",
-             "checkpoint.keep_max")
+             "checkpoint.keep_max", "train.steps_per_loop")
 _NON_NEGATIVE = ("summary.histogram_steps", "distribute.num_cpu_devices",
                  "distribute.max_worker_delay_secs")
 
@@ -356,6 +356,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
   if cfg.data.source == "tfds" and cfg.data.name == "synthetic":
     raise ConfigError("data.source=tfds cannot serve data.name=synthetic; use "
                       "data.source=binary.")
+  loop_support.check(cfg)
   sched = cfg.schedule
   if cfg.optimizer.name == "ftrl" and sched.warmup_epochs > 0:
     raise ConfigError(

@@ -27,3 +27,7 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
   """A missing, corrupt or incompatible checkpoint or model_dir."""
+
+
+class DiskFullError(UserError):
+  """The filesystem of the model_dir (or data_dir) has no room left."""

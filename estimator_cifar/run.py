@@ -139,6 +139,13 @@ def run_main(argv):
     print(f"error: {e}", file=sys.stderr, flush=True)
     logging.flush()
     sys.exit(e.exit_code)
+  except KeyboardInterrupt:
+    # Ctrl-C before training caught signals itself (startup): nothing to save.
+    if FLAGS.verbose:
+      traceback.print_exc()
+    print("Interrupted before training started; nothing was saved.",
+          file=sys.stderr, flush=True)
+    sys.exit(130)
 
 
 def cli():

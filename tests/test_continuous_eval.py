@@ -23,7 +23,8 @@ STEPS, SAVE = 120, 40
 PACE_WAIT_SECS = 30
 OVERRIDES = testutil.TINY + [f"train.steps={STEPS}", f"checkpoint.save_steps={SAVE}",
                              "checkpoint.keep_max=20",
-                             f"eval.timeout_secs={testutil.seconds(120):.0f}"]
+                             f"eval.timeout_secs={testutil.seconds(120):.0f}",
+                             "eval.throttle_secs=0"]
 
 
 def _cli(mode, model_dir, data_dir, log_path):
@@ -180,3 +181,30 @@ def test_continuous_eval_with_ema_weights(watched, tmp_path):
   # The averaged weights give another model than the raw ones.
   assert result["loss"] != pytest.approx(raw[f"model.ckpt-{STEPS}"]["loss"],
                                          rel=1e-6)
+
+
+def test_a_stop_request_abandons_the_evaluation_and_logs_nothing(watched,
+                                                                 tmp_path):
+  from estimator_cifar.engine import signals
+  model_dir = _copy(watched, tmp_path)
+  before = metrics_log.read(model_dir)
+  estimator, input_fn = _estimator(model_dir, watched["data_dir"])
+  stop = signals.StopRequest("testing")
+  stop.request("SIGTERM")
+  final = os.path.join(model_dir, f"model.ckpt-{STEPS}")
+  assert continuous_eval.evaluate_one(estimator, input_fn, final, stop) is None
+  assert metrics_log.read(model_dir) == before
+
+
+def test_the_throttle_never_holds_back_the_final_checkpoint(watched, tmp_path):
+  model_dir = _copy(watched, tmp_path)
+  os.remove(metrics_log.path(model_dir))
+  estimator, input_fn = _estimator(model_dir, watched["data_dir"])
+  start = time.time()
+  result = continuous_eval.run(estimator, input_fn, model_dir, STEPS, 600,
+                               throttle_secs=600)
+  # Evaluated at once, and done: run_info.json says the run ended there.
+  assert time.time() - start < 60
+  assert result["global_step"] == STEPS
+  assert [r["checkpoint"] for r in metrics_log.read(model_dir)] == \
+      [f"model.ckpt-{STEPS}"]

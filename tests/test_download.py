@@ -246,3 +246,33 @@ def test_cli_success_prints_folder(tmp_path):
                     f"--sha256={sha}")
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == str(data_dir / FOLDER)
+
+
+def test_a_placed_archive_with_a_bad_checksum_is_moved_aside_not_deleted(tmp_path):
+  data_dir = tmp_path / "data"
+  _make_archive(data_dir / ARCHIVE)
+  placed = (data_dir / ARCHIVE).read_bytes()
+  (data_dir / (ARCHIVE + ".corrupt")).write_bytes(b"an older one")
+  with pytest.raises(DataError) as e:
+    download.ensure_dataset(str(data_dir), "cifar10", sha256="0" * 64,
+                            url=f"http://127.0.0.1:{closed_port()}/x")
+  moved = data_dir / (ARCHIVE + ".corrupt.1")  # The older one stays too.
+  assert f"moved aside to {moved}" in str(e.value)
+  assert "not deleted" in str(e.value)
+  assert moved.read_bytes() == placed
+  assert (data_dir / (ARCHIVE + ".corrupt")).read_bytes() == b"an older one"
+  assert not (data_dir / ARCHIVE).exists()
+
+
+def test_an_incomplete_folder_with_files_is_moved_aside(tmp_path, capsys):
+  data_dir = tmp_path / "data"
+  sha = _make_archive(data_dir / ARCHIVE)
+  (data_dir / FOLDER).mkdir()
+  (data_dir / FOLDER / "notes.txt").write_text("mine")
+  folder = download.ensure_dataset(
+      str(data_dir), "cifar10", sha256=sha,
+      url=f"http://127.0.0.1:{closed_port()}/x")
+  assert sorted(os.listdir(folder)) == sorted(download.CIFAR10.files)
+  kept = data_dir / (FOLDER + ".incomplete")
+  assert (kept / "notes.txt").read_text() == "mine"
+  assert f"moved it aside to {kept}" in capsys.readouterr().err

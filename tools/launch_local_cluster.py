@@ -10,8 +10,9 @@ evaluator) runs `python -m estimator_cifar.run ARGS` with its own TF_CONFIG on
 free loopback ports chosen now; its output is streamed with a `[role:index]`
 prefix. When the chief finishes, the workers and the evaluator get
 `--grace_secs` to finish on their own (the evaluator still has to evaluate the
-final checkpoint); then every process left, the ps tasks always (a ps serves
-forever), is stopped. If a process fails, everything is stopped, except that
+final checkpoint), and then the ps tasks PS_END_SECS to see the job's end and
+exit by themselves; every process left after that is stopped. If a process
+fails, everything is stopped, except that
 with `--max_restarts=N` a failed worker is started again with the same
 TF_CONFIG, up to N times, and rejoins the running cluster (parameter-server
 training; a multi_worker_mirrored job cannot take a worker back and must be
@@ -35,6 +36,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
 POLL_SECS = 0.2
 STOP_SECS = 5.0   # SIGTERM, then this long, then SIGKILL.
+PS_END_SECS = 60.0  # A ps exits by itself this long after the chief at most.
 
 
 def free_ports(n: int) -> list[int]:
@@ -189,7 +191,7 @@ def _supervise(args, tasks: list[Task], interrupted: list, out, lock) -> int:
   start = time.time()
   chief = next(t for t in tasks if t.role == "chief")
   finishers = [t for t in tasks if t.role in ("chief", "worker", "evaluator")]
-  chief_done_at = None
+  chief_done_at = finishers_done_at = None
   finished = set()
 
   def say(text):
@@ -223,8 +225,17 @@ def _supervise(args, tasks: list[Task], interrupted: list, out, lock) -> int:
       chief_done_at = time.time()
       say("chief finished; waiting for the workers and the evaluator")
     if all(t.poll() == 0 for t in finishers):
-      say("chief, workers and evaluator finished; stopping the ps tasks")
-      return 0
+      serving = [t.name for t in tasks if t.role == "ps" and t.poll() is None]
+      if not serving:
+        say("every task finished")
+        return 0
+      if finishers_done_at is None:
+        finishers_done_at = time.time()
+        say("chief, workers and evaluator finished; waiting for the ps tasks")
+      if time.time() - finishers_done_at > PS_END_SECS:
+        say(f"{', '.join(serving)} still running {PS_END_SECS:.0f}s later; "
+            "stopping them")
+        return 0
     if chief_done_at and time.time() - chief_done_at > args.grace_secs:
       left = [t.name for t in finishers if t.poll() is None]
       say(f"{', '.join(left)} still running {args.grace_secs:.0f}s after the "

@@ -14,9 +14,14 @@ below: a mirror must serve byte-identical archives.
 
 Each step is atomic, so an interrupted run never looks complete: downloads go
 to a temp file and extraction to a temp folder in `data_dir`, each renamed into
-place once complete. Members that would land outside the target (absolute
-paths, `..`, links pointing out, device files) are refused before anything is
-written; `tarfile`'s `data` filter is used as a second line of defence.
+place once complete (a download only after its checksum matched). Only those
+temp files are ever deleted: an archive found in `data_dir` (placed there by
+hand, or by an earlier run) that fails its checksum is moved aside to
+`<archive>.corrupt`, and an incomplete dataset folder with files in it to
+`<folder>.incomplete`, each with a message saying where. Members that would
+land outside the target (absolute paths, `..`, links pointing out, device
+files) are refused before anything is written; `tarfile`'s `data` filter is
+used as a second line of defence.
 """
 
 import hashlib
@@ -80,12 +85,14 @@ def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,
     raise DataError(f"Cannot create data_dir {data_dir}: {e}. Pass a "
                     "writable --data_dir.") from e
   archive = os.path.join(data_dir, spec.archive)
-  if not os.path.exists(archive):
+  expected = (sha256 or spec.sha256).lower()
+  if os.path.exists(archive):
+    _verify_placed(archive, expected, spec)
+  else:
     mirror = os.environ.get(MIRROR_ENV)
     url = url or (mirror.rstrip("/") + "/" + spec.archive if mirror
                   else spec.url)
-    _download(url, archive, spec, data_dir, timeout)
-  _verify(archive, sha256 or spec.sha256, spec)
+    _download(url, archive, spec, data_dir, timeout, expected)
   _extract(archive, data_dir, spec)
   return folder
 
@@ -96,8 +103,11 @@ def _missing_files(folder: str, spec: ArchiveSpec) -> list[str]:
 
 
 def _download(url: str, archive: str, spec: ArchiveSpec, data_dir: str,
-              timeout: float) -> None:
-  """Fetches `url` into a temp file beside `archive`, then renames it."""
+              timeout: float, expected: str) -> None:
+  """Fetches `url` into a temp file beside `archive`; renames it if it verifies.
+
+  The temp file is this package's own: deleted on any failure.
+  """
   fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{spec.archive}.",
                              suffix=".part")
   done, line_open = 0, False
@@ -117,6 +127,14 @@ def _download(url: str, archive: str, spec: ArchiveSpec, data_dir: str,
       line_open = False
       if total and done != total:
         raise OSError(f"connection closed after {done} of {total} bytes")
+    got = _sha256(tmp)
+    if got != expected:
+      raise DataError(
+          f"Checksum mismatch for {archive} as downloaded from {url}: expected "
+          f"sha256 {expected}, got {got}. The download was corrupted or the "
+          f"mirror serves a different file; the download was deleted. Run "
+          f"again to retry, or download {spec.url} by hand and put it at "
+          f"{archive}.")
     os.replace(tmp, archive)
   except (OSError, http.client.HTTPException, ValueError) as e:
     if line_open:
@@ -146,21 +164,38 @@ def _draw_progress(name: str, done: int, total: int) -> None:
   sys.stderr.flush()
 
 
-def _verify(archive: str, expected: str, spec: ArchiveSpec) -> None:
-  """Checks the sha256 of `archive`; deletes it and raises on a mismatch."""
+def _sha256(path: str) -> str:
   digest = hashlib.sha256()
-  with open(archive, "rb") as f:
+  with open(path, "rb") as f:
     while chunk := f.read(CHUNK_BYTES):
       digest.update(chunk)
-  got = digest.hexdigest()
-  if got != expected.lower():
-    os.remove(archive)
-    raise DataError(
-        f"Checksum mismatch for {archive}: expected sha256 {expected}, got "
-        f"{got}. The archive was truncated or corrupted (an interrupted copy "
-        f"or download), or the mirror serves a different file; it has been "
-        f"deleted. Run again to retry, or download {spec.url} by hand and put "
-        f"it at {archive}.")
+  return digest.hexdigest()
+
+
+def move_aside(path: str, suffix: str) -> str:
+  """Renames `path` to `<path><suffix>` (then .1, .2, ...); returns the new path."""
+  target, n = path + suffix, 0
+  while os.path.exists(target):
+    n += 1
+    target = f"{path}{suffix}.{n}"
+  os.replace(path, target)
+  return target
+
+
+def _verify_placed(archive: str, expected: str, spec: ArchiveSpec) -> None:
+  """Checks an archive found in data_dir; on a mismatch moves it aside, raises.
+
+  It may be the user's own copy (an offline machine), so it is never deleted.
+  """
+  got = _sha256(archive)
+  if got == expected:
+    return
+  moved = move_aside(archive, ".corrupt")
+  raise DataError(
+      f"Checksum mismatch for {archive}: expected sha256 {expected}, got "
+      f"{got}. The archive is truncated or corrupted (an interrupted copy), or "
+      f"another file; it was moved aside to {moved}, not deleted. Run again to "
+      f"download it, or download {spec.url} by hand and put it at {archive}.")
 
 
 def _within(path: str, root: str) -> bool:
@@ -210,8 +245,12 @@ def _extract(archive: str, data_dir: str, spec: ArchiveSpec) -> None:
                       f"{len(missing) - 1} more); it is not the {spec.url} "
                       f"archive. Delete it and run again.")
     final = os.path.join(data_dir, spec.folder)
-    if os.path.exists(final):  # Incomplete leftovers: the archive is complete.
-      shutil.rmtree(final)
+    if os.path.isdir(final) and not os.listdir(final):
+      os.rmdir(final)
+    elif os.path.exists(final):  # Incomplete, and maybe the user's: keep it.
+      moved = move_aside(final, ".incomplete")
+      print(f"{final} lacked files; moved it aside to {moved} and extracted "
+            f"{archive} in its place.", file=sys.stderr)
     os.replace(os.path.join(target, spec.folder), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

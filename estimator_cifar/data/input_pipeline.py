@@ -7,6 +7,8 @@ than a buffer, and no buffer to fill before the first step), then full
 batches are distorted as a whole (batch_augment.py) -> prefetch.
 Train, `data.pipeline=per_image`: records -> cache -> shuffle -> repeat ->
 per-image distortions (augment.py) -> batch -> prefetch.
+Train, a split too large for memory (`data.in_memory`): streamed from the
+files with the same distortions (streaming.py).
 Eval: records -> batch, keeping the remainder batch so every test record is
 evaluated exactly once -> central crop/standardize of the whole batch.
 
@@ -16,7 +18,7 @@ Features are a dict `{"images": float32 [N, S, S, 3]}`, labels int32 [N].
 import tensorflow as tf
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import augment, batch_augment
+from estimator_cifar.data import augment, batch_augment, streaming
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.model.keys import IMAGES_KEY
 
@@ -29,9 +31,14 @@ def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
   batches its per-replica share of the global batch.
   """
   seed = cfg.train.seed or None
+  # Decided (and logged) once: large splits stream from the files.
+  stream = training and streaming.should_stream(cfg, source)
 
   def input_fn(params=None, input_context=None):
     del params  # Everything comes from cfg.
+    if stream:
+      return streaming.train_dataset(cfg, source, cfg.train.batch_size, seed,
+                                     input_context)
     ds = source.records("train" if training else "test")
     batch = cfg.train.batch_size if training else cfg.eval.batch_size
     if input_context is not None:

@@ -1,7 +1,7 @@
 """DataSource: what the input pipeline and the model_fn know about a dataset."""
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
   import tensorflow as tf
@@ -20,3 +20,10 @@ class DataSource:
   num_eval: int
   label_names: list[str]
   records: Callable[[str], "tf.data.Dataset"]
+  # Sources read from files (the binary layouts): each split's files, the
+  # bytes of one record, and a parser of a string of whole records into
+  # (uint8 images [N, 32, 32, 3], int32 labels [N]), for the streaming
+  # pipeline (data/streaming.py). Other sources stream `records`.
+  files: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+  record_bytes: int = 0
+  parse_records: Callable[[Any], tuple] | None = None

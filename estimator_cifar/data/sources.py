@@ -45,7 +45,9 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
       name=data.name, num_classes=layout.num_classes[kind],
       num_train=sizes["train"], num_eval=sizes["test"],
       label_names=cifar_binary.read_label_names(folder, layout, kind),
-      records=lambda split: cifar_binary.record_dataset(files[split], layout, kind))
+      records=lambda split: cifar_binary.record_dataset(files[split], layout, kind),
+      files=files, record_bytes=layout.record_bytes,
+      parse_records=lambda raw: cifar_binary.parse_records(raw, layout, kind))
 
 
 def _synthetic(num_train: int, num_eval: int) -> DataSource:

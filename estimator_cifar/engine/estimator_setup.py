@@ -13,6 +13,7 @@ from absl import logging
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import sources
 from estimator_cifar.engine import distribute, precision
+from estimator_cifar.model import train_loop
 from estimator_cifar.model.model_fn import ModelParams, model_fn
 
 
@@ -80,7 +81,9 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
   return tf.estimator.RunConfig(
       model_dir=model_dir,
       tf_random_seed=cfg.train.seed or None,
-      save_summary_steps=cfg.summary.save_steps,
+      # Looped training writes them from hooks.train_hooks, at loop boundaries.
+      save_summary_steps=(cfg.summary.save_steps
+                          if cfg.train.steps_per_loop == 1 else None),
       save_checkpoints_steps=ckpt.save_steps if by_steps else None,
       save_checkpoints_secs=None if by_steps else ckpt.save_secs,
       keep_checkpoint_max=ckpt.keep_max,
@@ -98,7 +101,8 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
                    warm_start_from=None) -> tf.estimator.Estimator:
   cfg = precision.resolve(cfg)  # train.precision=auto: decided and logged here.
-  return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
+  looped_model_fn = train_loop.looped(model_fn, cfg.train.steps_per_loop)
+  return tf.estimator.Estimator(model_fn=looped_model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),
                                 params=plan.model_params(cfg),
                                 warm_start_from=warm_start_from)

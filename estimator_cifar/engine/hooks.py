@@ -50,12 +50,19 @@ def train_hooks(cfg: ExperimentConfig, model_dir: str, max_steps: int,
     is_chief: only the chief writes summaries (as Estimator's own hooks do).
   """
   output_dir = model_dir if is_chief else None
+  per_run = cfg.train.steps_per_loop
   hooks = [NanGuardHook(model_dir),
            ProgressHook(max_steps, cfg.train.batch_size, cfg.log.every_steps,
-                        output_dir)]
+                        output_dir, steps_per_run=per_run)]
   if is_chief and cfg.summary.histograms:
     every = cfg.summary.histogram_steps or cfg.summary.save_steps
-    hooks.append(HistogramSaverHook(every, model_dir))
+    hooks.append(HistogramSaverHook(every, model_dir, steps_per_run=per_run))
+  if is_chief and per_run > 1:
+    # In place of Estimator's SummarySaverHook (off, see run_config), which
+    # counts one step per run: the scalars and images at loop boundaries.
+    hooks.append(HistogramSaverHook(cfg.summary.save_steps, model_dir,
+                                    steps_per_run=per_run,
+                                    collection=v1.GraphKeys.SUMMARIES))
   return hooks
 
 
@@ -94,7 +101,9 @@ class _PeriodicHook(v1.train.SessionRunHook):
 
   Due: the first step of a session, then every `every_steps` steps after the
   last due one (global steps 1, 101, 201, ... from scratch), which is also the
-  schedule of Estimator's SummarySaverHook. With equal cadences every due step
+  schedule of Estimator's SummarySaverHook. With `steps_per_run` K > 1
+  (train.steps_per_loop) each run advances K steps, so a run is due at the
+  first loop boundary at or past the due step. With equal cadences every due step
   fetches the same set of tensors, and Session.run builds (and caches) one
   executor per distinct set of fetches: unaligned schedules would add more
   sets, each paying graph pruning and optimization the first time. Plus
@@ -103,9 +112,11 @@ class _PeriodicHook(v1.train.SessionRunHook):
   several workers advance it.
   """
 
-  def __init__(self, every_steps: int, last_step: int | None = None):
+  def __init__(self, every_steps: int, last_step: int | None = None,
+               steps_per_run: int = 1):
     self._every = max(1, int(every_steps))
     self._last_step = last_step
+    self._per_run = max(1, int(steps_per_run))
     self._due = False
 
   def begin(self):
@@ -123,13 +134,14 @@ class _PeriodicHook(v1.train.SessionRunHook):
             (self._last_step is not None and step >= self._last_step))
 
   def before_run(self, run_context):
-    self._due = self._is_due(self._step + 1)  # The step this run completes.
+    # The step this run completes.
+    self._due = self._is_due(self._step + self._per_run)
     fetches = self._fetches() if self._due else None
     return v1.train.SessionRunArgs(fetches) if fetches is not None else None
 
   def after_run(self, run_context, run_values):
     if not self._due:
-      self._step += 1
+      self._step += self._per_run
       return
     self._step = self._last_due = int(run_context.session.run(self._global_step))
     self._on_due(self._step, run_values.results)
@@ -151,8 +163,9 @@ class ProgressHook(_PeriodicHook):
   """
 
   def __init__(self, max_steps: int, batch_size: int, every_steps: int,
-               output_dir: str | None = None):
-    super().__init__(every_steps, last_step=max_steps)
+               output_dir: str | None = None, steps_per_run: int = 1):
+    super().__init__(every_steps, last_step=max_steps,
+                     steps_per_run=steps_per_run)
     self._max_steps = max_steps
     self._batch_size = batch_size
     self._output_dir = output_dir
@@ -267,17 +280,22 @@ class FiniteCheckpointGuard(v1.train.CheckpointSaverListener):
 class HistogramSaverHook(_PeriodicHook):
   """Writes the summaries.HISTOGRAMS collection every `every_steps` steps.
 
+  (Or another summary `collection`: with train.steps_per_loop > 1 a second
+  one writes the SUMMARIES collection.)
+
   On the SummarySaverHook's schedule, so with the same cadence histograms
   land on the same steps as the scalars and images.
   """
 
-  def __init__(self, every_steps: int, output_dir: str):
-    super().__init__(every_steps)
+  def __init__(self, every_steps: int, output_dir: str, steps_per_run: int = 1,
+               collection: str = summaries.HISTOGRAMS):
+    super().__init__(every_steps, steps_per_run=steps_per_run)
     self._output_dir = output_dir
+    self._collection = collection
 
   def begin(self):
     super().begin()
-    self._op = v1.summary.merge_all(summaries.HISTOGRAMS)
+    self._op = v1.summary.merge_all(self._collection)
     self._writer = v1.summary.FileWriterCache.get(self._output_dir)
 
   def _fetches(self):

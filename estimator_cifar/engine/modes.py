@@ -15,15 +15,16 @@ from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
-                                    preemption, warm_start)
+                                    preemption, ps_task, warm_start)
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model import eval_metrics, lr_ranges
+from estimator_cifar.model import eval_metrics, lr_ranges, train_loop
 from estimator_cifar.model.model_fn import configure_determinism
-from estimator_cifar.rundir import (checkpoint_check, confusion_plot, identity,
-                                    metrics_log, run_record)
+from estimator_cifar.rundir import (checkpoint_check, confusion_plot,
+                                    disk_space, identity, job_end, metrics_log,
+                                    run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -70,21 +71,34 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   run_record.py), and warm-start from `warm_start_from` (a checkpoint prefix or
   directory) and/or `warm_start.values_npz` unless they resume. They check
   that the newest checkpoint is whole first (`resume_from_previous`: fall back
-  to the newest complete one; see checkpoint_check.py), and turn SIGTERM into a
-  checkpoint at the current step and a normal return (see preemption.py).
+  to the newest complete one; see checkpoint_check.py), and turn SIGTERM or
+  SIGINT into a checkpoint at the current step and a normal return (see
+  preemption.py). A cluster's ps and evaluator tasks run their own loops
+  (ps_task.py, continuous_eval.py), which end with the job or on a signal.
 
   Raises:
     UserError subclasses for anything the user can fix.
   """
-  if mode not in TRAIN_MODES:
+  task = _cluster_task()
+  if task == "ps" and mode in TRAIN_MODES:
+    return ps_task.run(cfg, model_dir, distribute.read_tf_config())
+  if mode not in TRAIN_MODES or task == "evaluator":
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
   checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
-  record = run_record.start(cfg, model_dir, mode, data_dir)
+  disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
+  try:
+    record = run_record.start(cfg, model_dir, mode, data_dir)
+  except OSError as e:
+    _raise_if_disk_full(e, model_dir)
+    raise
   error, result = None, None
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
       result = _run(cfg, model_dir, mode, data_dir, warm_start_from, [stop_hook])
+    cluster = distribute.read_tf_config()
+    if task == "worker" and cluster.has_ps:  # The ps tasks may stop for it.
+      job_end.mark_done(model_dir, "worker", cluster.task_index)
     return result
   except preemption.Preempted as e:
     error = e
@@ -92,9 +106,24 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     return {}
   except BaseException as e:
     error = e
+    _raise_if_disk_full(e, model_dir)
     raise
   finally:
     run_record.end(record, error, result)
+
+
+def _raise_if_disk_full(e: BaseException, model_dir: str) -> None:
+  """A full disk, however deep TensorFlow raised it, as one DiskFullError."""
+  if disk_space.is_disk_full(e):
+    disk_space.remove_temp_files(model_dir)
+    raise disk_space.error(model_dir, tf.train.latest_checkpoint(model_dir)) \
+        from None
+
+
+def _cluster_task() -> str | None:
+  """This process's TF_CONFIG task type, or None outside a cluster."""
+  cluster = distribute.read_tf_config()
+  return cluster.task_type if cluster is not None else None
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
@@ -116,6 +145,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
                plan.max_steps / plan.steps_per_epoch, plan.steps_per_epoch)
   train_input = distribute.shard_for_worker(
       make_input_fn(cfg, plan.source, training=True), cluster)
+  train_input = train_loop.stack_batches(train_input, cfg.train.steps_per_loop)
   eval_input = make_input_fn(cfg, plan.source, training=False)
   warm = None
   if mode in TRAIN_MODES:
@@ -157,6 +187,14 @@ def _train(r: _Run) -> dict:
 
 
 def _train_and_eval(r: _Run) -> dict:
+  if r.cluster is not None and r.cluster.task_type == "evaluator":
+    # Estimator's evaluator loop sleeps throttle_secs even when it found no
+    # checkpoint; this one polls (continuous_eval.py). No idle timeout, as in
+    # Estimator's: the chief's run record tells when the job is over.
+    return continuous_eval.run(
+        r.estimator, r.eval_input, r.model_dir, r.plan.max_steps, float("inf"),
+        r.cfg.eval.throttle_secs, export.exporters(r.cfg),
+        r.cfg.eval.start_delay_secs)
   train_spec = tf.estimator.TrainSpec(r.train_input, max_steps=r.plan.max_steps,
                                       hooks=r.train_hooks,
                                       saving_listeners=r.listeners)
@@ -198,7 +236,8 @@ def _plot_confusion(cfg, model_dir: str, result: dict, names) -> None:
 
 def _continuous_eval(r: _Run) -> dict:
   return continuous_eval.run(r.estimator, r.eval_input, r.model_dir,
-                             r.plan.max_steps, r.cfg.eval.timeout_secs)
+                             r.plan.max_steps, r.cfg.eval.timeout_secs,
+                             r.cfg.eval.throttle_secs)
 
 
 # The body of each mode `run` serves (run.MODES adds export and predict).
@@ -230,9 +269,13 @@ def _brief(metrics: dict) -> str:
 
 
 def _preempted_line(cfg, mode, model_dir, preempted) -> None:
-  line = (f"Preempted: {cfg.name} mode={mode} step={preempted.step} "
-          f"checkpoint={preempted.checkpoint} model_dir={model_dir}; run the "
-          "same command again to continue from it.")
+  """The same line for SIGTERM and Ctrl-C: where it stopped, how to go on."""
+  stopped = "Interrupted" if preempted.signal_name == "SIGINT" else "Preempted"
+  saved = f"saved at step {preempted.step}" if preempted.checkpoint else \
+      f"stopped at step {preempted.step} (the chief saves)"
+  line = (f"{stopped}: {cfg.name} mode={mode} step={preempted.step} "
+          f"checkpoint={preempted.checkpoint} model_dir={model_dir}; {saved}; "
+          "run the same command to continue.")
   logging.warning(line)
   print(line, flush=True)
 

@@ -1,29 +1,30 @@
-"""SIGTERM (preemption): save a checkpoint at the current step and stop cleanly.
+"""SIGTERM or Ctrl-C: save a checkpoint at the current step and stop cleanly.
 
 Preemptible and shared machines announce the end with SIGTERM and follow with
 SIGKILL after a grace period (often 30 s). Python's default for SIGTERM is to
-die at once, losing every step since the last periodic checkpoint.
+die at once, and for SIGINT to raise KeyboardInterrupt inside `session.run`,
+both losing every step since the last periodic checkpoint.
 
-`PreemptionHook` installs a SIGTERM handler that only sets a flag (signal
-handlers run between steps, in the main thread). After the step in flight, the
+`PreemptionHook` catches both through `signals.StopRequest`, whose handler only
+sets a flag (a second signal exits at once). After the step in flight, the
 hook saves a checkpoint at the current step with the Estimator's own Saver (the
 one the CheckpointSaverHook uses, so `keep_max` bookkeeping stays right) and
 raises `Preempted`. It saves itself rather than `request_stop()`: a stopped
 train_and_evaluate runs a final evaluation before it returns, which can take
 longer than the grace period. `modes.run` catches `Preempted`, records the
-run as "preempted" and returns normally, so the process exits 0 within about
-one step and a checkpoint write; the same command resumes from that step.
+run as "preempted" (SIGTERM) or "interrupted" (SIGINT) and returns normally,
+so the process exits 0 within about one step and a checkpoint write; the same
+command resumes from that step.
 
 Only the chief of a TF_CONFIG cluster saves (it owns the model_dir); other
 tasks just stop.
 """
 
 import os
-import signal
-import threading
 
 import tensorflow as tf
-from absl import logging
+
+from estimator_cifar.engine import signals
 
 from estimator_cifar.rundir import CHECKPOINT_BASENAME
 
@@ -31,51 +32,43 @@ v1 = tf.compat.v1
 
 
 class Preempted(Exception):
-  """Training stopped on SIGTERM after saving a checkpoint at `step`."""
+  """Training stopped on SIGTERM or SIGINT after saving a checkpoint at `step`."""
 
-  run_status = "preempted"  # What run_info records for a run ended this way.
-
-  def __init__(self, step: int, checkpoint: str | None):
+  def __init__(self, step: int, checkpoint: str | None,
+               signal_name: str = "SIGTERM"):
     self.step, self.checkpoint = step, checkpoint
+    self.signal_name = signal_name
+    # What run_info records for a run ended this way.
+    self.run_status = "interrupted" if signal_name == "SIGINT" else "preempted"
     saved = f"saved {checkpoint}" if checkpoint else "no checkpoint saved here"
-    super().__init__(f"preempted (SIGTERM) at step {step}; {saved}")
+    super().__init__(f"{self.run_status} ({signal_name}) at step {step}; {saved}")
 
 
 class PreemptionHook(v1.train.SessionRunHook):
-  """Turns SIGTERM into a checkpoint at the current step and `Preempted`.
+  """Turns SIGTERM/SIGINT into a checkpoint at the current step and `Preempted`.
 
-  Use as a context manager around training, so the previous SIGTERM handler
-  is restored however training ends.
+  Use as a context manager around training, so the previous handlers are
+  restored however training ends.
   """
 
   def __init__(self, model_dir: str):
     self._model_dir = model_dir
-    self._requested = threading.Event()
-    self._previous = None
+    self._stop = signals.StopRequest(
+        "saving a checkpoint after the current step")
     self._saver = None
     self._global_step = None
     self._is_chief = tf.estimator.RunConfig().is_chief  # From TF_CONFIG.
 
   def __enter__(self) -> "PreemptionHook":
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-    else:  # Signals can only be handled in the main thread.
-      logging.warning("Not in the main thread: SIGTERM will not save a checkpoint.")
+    self._stop.__enter__()
     return self
 
   def __exit__(self, *exc) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      self._previous = None
-
-  def _on_sigterm(self, signum, frame) -> None:
-    del signum, frame
-    logging.warning("SIGTERM: saving a checkpoint after the current step.")
-    self._requested.set()
+    self._stop.__exit__(*exc)
 
   @property
   def requested(self) -> bool:
-    return self._requested.is_set()
+    return self._stop.requested
 
   def begin(self):
     self._global_step = v1.train.get_global_step()
@@ -88,7 +81,7 @@ class PreemptionHook(v1.train.SessionRunHook):
 
   def after_run(self, run_context, run_values):
     del run_values
-    if not self._requested.is_set():
+    if not self._stop.requested:
       return
     session = run_context.session
     step = int(session.run(self._global_step))
@@ -98,4 +91,4 @@ class PreemptionHook(v1.train.SessionRunHook):
       checkpoint = f"{prefix}-{step}"
       if tf.train.latest_checkpoint(self._model_dir) != checkpoint:
         checkpoint = self._saver.save(session, prefix, global_step=step)
-    raise Preempted(step, checkpoint)
+    raise Preempted(step, checkpoint, self._stop.signal_name)

@@ -123,7 +123,8 @@ def model_fn(features, labels, mode, params):
   update_ops = [op for op in added(v1.GraphKeys.UPDATE_OPS)
                 if optim.in_scopes(op.name, cfg.train.trainable_scopes)]
   with tf.control_dependencies(update_ops):
-    step_op = optimizer.apply_gradients(grads_and_vars, global_step)
+    step_op = optimizer.apply_gradients(optim.per_replica_share(grads_and_vars),
+                                        global_step)
   with tf.control_dependencies([step_op]):
     train_op = tf.group(optim.decoupled_weight_decay(cfg, train_vars, rate))
   ema = None

@@ -217,14 +217,34 @@ def decayed_variables(variables, on: str) -> list[tf.Variable]:
   return kernels
 
 
+def _replicas_in_sync() -> int:
+  """Replicas a synchronous strategy sums gradients over; 1 without one."""
+  if not tf.distribute.has_strategy() or \
+      tf.distribute.in_cross_replica_context():
+    return 1
+  return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def transform_gradients(cfg: TrainConfig, grads_and_vars):
   """Multipliers by variable-name regex, then clip by value, then by global norm.
 
+  Under a synchronous strategy (mirrored, central_storage) each replica's
+  gradients are of its share of the loss (the v1 optimizer scales it by
+  1/replicas), and apply_gradients sums them across replicas afterwards. The
+  transforms act on that sum, the gradient of the whole global batch, as on
+  one device: clipping each replica's part instead would let the sum reach
+  `replicas` times `clip_global_norm`. Pass the result through
+  `per_replica_share` before apply_gradients.
+
   Returns:
-    (grads_and_vars, global_norm): the norm is of the gradients before the
-    global-norm clip, for TensorBoard.
+    (grads_and_vars, global_norm): the gradients of the global batch, and
+    their norm before the global-norm clip, for TensorBoard.
   """
   pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+  if _replicas_in_sync() > 1 and pairs:
+    summed = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
+    pairs = list(zip(summed, [v for _, v in pairs]))
   if cfg.gradient_multipliers:
     out = []
     for g, v in pairs:
@@ -243,6 +263,14 @@ def transform_gradients(cfg: TrainConfig, grads_and_vars):
     grads, _ = tf.clip_by_global_norm(grads, cfg.clip_global_norm, use_norm=norm)
     pairs = list(zip(grads, [v for _, v in pairs]))
   return pairs, norm
+
+
+def per_replica_share(grads_and_vars):
+  """Global-batch gradients divided among the replicas that apply_gradients sums."""
+  n = _replicas_in_sync()
+  if n == 1:
+    return grads_and_vars
+  return [(g / n, v) for g, v in grads_and_vars]
 
 
 def decoupled_weight_decay(cfg: ExperimentConfig, variables, rate: tf.Tensor):

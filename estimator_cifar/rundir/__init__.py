@@ -9,6 +9,7 @@ A model_dir holds, beside TensorFlow's own event files:
   checkpoint                TensorFlow's checkpoint state file
   model.ckpt-<step>.*       Estimator's checkpoints
   damaged_checkpoints/      checkpoints moved aside (rundir/checkpoint_check.py)
+  tasks/worker-<i>.done     a cluster's finished workers (rundir/job_end.py)
 
 This module owns those names and the few facts every reader needs: the step
 in a checkpoint's name, which task of a cluster owns the model_dir, and the

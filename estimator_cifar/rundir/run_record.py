@@ -360,6 +360,11 @@ def _write(model_dir: str, record: dict[str, Any]) -> None:
   text = json.dumps({k: v for k, v in record.items() if not k.startswith("_")},
                     indent=2, sort_keys=False, default=str)
   tmp = path(model_dir) + f".tmp{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text + "\n")
-  os.replace(tmp, path(model_dir))
+  try:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(text + "\n")
+    os.replace(tmp, path(model_dir))
+  except OSError:  # E.g. a full disk: leave no half-written temp file.
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise

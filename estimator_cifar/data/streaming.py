@@ -1,0 +1,154 @@
+"""The train split streamed from its files, for splits larger than memory.
+
+Both in-memory pipelines (input_pipeline.py) hold the decoded split, and the
+batch pipeline a permuted copy of it each epoch too, so memory grows with the
+split. `data.in_memory` picks the path:
+
+  true   the in-memory pipelines, as before;
+  false  stream;
+  auto   stream when IN_MEMORY_COPIES x the split's bytes on disk would take
+         more than MEMORY_SHARE of the memory available now (psutil); the
+         choice and its figures are logged once.
+
+Streaming, per epoch: the files (and a short last part of each, see
+`file_pieces`) in a fresh random order -> up to MAX_OPEN_FILES read at once,
+interleaved in chunks of cifar_binary.PARSE_CHUNK records, each chunk one
+read and one parse -> blocks of `data.shuffle_buffer` records, each in a
+fresh random order (one gather, as the in-memory path permutes the whole
+split) -> batch -> the distortions of `data.pipeline` (batch_augment.py for
+batch, augment.py per image) -> prefetch. Memory is one block and its
+permuted copy, the next block on its way, and a few chunks per open file,
+whatever the split's size.
+Records mix within a block only and arrive in their files' order, so the
+shuffle is as good as the block is large against the files;
+`data.shuffle_buffer` <= 1 keeps the files' order.
+"""
+
+import os
+
+from absl import logging
+
+from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.data import augment, batch_augment, cifar, cifar_binary
+from estimator_cifar.data.source import DataSource
+from estimator_cifar.model.keys import IMAGES_KEY
+
+# The batch pipeline holds the split once as read, once permuted, and batches
+# on their way: three copies, to be safe.
+IN_MEMORY_COPIES = 3
+MEMORY_SHARE = 0.5
+MAX_OPEN_FILES = 8
+# Bytes of one record where the source has no files to measure.
+RECORD_BYTES = cifar.IMAGE_BYTES + 1
+
+
+def available_memory() -> int:
+  """Bytes of memory available to new allocations now (psutil)."""
+  import psutil
+  return psutil.virtual_memory().available
+
+
+def split_bytes(source: DataSource, split: str = "train") -> int:
+  """The split's size on disk (its record count x a record, without files)."""
+  files = source.files.get(split, [])
+  if files:
+    return sum(os.path.getsize(path) for path in files)
+  count = source.num_train if split == "train" else source.num_eval
+  return count * RECORD_BYTES
+
+
+def file_pieces(paths: list[str], record_bytes: int,
+                chunk: int = cifar_binary.PARSE_CHUNK) -> list[tuple]:
+  """(path, header, footer, bytes per read) for reading `paths` in chunks.
+
+  Each file is read `chunk` records per read (one tf.data element per chunk,
+  not per record); a last part shorter than a chunk is its own piece, read
+  from its offset in one go.
+  """
+  pieces = []
+  for path in paths:
+    records = os.path.getsize(path) // record_bytes
+    whole, tail = divmod(records, chunk)
+    if whole:
+      pieces.append((path, 0, tail * record_bytes, chunk * record_bytes))
+    if tail:
+      pieces.append((path, whole * chunk * record_bytes, 0, tail * record_bytes))
+  return pieces
+
+
+def should_stream(cfg: ExperimentConfig, source: DataSource) -> bool:
+  """Whether the train input streams (see the module docstring); logs why."""
+  choice = cfg.data.in_memory
+  if choice != "auto":
+    return choice == "false"
+  size, available = split_bytes(source), available_memory()
+  stream = IN_MEMORY_COPIES * size > MEMORY_SHARE * available
+  logging.info(
+      "data.in_memory=auto: the train split is %.0f MB on disk, %.0f MB of "
+      "memory is available; %s.", size / 2**20, available / 2**20,
+      "streaming it from the files" if stream else
+      "holding it in memory")
+  return stream
+
+
+def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
+                  seed: int | None, input_context=None):
+  """Distorted training batches streamed from the source's files."""
+  import tensorflow as tf
+  shuffle = cfg.data.shuffle_buffer > 1
+  files = source.files.get("train", [])
+  if files and source.parse_records is not None:
+    pieces = file_pieces(files, source.record_bytes)
+    parts = tf.data.Dataset.from_tensor_slices(
+        tuple(tf.constant(column, tf.string if i == 0 else tf.int64)
+              for i, column in enumerate(zip(*pieces))))
+    if shuffle:
+      parts = parts.shuffle(len(pieces), seed=seed, reshuffle_each_iteration=True)
+
+    def read(path, header, footer, size):
+      chunks = tf.data.FixedLengthRecordDataset(
+          path, size, header_bytes=header, footer_bytes=footer)
+      return chunks.map(source.parse_records)
+
+    chunks = parts.interleave(
+        read, cycle_length=min(len(pieces), MAX_OPEN_FILES),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  else:
+    chunks = source.records("train").batch(cifar_binary.PARSE_CHUNK)
+  if input_context is not None:
+    chunks = chunks.shard(input_context.num_input_pipelines,
+                          input_context.input_pipeline_id)
+    batch = input_context.get_per_replica_batch_size(batch)
+  if shuffle:
+    # Blocks of shuffle_buffer records, each in a fresh random order (one
+    # gather, as the in-memory path permutes the split): cheaper per record
+    # than a shuffle buffer, and each epoch's records exactly once.
+    # The next block is read and permuted while this one is consumed.
+    blocks = chunks.rebatch(cfg.data.shuffle_buffer).repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    records = tf.data.Dataset.zip((blocks, seeds)).map(_permuted).prefetch(1)
+    # Slicing beats unbatch() here: unbatch of a block-sized element was 2.5x
+    # the CPU per record.
+    records = records.flat_map(
+        lambda images, labels: tf.data.Dataset.from_tensor_slices((images, labels)))
+  else:
+    records = chunks.repeat().unbatch()
+  if cfg.data.pipeline == "batch":
+    ds = records.batch(batch, drop_remainder=True).map(
+        lambda images, labels: (
+            {IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
+            labels), num_parallel_calls=tf.data.AUTOTUNE)
+  else:
+    ds = records.map(lambda image, label: (
+        {IMAGES_KEY: augment.train_transform(image, cfg.data, seed)}, label),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch, drop_remainder=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _permuted(block, seed):
+  """The block's records in the order drawn from `seed`."""
+  import tensorflow as tf
+  images, labels = block
+  order = tf.argsort(tf.random.stateless_uniform(tf.shape(labels), seed))
+  return tf.gather(images, order), tf.gather(labels, order)

@@ -1,0 +1,84 @@
+"""SIGTERM and SIGINT: an orderly stop for every task type; a second one exits.
+
+An orchestrator stopping a job sends SIGTERM to every task, and a user at a
+terminal presses Ctrl-C (SIGINT). Each task type stops its own way (training
+saves at the current step, an evaluator drops its evaluation, a ps just
+leaves), but all share this: the first signal only sets a flag that the task's
+loop polls (handlers run in the main thread, between Python bytecodes, so
+nothing is interrupted half-way), and a second signal of either kind exits the
+process at once, for a user who does not want to wait.
+"""
+
+import os
+import signal
+import threading
+import time
+
+from absl import logging
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+POLL_SECS = 0.2  # How often `StopRequest.wait` looks at the flag.
+
+
+class StopRequest:
+  """Context manager: catches SIGTERM/SIGINT while a task runs.
+
+  Attributes:
+    signal_name: "SIGTERM" or "SIGINT" once one arrived, else None.
+  """
+
+  def __init__(self, action: str):
+    """`action` completes the log line, e.g. "saving after the current step"."""
+    self._action = action
+    self._event = threading.Event()
+    self._previous = {}
+    self.signal_name = None
+
+  def __enter__(self) -> "StopRequest":
+    if threading.current_thread() is not threading.main_thread():
+      logging.warning("Not in the main thread: SIGTERM/SIGINT keep their "
+                      "default effect.")
+      return self
+    for signum in STOP_SIGNALS:
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous = {}
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    name = signal.Signals(signum).name
+    if self._event.is_set():
+      logging.warning("%s again: exiting now without %s.", name, self._action)
+      logging.flush()
+      os._exit(128 + signum)  # pylint: disable=protected-access
+    self.signal_name = name
+    logging.warning("%s: %s (send it again to exit at once).", name,
+                    self._action)
+    self._event.set()
+
+  @property
+  def requested(self) -> bool:
+    return self._event.is_set()
+
+  def request(self, name: str = "request") -> None:
+    """Asks for the stop without a signal (tests, callers that own the loop)."""
+    self.signal_name = self.signal_name or name
+    self._event.set()
+
+  def wait(self, seconds: float) -> bool:
+    """Sleeps up to `seconds`, returning early (True) once a stop is requested.
+
+    Polls rather than blocking on the Event: a handler that sets an Event the
+    main thread is waiting on can deadlock on the Event's internal lock.
+    """
+    deadline = time.monotonic() + max(0.0, seconds)
+    while not self._event.is_set():
+      left = deadline - time.monotonic()
+      if left <= 0:
+        return False
+      time.sleep(min(POLL_SECS, left))
+    return True

@@ -1,0 +1,31 @@
+"""A shortened fault soak (tools/fault_soak.py): 4 SIGKILLs, everything checks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import testutil
+
+pytestmark = pytest.mark.slow
+
+
+def test_four_sigkills_lose_nothing(tmp_path, cifar10_dir):
+  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("TF_CONFIG", None)
+  proc = subprocess.run(
+      [sys.executable, "-m", "tools.fault_soak", "--kills=4", "--seed=3",
+       "--steps=1500", f"--work_dir={tmp_path / 'soak'}",
+       f"--data_dir={cifar10_dir}"],
+      cwd=testutil.REPO_ROOT, env=env, capture_output=True, text=True,
+      timeout=1500)
+  line = [l for l in proc.stdout.splitlines() if l.startswith("SOAK_JSON ")]
+  assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
+  summary = json.loads(line[0][len("SOAK_JSON "):])
+  assert summary["problems"] == [], proc.stdout[-3000:]
+  assert proc.returncode == 0
+  assert summary["kills"] == 4
+  assert summary["final_step"] >= 1500
+  assert summary["kept_checkpoints"] >= 1 and summary["metrics_rows"] >= 1

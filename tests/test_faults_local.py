@@ -1,0 +1,140 @@
+"""Local runs: Ctrl-C, a second signal, and continuous_eval on time.
+
+Real processes and real signals. Limits are the promised times times SLACK
+(see test_faults_cluster.py).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from estimator_cifar.engine import signals
+from estimator_cifar.rundir import checkpoint_check, run_record
+from tests import testutil
+
+SLACK = float(os.environ.get("ESTIMATOR_CIFAR_TEST_SLACK", "1.5"))
+# Periodic checkpoints far apart: whatever is saved comes from the signal.
+LONG_RUN = testutil.TINY + ["train.steps=100000", "checkpoint.save_steps=100000",
+                            "log.every_steps=20"]
+
+
+def start_training(model_dir, data_dir):
+  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
+             PYTHONUNBUFFERED="1")
+  env.pop("TF_CONFIG", None)
+  return subprocess.Popen(
+      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
+       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+       "--params_override=" + ",".join(LONG_RUN)],
+      cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_training(proc, model_dir):
+  """Until the step-0 checkpoint is written and a first step logged past it."""
+  import tensorflow as tf
+  deadline = time.monotonic() + 240 * SLACK
+  while time.monotonic() < deadline and proc.poll() is None and \
+      tf.train.latest_checkpoint(model_dir) is None:
+    time.sleep(0.1)
+  time.sleep(0.5)  # A few steps in: the saved step is past 0.
+  assert proc.poll() is None, proc.communicate()[1][-3000:]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_at_the_current_step_with_one_line(tmp_path, cifar10_dir):
+  import tensorflow as tf
+  model_dir = str(tmp_path / "run")
+  proc = start_training(model_dir, cifar10_dir)
+  try:
+    wait_for_training(proc, model_dir)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+  finally:
+    proc.kill()
+  assert proc.returncode == 0, err[-3000:]
+  assert took <= 15 * SLACK
+  assert "Traceback" not in err and "KeyboardInterrupt" not in err
+  latest = tf.train.latest_checkpoint(model_dir)
+  step = checkpoint_check.step_of(latest)
+  assert step > 0 and checkpoint_check.checkpoint_problem(latest) is None
+  lines = [l for l in out.splitlines() if l.startswith("Interrupted:")]
+  assert lines == [f"Interrupted: resnet_sgd mode=train step={step} "
+                   f"checkpoint={latest} model_dir={model_dir}; saved at step "
+                   f"{step}; run the same command to continue."]
+  assert run_record.read(model_dir)["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_second_signal_exits_at_once(tmp_path, cifar10_dir):
+  model_dir = str(tmp_path / "run")
+  proc = start_training(model_dir, cifar10_dir)
+  try:
+    wait_for_training(proc, model_dir)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+  finally:
+    proc.kill()
+  # Whichever the handler saw second decides the status: 128 + its number.
+  assert proc.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), \
+      err[-3000:]
+  assert took <= 5 * SLACK
+  assert "again: exiting now" in err
+
+
+def test_stop_request_wait_returns_early_and_restores_handlers():
+  before = signal.getsignal(signal.SIGTERM)
+  with signals.StopRequest("testing") as stop:
+    assert signal.getsignal(signal.SIGTERM) != before
+    start = time.monotonic()
+    assert stop.wait(0.3) is False
+    assert time.monotonic() - start >= 0.3
+    os.kill(os.getpid(), signal.SIGTERM)  # Handled between bytecodes.
+    assert stop.wait(10) is True and stop.signal_name == "SIGTERM"
+  assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.slow
+def test_continuous_eval_with_default_settings_is_on_time(tmp_path, cifar10_dir):
+  """Started before any checkpoint, with eval.throttle_secs=600 (default)."""
+  from estimator_cifar.rundir import metrics_log
+  model_dir = str(tmp_path / "run")
+  overrides = testutil.TINY + ["train.steps=120", "checkpoint.save_steps=40"]
+  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("TF_CONFIG", None)
+
+  def cli(mode):
+    return subprocess.Popen(
+        [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
+         f"--mode={mode}", f"--model_dir={model_dir}",
+         f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides)],
+        cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+
+  evaluator = cli("continuous_eval")
+  trainer = cli("train")
+  try:
+    _, trainer_err = trainer.communicate(timeout=300 * SLACK)
+    assert trainer.returncode == 0, trainer_err[-3000:]
+    trained = time.time()
+    _, err = evaluator.communicate(timeout=60 * SLACK + 30)
+  finally:
+    for proc in (trainer, evaluator):
+      proc.kill()
+  assert evaluator.returncode == 0, err[-3000:]
+  rows = metrics_log.read(model_dir)
+  assert rows[-1]["checkpoint"] == "model.ckpt-120"
+  assert rows[-1]["time"] - trained <= 60 * SLACK
+  assert len(rows) <= 2  # The throttle spaced the rest out.
+  written = os.path.getmtime(os.path.join(model_dir,
+                                          rows[0]["checkpoint"] + ".index"))
+  assert rows[0]["time"] - written <= 30 * SLACK

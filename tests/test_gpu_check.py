@@ -1,0 +1,88 @@
+"""tools/gpu_check: stops at once without a GPU; the plan and its time budget."""
+
+import os
+import subprocess
+import sys
+
+from tests.testutil import REPO_ROOT
+from tools import gpu_check
+
+
+def _env(tmp_path, nvidia_smi: str | None = None) -> dict:
+  """PATH with only a few shell tools, and a fake nvidia-smi if given."""
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  for tool in ("dirname", "grep", "env", "bash"):
+    for folder in ("/usr/bin", "/bin"):
+      if os.path.exists(f"{folder}/{tool}"):
+        os.symlink(f"{folder}/{tool}", bin_dir / tool)
+        break
+  if nvidia_smi is not None:
+    script = bin_dir / "nvidia-smi"
+    script.write_text(f"#!/bin/bash\n{nvidia_smi}\n")
+    script.chmod(0o755)
+  # A "python" that records being called: the script must not install.
+  fake_python = tmp_path / "python"
+  fake_python.write_text(f"#!/bin/bash\necho called > {tmp_path}/python_ran\n")
+  fake_python.chmod(0o755)
+  return {"PATH": str(bin_dir), "PYTHON": str(fake_python), "HOME": str(tmp_path)}
+
+
+def test_script_without_nvidia_smi_fails_fast_before_installing(tmp_path):
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+                          env=_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+  assert result.returncode == 2
+  assert result.stderr.startswith("error: no NVIDIA GPU here")
+  assert result.stdout == ""
+  assert not (tmp_path / "python_ran").exists()
+
+
+def test_script_with_a_driver_that_lists_no_gpu_fails_fast(tmp_path):
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+                          env=_env(tmp_path, "echo 'No devices were found'; exit 6"),
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 2 and "error: no NVIDIA GPU here" in result.stderr
+  assert not (tmp_path / "python_ran").exists()
+
+
+def test_module_without_gpu_exits_2_before_importing_tensorflow(tmp_path):
+  env = dict(os.environ, PATH=str(tmp_path), PYTHONPATH=REPO_ROOT)
+  result = subprocess.run(
+      [sys.executable, "-X", "importtime", "-m", "tools.gpu_check"],
+      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+  assert errors == [errors[0]] and "nvidia-smi is not on PATH" in errors[0]
+  assert "tensorflow" not in result.stderr.replace(errors[0], "")
+  assert result.stdout == ""
+
+
+def test_plan_covers_every_model_precision_and_loop():
+  jobs = gpu_check.plan()
+  train = [j for j in jobs if j[0] == "train"]
+  assert len(train) == 2 * 3 * 2 == len(set(train))
+  assert {j[1] for j in train} == {"resnet20", "wrn28_10"}
+  assert {j[3] for j in train} == {"1", "50"}
+  assert ("eval", "resnet20") in jobs and ("eval", "wrn28_10") in jobs
+  assert jobs[0] == ("pipeline", "resnet20")
+
+
+def test_budget_and_failures_leave_nulls_named_in_skipped():
+  now = [0.0]
+
+  def measure(job):
+    now[0] += 10
+    if job == ("train", "resnet20", "float32", "50"):
+      raise RuntimeError("out of memory")
+    return {"images_per_sec": 1.0}
+
+  out = gpu_check.run_all(measure, budget_secs=35, clock=lambda: now[0])
+  results, skipped = out["results"], out["skipped"]
+  assert len(results) == len(gpu_check.plan())
+  ran = [k for k, v in results.items() if v is not None]
+  # Started at 0, 10, 20 (fails) and 30 s; at 40 s the 35 s budget is spent.
+  assert ran == ["pipeline/resnet20", "train/resnet20/float32/1",
+                 "train/resnet20/mixed_float16/1"]
+  assert skipped["train/resnet20/float32/50"] == "RuntimeError: out of memory"
+  assert skipped["eval/wrn28_10"] == "budget spent"

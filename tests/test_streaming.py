@@ -1,0 +1,108 @@
+"""data.in_memory: the streamed train split gives the in-memory path's records.
+
+The session's small CIFAR-10 files (5 files of 40 records) are read both ways;
+an epoch is 200 records, 10 batches of 20.
+"""
+
+import logging
+
+import numpy as np
+import pytest
+
+from estimator_cifar.data import sources, streaming
+from estimator_cifar.data.input_pipeline import IMAGES_KEY, make_input_fn
+from estimator_cifar.engine import modes
+from tests.testutil import tiny_config
+
+EPOCH = ["train.batch_size=20", "train.seed=5"]
+slow = pytest.mark.slow
+
+
+def _epoch(cfg, data_dir, batches=10):
+  source = sources.get_source(cfg, data_dir)
+  images, labels = [], []
+  for features, label in make_input_fn(cfg, source, training=True)().take(batches):
+    images.append(features[IMAGES_KEY].numpy())
+    labels.append(label.numpy())
+  return np.concatenate(images), np.concatenate(labels)
+
+
+def _rows(images, labels) -> list[bytes]:
+  """Each record as bytes (label first), sorted: the epoch as a multiset."""
+  return sorted(bytes([int(l)]) + im.tobytes() for im, l in zip(images, labels))
+
+
+@slow
+@pytest.mark.parametrize("pipeline", ["batch", "per_image"])
+def test_an_epoch_streams_the_records_of_the_in_memory_path(cifar10_dir, pipeline):
+  common = EPOCH + ["data.augment=[]", f"data.pipeline={pipeline}"]
+  streamed = _epoch(tiny_config("data.in_memory=false", *common), cifar10_dir)
+  in_memory = _epoch(tiny_config("data.in_memory=true", *common), cifar10_dir)
+  assert streamed[0].shape == (200, 32, 32, 3)
+  assert _rows(*streamed) == _rows(*in_memory)
+
+
+@slow
+def test_the_order_changes_from_epoch_to_epoch(cifar10_dir):
+  cfg = tiny_config("data.in_memory=false", "data.augment=[]", *EPOCH)
+  images, labels = _epoch(cfg, cifar10_dir, batches=20)
+  first, second = _rows(images[:200], labels[:200]), _rows(images[200:], labels[200:])
+  assert first == second  # The same records...
+  assert not np.array_equal(images[:200], images[200:])  # ...in a new order.
+
+
+@slow
+def test_streaming_applies_the_augmentations(cifar10_dir):
+  plain = _epoch(tiny_config("data.in_memory=true", "data.augment=[]", *EPOCH),
+                 cifar10_dir)
+  originals = set(_rows(*plain))
+  images, labels = _epoch(tiny_config("data.in_memory=false",
+                                      "data.augment=[flip]", *EPOCH), cifar10_dir)
+  flipped = 0
+  for image, label in zip(images, labels):
+    as_is = _rows([image], [label])[0]
+    mirrored = _rows([image[:, ::-1]], [label])[0]
+    assert as_is in originals or mirrored in originals
+    flipped += as_is not in originals
+  assert 50 <= flipped <= 150  # About half of the 200, p(outside) < 1e-6.
+  # And the default distortions: crop, flip, standardize.
+  images, _ = _epoch(tiny_config("data.in_memory=false", *EPOCH), cifar10_dir, 1)
+  np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+  np.testing.assert_allclose(images.std(axis=(1, 2, 3)), 1, atol=1e-2)
+
+
+@pytest.mark.parametrize("available_mb, streams", [(1, True), (10000, False)])
+def test_auto_chooses_by_size_against_available_memory(
+    cifar10_dir, monkeypatch, caplog, available_mb, streams):
+  monkeypatch.setattr(streaming, "available_memory",
+                      lambda: available_mb * 2**20)
+  cfg = tiny_config()  # data.in_memory=auto, the default.
+  source = sources.get_source(cfg, cifar10_dir)
+  assert streaming.split_bytes(source) == 200 * 3073
+  assert streaming.should_stream(cfg, source) is streams
+  line = [r.getMessage() for r in caplog.records if "in_memory=auto" in r.getMessage()]
+  assert len(line) == 1
+  assert ("streaming it from the files" if streams else "holding it in memory") \
+      in line[0]
+
+
+def test_explicit_choice_needs_no_memory_figure(cifar10_dir, monkeypatch):
+  monkeypatch.setattr(streaming, "available_memory", lambda: 1 / 0)
+  source = sources.get_source(tiny_config(), cifar10_dir)
+  assert streaming.should_stream(tiny_config("data.in_memory=false"), source)
+  assert not streaming.should_stream(tiny_config("data.in_memory=true"), source)
+
+
+def test_bad_choice_is_a_config_error():
+  from estimator_cifar.errors import ConfigError
+  with pytest.raises(ConfigError, match="data.in_memory='maybe' is not one of"):
+    tiny_config("data.in_memory=maybe")
+
+
+@slow
+def test_training_streams_with_a_loop(cifar10_dir, tmp_path):
+  cfg = tiny_config("data.in_memory=false", "train.steps_per_loop=2",
+                    "train.steps=6")
+  modes.run(cfg, str(tmp_path), "train", cifar10_dir)
+  import tensorflow as tf
+  assert tf.train.load_checkpoint(str(tmp_path)).get_tensor("global_step") == 6
