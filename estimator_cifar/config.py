@@ -35,6 +35,8 @@ OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
                    "adadelta", "rmsprop", "ftrl")
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISION_AUTO = "auto"  # Picks one of PRECISIONS from the device (engine/precision.py).
+EVAL_TTA = ("none", "flip")  # Test-time augmentation (model/tta.py).
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
               "parameter_server")
@@ -168,6 +170,7 @@ class EvalConfig:
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
   export_best: bool = True   # train_and_eval: SavedModel of the best accuracy.
   export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
+  tta: str = "none"          # flip: eval, export, predict average image and mirror.
 
 
 @dataclass
@@ -288,8 +291,9 @@ _CHOICES = {
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
     "data.pipeline": PIPELINES, "data.in_memory": ("auto", "true", "false"),
     "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
-    "train.precision": PRECISIONS,
-    "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES}
+    "train.precision": PRECISIONS + (PRECISION_AUTO,),
+    "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES,
+    "eval.tta": EVAL_TTA}
 
 _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
              "data.shuffle_buffer", "summary.save_steps", "log.every_steps",

@@ -20,10 +20,11 @@ from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model import train_loop
+from estimator_cifar.model import eval_metrics, lr_ranges, train_loop
 from estimator_cifar.model.model_fn import configure_determinism
-from estimator_cifar.rundir import (checkpoint_check, disk_space, identity,
-                                    job_end, metrics_log, run_record)
+from estimator_cifar.rundir import (checkpoint_check, confusion_plot,
+                                    disk_space, identity, job_end, metrics_log,
+                                    run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -135,6 +136,8 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   distribute.configure_devices(cfg)  # Before anything initialises TensorFlow.
   configure_determinism(cfg.train.seed)  # Before any input pipeline is built.
   plan = make_plan(cfg, data_dir)
+  if mode in TRAIN_MODES:
+    lr_ranges.warn_if_outside(cfg)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
                "(%.1f epochs of %.1f steps).", plan.source.name,
                plan.source.num_train, plan.source.num_eval,
@@ -216,7 +219,20 @@ def _eval(r: _Run) -> dict:
         "(--mode=train_and_eval) or point --model_dir at a trained run.")
   result = r.estimator.evaluate(r.eval_input, checkpoint_path=checkpoint)
   metrics_log.append(r.model_dir, result, checkpoint)
+  _plot_confusion(r.cfg, r.model_dir, result, r.plan.source.label_names)
   return result
+
+
+def _plot_confusion(cfg, model_dir: str, result: dict, names) -> None:
+  """--mode=eval: eval/confusion.png from the result's confusion matrix."""
+  counts = result.get(eval_metrics.CONFUSION_KEY)
+  if counts is None:
+    return
+  title = (f"{cfg.name} step {int(result.get('global_step', 0))}: accuracy "
+           f"{float(result.get('accuracy', 0)):.4f}")
+  written = confusion_plot.write(model_dir, counts, list(names), title)
+  if written:
+    logging.info("Confusion matrix: %s", written)
 
 
 def _continuous_eval(r: _Run) -> dict:
