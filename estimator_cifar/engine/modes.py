@@ -85,8 +85,12 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   if mode not in TRAIN_MODES or task == "evaluator":
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
-  checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
-  disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
+  cluster = distribute.read_tf_config()
+  if cluster is None or cluster.is_chief:
+    # Only the chief writes checkpoints; another task checking them could
+    # catch the chief halfway through a save.
+    checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
+    disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
   try:
     record = run_record.start(cfg, model_dir, mode, data_dir)
   except OSError as e:
@@ -96,7 +100,6 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
       result = _run(cfg, model_dir, mode, data_dir, warm_start_from, [stop_hook])
-    cluster = distribute.read_tf_config()
     if task == "worker" and cluster.has_ps:  # The ps tasks may stop for it.
       job_end.mark_done(model_dir, "worker", cluster.task_index)
     return result
