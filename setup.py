@@ -19,9 +19,11 @@ INSTALL_REQUIRES = [
     "absl-py",
     "tensorflow-datasets>=4.9,<4.10",
     "tensorflow-metadata==1.16.1",
-    "psutil",
     "setuptools<82",
 ]
+# Only tools/ and the tests use these; tools name the extra when one is missing
+# (estimator_cifar/extras.py).
+TOOLS_REQUIRE = ["matplotlib", "psutil"]
 
 setup(
     name="estimator_cifar",
@@ -30,13 +32,17 @@ setup(
                 "evaluate, warm-start and scale without writing the plumbing.",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["estimator_cifar", "estimator_cifar.*"]),
+    # The built-in experiments stay in the top-level experiments/ folder and
+    # install inside the package, never as a top-level `experiments` package.
+    packages=find_packages(include=["estimator_cifar", "estimator_cifar.*"])
+    + ["estimator_cifar.experiments"],
+    package_dir={"estimator_cifar.experiments": "experiments"},
     python_requires=">=3.10,<3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "tools": ["matplotlib"],
+        "tools": TOOLS_REQUIRE,
         "test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis",
-                 "matplotlib", "ruff"],
+                 "ruff"] + TOOLS_REQUIRE,
         # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.
         "gpu": ["tensorflow[and-cuda]>=2.15,<2.16"],
     },

@@ -9,22 +9,19 @@ graph is built.
 """
 
 import dataclasses
-import importlib.util
+import difflib
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from estimator_cifar import loop_support
+from estimator_cifar import experiment_files, loop_support, paths
 from estimator_cifar.errors import ConfigError
 # The override parser, re-exported: callers resolve configs through this module.
 from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
                                        parse_value, set_from_dict,
                                        split_overrides)
-
-EXPERIMENTS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 
 # Here, not in the TF modules, so validation needs no TensorFlow.
 MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny")
@@ -38,6 +35,8 @@ OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
                    "adadelta", "rmsprop", "ftrl")
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISION_AUTO = "auto"  # Picks one of PRECISIONS from the device (engine/precision.py).
+EVAL_TTA = ("none", "flip")  # Test-time augmentation (model/tta.py).
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
               "parameter_server")
@@ -171,6 +170,7 @@ class EvalConfig:
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
   export_best: bool = True   # train_and_eval: SavedModel of the best accuracy.
   export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
+  tta: str = "none"          # flip: eval, export, predict average image and mirror.
 
 
 @dataclass
@@ -233,37 +233,40 @@ class ExperimentConfig:
 # ---------------------------------------------------------------- experiments
 
 def list_experiments() -> dict[str, str]:
-  """Maps every experiment name under `experiments/` to its one-line summary."""
-  found = {}
-  for fname in sorted(os.listdir(EXPERIMENTS_DIR)):
-    if fname.endswith(".py") and not fname.startswith("_"):
-      name = fname[:-3]
-      module = _import_file(os.path.join(EXPERIMENTS_DIR, fname), name)
-      doc = (module.__doc__ or "").strip().splitlines()
-      found[name] = doc[0] if doc else ""
-  return found
+  """Maps every experiment name on the search path to its one-line summary.
+
+  The search path is `experiment_files.search_dirs()`: added folders, then
+  $ESTIMATOR_CIFAR_EXPERIMENTS, then the built-in experiments.
+  """
+  return {name: experiment_files.summary(path)
+          for name, path in experiment_files.all_files().items()}
 
 
 def load_experiment(name_or_path: str) -> ExperimentConfig:
-  """Returns a fresh config from `experiments/<name>.py` or a file path.
+  """Returns a fresh config from experiment `name_or_path` or a file path.
 
   Raises:
     ConfigError: the experiment does not exist (lists the known ones) or its
       file does not define `get_config()` returning an ExperimentConfig.
   """
-  if name_or_path.endswith(".py") or os.sep in name_or_path:
-    path = name_or_path
+  if experiment_files.is_path(name_or_path):
+    path = paths.expand(name_or_path)
     name = os.path.splitext(os.path.basename(path))[0]
   else:
     name = name_or_path
-    path = os.path.join(EXPERIMENTS_DIR, name + ".py")
+    path = experiment_files.find(name) or os.path.join(
+        experiment_files.builtin_dir(), name + ".py")
   if not os.path.isfile(path):
-    known = ", ".join(sorted(list_experiments())) or "(none)"
+    known = ", ".join(sorted(experiment_files.all_files())) or "(none)"
+    close = difflib.get_close_matches(name, experiment_files.all_files(), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(
-        f"Unknown experiment '{name_or_path}': there is no file {path}. Known "
-        f"experiments: {known}. Pass --experiment=NAME for a file "
-        f"experiments/NAME.py, or --experiment=path/to/file.py.")
-  module = _import_file(path, name)
+        f"Unknown experiment '{name_or_path}': no file {name}.py in "
+        f"{', '.join(experiment_files.search_dirs())}.{hint} Known "
+        f"experiments: {known}. Pass --experiment=NAME for one of these, "
+        "--experiment=path/to/file.py for your own file, or add its folder "
+        f"with --experiments_dir=DIR or ${experiment_files.ENV_VAR}.")
+  module = experiment_files.import_file(path, name)
   get_config = getattr(module, "get_config", None)
   if get_config is None:
     raise ConfigError(f"Experiment file {path} defines no get_config(); add "
@@ -281,13 +284,6 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
   return cfg
 
 
-def _import_file(path: str, name: str):
-  spec = importlib.util.spec_from_file_location(f"experiments.{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 # ----------------------------------------------------------------- validation
 
 _CHOICES = {
@@ -295,8 +291,9 @@ _CHOICES = {
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
     "data.pipeline": PIPELINES, "data.in_memory": ("auto", "true", "false"),
     "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
-    "train.precision": PRECISIONS,
-    "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES}
+    "train.precision": PRECISIONS + (PRECISION_AUTO,),
+    "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES,
+    "eval.tta": EVAL_TTA}
 
 _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
              "data.shuffle_buffer", "summary.save_steps", "log.every_steps",

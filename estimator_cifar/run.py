@@ -18,10 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar import rundir  # noqa: E402
+from estimator_cifar import experiment_files, flag_errors, paths  # noqa: E402
 from estimator_cifar.engine import TRAIN_MODES, RunOptions  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
-from estimator_cifar.rundir import checkpoint_check, run_record  # noqa: E402
+from estimator_cifar.rundir import checkpoint_check, recorded  # noqa: E402
 
 
 # The engine modules import TensorFlow: each runner imports its own when called,
@@ -55,6 +55,9 @@ MODES = {"train_and_eval": _modes("train_and_eval"), "train": _modes("train"),
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", None, "Experiment name (experiments/NAME.py) "
                     "or path to an experiment file.")
+flags.DEFINE_multi_string("experiments_dir", [], "Also look for experiment "
+                          "names in this folder (repeatable; before "
+                          "$ESTIMATOR_CIFAR_EXPERIMENTS and the built-ins).")
 flags.DEFINE_bool("list_experiments", False, "List experiments and exit.")
 flags.DEFINE_bool("list_params", False, "Print every config field of "
                   "--experiment with its value (after overrides) and exit.")
@@ -84,49 +87,30 @@ def main(argv):
   if len(argv) > 1:
     raise UserError(f"Unexpected arguments {' '.join(argv[1:])}: every option "
                     "is a --flag; see --helpfull.")
+  experiment_files.add_dirs(
+      [d for flag in FLAGS.experiments_dir for d in flag.split(os.pathsep)])
   if FLAGS.list_experiments:
     for name, summary in config_lib.list_experiments().items():
       print(f"{name:24s} {summary}")
     return 0
-  cfg, data_dir = _recorded_eval_setup()
-  if cfg is None:
-    if not FLAGS.experiment:
-      raise UserError("Pass --experiment=NAME (see --list_experiments).")
-    cfg = config_lib.resolve(FLAGS.experiment, FLAGS.params_override)
+  # The shell leaves `~` after `=` alone: expand it here, once, for every path.
+  model_dir = paths.expand(FLAGS.model_dir)
+  cfg, data_dir = recorded.setup(FLAGS.mode, model_dir, FLAGS.experiment,
+                                 FLAGS.params_override,
+                                 paths.expand(FLAGS.data_dir))
   if FLAGS.list_params:
     for key in config_lib.all_keys(cfg):
       print(f"{key} = {config_lib.get(cfg, key) if '.' in key else getattr(cfg, key)!r}")
     return 0
-  model_dir = FLAGS.model_dir or os.path.join("runs", cfg.name)
+  model_dir = model_dir or os.path.join("runs", cfg.name)
   if FLAGS.mode in TRAIN_MODES:
     checkpoint_check.check_writable(model_dir)
   MODES[FLAGS.mode](cfg, model_dir, RunOptions(
-      data_dir=data_dir, warm_start_from=FLAGS.warm_start_from,
+      data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
       allow_config_change=FLAGS.allow_config_change,
       resume_from_previous=FLAGS.resume_from_previous,
       images=FLAGS.images or "", top_k=FLAGS.top_k, output=FLAGS.output))
   return 0
-
-
-def _recorded_eval_setup():
-  """For --mode=eval on a trained --model_dir: its recorded config and data_dir.
-
-  Evaluating a model_dir then measures what training measured (same data,
-  model and EMA choice); --params_override still applies on top, and an
-  explicit --data_dir wins.
-  """
-  if FLAGS.mode != "eval" or not FLAGS.model_dir:
-    return None, FLAGS.data_dir
-  cfg = run_record.recorded_config(FLAGS.model_dir, FLAGS.params_override)
-  if cfg is None:
-    return None, FLAGS.data_dir
-  logging.info("Evaluating with the config training recorded in %s/%s.",
-               FLAGS.model_dir, rundir.CONFIG_FILE)
-  requested = os.path.splitext(os.path.basename(FLAGS.experiment or ""))[0]
-  if requested and requested != cfg.name:
-    logging.warning("--experiment=%s ignored: %s was trained as %s.",
-                    FLAGS.experiment, FLAGS.model_dir, cfg.name)
-  return cfg, FLAGS.data_dir or run_record.recorded_data_dir(FLAGS.model_dir)
 
 
 def run_main(argv):
@@ -150,7 +134,7 @@ def run_main(argv):
 
 def cli():
   logging.set_verbosity(logging.INFO)
-  app.run(run_main)
+  app.run(run_main, flags_parser=flag_errors.parser(FLAGS, "experiment"))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar import config as config_lib
+from estimator_cifar import config as config_lib, experiment_files
 from estimator_cifar.model import nets
 from estimator_cifar.data import cifar_binary
 from tests.testutil import resnet_params
@@ -37,7 +37,7 @@ def _num_classes(cfg) -> int:
 def test_experiment_validates_documents_and_builds(name):
   cfg = config_lib.validate(config_lib.load_experiment(name))
   assert cfg.name == name
-  doc = open(f"{config_lib.EXPERIMENTS_DIR}/{name}.py").read()
+  doc = open(experiment_files.find(name)).read()
   summary = config_lib.list_experiments()[name]
   assert summary and cfg.description == summary
   assert f"python -m estimator_cifar.run --experiment={name}" in doc

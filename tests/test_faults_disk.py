@@ -9,7 +9,8 @@ import pytest
 from estimator_cifar.rundir import disk_space
 from tests import testutil
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,
+              pytest.mark.timeout(testutil.MULTI_PROCESS_TIMEOUT_SECS)]
 
 
 @contextlib.contextmanager

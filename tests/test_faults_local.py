@@ -1,12 +1,13 @@
 """Local runs: Ctrl-C, a second signal, and continuous_eval on time.
 
-Real processes and real signals. Limits are the promised times times SLACK
-(see test_faults_cluster.py).
+Real processes and real signals. Limits are the promised times times
+LOAD_MARGIN, scaled by ESTIMATOR_CIFAR_TIME_SCALE (testutil.seconds).
 """
 
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -15,23 +16,33 @@ from estimator_cifar.engine import signals
 from estimator_cifar.rundir import checkpoint_check, run_record
 from tests import testutil
 
-SLACK = 1.5 * testutil.TIME_SCALE
+LOAD_MARGIN = 1.5  # The promised times hold on a machine with cores to spare.
+
+
+def limit(promised_secs: float) -> float:
+  return testutil.seconds(promised_secs * LOAD_MARGIN)
+
 # Periodic checkpoints far apart: whatever is saved comes from the signal.
 LONG_RUN = testutil.TINY + ["train.steps=100000", "checkpoint.save_steps=100000",
                             "log.every_steps=20"]
 
 
 def start_training(model_dir, data_dir):
-  return testutil.start_cli(
-      "--experiment=resnet_sgd", "--mode=train", f"--model_dir={model_dir}",
-      f"--data_dir={data_dir}", "--params_override=" + ",".join(LONG_RUN),
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
+             PYTHONUNBUFFERED="1")
+  env.pop("TF_CONFIG", None)
+  return subprocess.Popen(
+      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
+       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+       "--params_override=" + ",".join(LONG_RUN)],
+      cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_training(proc, model_dir):
   """Until the step-0 checkpoint is written and a first step logged past it."""
   import tensorflow as tf
-  deadline = time.monotonic() + 240 * SLACK
+  deadline = time.monotonic() + testutil.seconds(240)
   while time.monotonic() < deadline and proc.poll() is None and \
       tf.train.latest_checkpoint(model_dir) is None:
     time.sleep(0.1)
@@ -53,7 +64,7 @@ def test_ctrl_c_saves_at_the_current_step_with_one_line(tmp_path, cifar10_dir):
   finally:
     proc.kill()
   assert proc.returncode == 0, err[-3000:]
-  assert took <= 15 * SLACK
+  assert took <= limit(15)
   assert "Traceback" not in err and "KeyboardInterrupt" not in err
   latest = tf.train.latest_checkpoint(model_dir)
   step = checkpoint_check.step_of(latest)
@@ -81,7 +92,7 @@ def test_a_second_signal_exits_at_once(tmp_path, cifar10_dir):
   # Whichever the handler saw second decides the status: 128 + its number.
   assert proc.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), \
       err[-3000:]
-  assert took <= 5 * SLACK
+  assert took <= limit(5)
   assert "again: exiting now" in err
 
 
@@ -103,28 +114,32 @@ def test_continuous_eval_with_default_settings_is_on_time(tmp_path, cifar10_dir)
   from estimator_cifar.rundir import metrics_log
   model_dir = str(tmp_path / "run")
   overrides = testutil.TINY + ["train.steps=120", "checkpoint.save_steps=40"]
+  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("TF_CONFIG", None)
 
   def cli(mode):
-    return testutil.start_cli(
-        "--experiment=resnet_sgd", f"--mode={mode}", f"--model_dir={model_dir}",
-        f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
+         f"--mode={mode}", f"--model_dir={model_dir}",
+         f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides)],
+        cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
 
   evaluator = cli("continuous_eval")
   trainer = cli("train")
   try:
-    _, trainer_err = trainer.communicate(timeout=300 * SLACK)
+    _, trainer_err = trainer.communicate(timeout=testutil.seconds(300))
     assert trainer.returncode == 0, trainer_err[-3000:]
     trained = time.time()
-    _, err = evaluator.communicate(timeout=60 * SLACK + 30)
+    _, err = evaluator.communicate(timeout=limit(60) + 30)
   finally:
     for proc in (trainer, evaluator):
       proc.kill()
   assert evaluator.returncode == 0, err[-3000:]
   rows = metrics_log.read(model_dir)
   assert rows[-1]["checkpoint"] == "model.ckpt-120"
-  assert rows[-1]["time"] - trained <= 60 * SLACK
+  assert rows[-1]["time"] - trained <= limit(60)
   assert len(rows) <= 2  # The throttle spaced the rest out.
   written = os.path.getmtime(os.path.join(model_dir,
                                           rows[0]["checkpoint"] + ".index"))
-  assert rows[0]["time"] - written <= 30 * SLACK
+  assert rows[0]["time"] - written <= limit(30)

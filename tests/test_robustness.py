@@ -102,8 +102,11 @@ def _bad_checksum(data_dir):
   shutil.rmtree(os.path.join(data_dir, "cifar-10-batches-bin"))
   with open(os.path.join(data_dir, "cifar-10-binary.tar.gz"), "wb") as f:
     f.write(b"not the archive")
+  # Placed by the user (not downloaded here): moved aside, never deleted.
   return ["Checksum mismatch", "cifar-10-binary.tar.gz",
-          "moved aside to", "cifar-10-binary.tar.gz.corrupt", "not deleted"]
+          "moved aside to " + os.path.join(data_dir,
+                                           "cifar-10-binary.tar.gz.corrupt"),
+          "not deleted"]
 
 
 def _empty_dir(data_dir):

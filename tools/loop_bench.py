@@ -14,7 +14,8 @@ figure is the median over the repeats, and `ratios` are medians of the
 per-repeat ratios to the first --loops value (measured side by side).
 
 A timer hook reads the clocks after every session.run; the first --warmup
-steps (at least two runs of the largest loop value) are not timed. Rates are given per second of wall clock and per
+steps (at least two runs of the largest loop value) and the last run are not
+timed. Rates are given per second of wall clock and per
 CPU-second of this process (all threads). Prints ONE JSON line.
 """
 
@@ -49,7 +50,10 @@ def measure(experiment: str, overrides: str, data: str, loop: int,
   from estimator_cifar.engine import estimator_setup, hooks
   from estimator_cifar.model import train_loop
 
-  total = warmup + steps
+  # One more loop after the timed steps: the last run of a training is due
+  # for the progress line, a set of fetches whose first run builds another
+  # executor, which must not fall into the timing.
+  total = warmup + steps + loop
   front = ["data.name=synthetic"] if data == "synthetic" else []
   forced = [f"train.steps={total}", f"train.steps_per_loop={loop}",
             f"checkpoint.save_secs={CHECKPOINT_SECS}", "checkpoint.save_steps=0"]

@@ -26,10 +26,12 @@ import subprocess
 import sys
 import time
 
-import psutil
 from absl import flags
 
+from estimator_cifar import extras
 from tools import cli
+
+psutil = extras.require_or_exit("psutil", "python -m tools.measure_throughput")
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_integer("batch_size", None, "Global batch (train.batch_size) of "

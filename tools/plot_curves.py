@@ -19,8 +19,11 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-import matplotlib
 from absl import app, flags, logging
+
+from estimator_cifar import extras
+
+matplotlib = extras.require_or_exit("matplotlib", "python -m tools.plot_curves")
 
 matplotlib.use("Agg")  # Headless: no display on training machines.
 

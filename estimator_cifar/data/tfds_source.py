@@ -7,6 +7,7 @@ never downloads: a dataset that is not prepared is a DataError that says how
 to prepare it, once, on a machine with network access.
 """
 
+from estimator_cifar import paths
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.errors import DataError
@@ -35,12 +36,13 @@ def get_source(cfg: ExperimentConfig) -> DataSource:
         "install tensorflow-datasets==4.9.10 tensorflow-metadata==1.16.1), or "
         "use --params_override=data.source=binary.") from None
   data = cfg.data
-  builder = tfds.builder(data.name, data_dir=data.tfds_dir or None)
+  tfds_dir = paths.expand(data.tfds_dir)
+  builder = tfds.builder(data.name, data_dir=tfds_dir or None)
   # Look for the info file first: is_prepared() alone logs a warning on an
   # absent folder, before the error below says the same more usefully.
   info_file = builder.data_path / "dataset_info.json"
   if not info_file.exists() or not builder.is_prepared():
-    folder = data.tfds_dir or "~/tensorflow_datasets"
+    folder = tfds_dir or "~/tensorflow_datasets"
     raise DataError(
         f"data.source=tfds: {data.name} is not prepared under {folder} "
         f"(no {info_file}), and runs never download. "

@@ -30,6 +30,7 @@ from absl import logging
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment
+from estimator_cifar.engine import precision
 from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model.keys import IMAGES_KEY
@@ -127,7 +128,8 @@ def serving_estimator(cfg: ExperimentConfig, model_dir: str,
   """An Estimator on model_dir for export and predict: no data needed."""
   return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),
-                                params=ModelParams(cfg, num_classes))
+                                params=ModelParams(precision.resolve(cfg),
+                                                   num_classes))
 
 
 class BestAccuracyExporter(tf.estimator.Exporter):

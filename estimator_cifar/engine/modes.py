@@ -15,15 +15,16 @@ from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
-                                    preemption, ps_task, warm_start)
+                                    hparams, preemption, ps_task, warm_start)
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.model import train_loop
+from estimator_cifar.model import eval_metrics, lr_ranges, train_loop
 from estimator_cifar.model.model_fn import configure_determinism
-from estimator_cifar.rundir import (checkpoint_check, disk_space, identity,
-                                    job_end, metrics_log, run_record)
+from estimator_cifar.rundir import (checkpoint_check, confusion_plot,
+                                    disk_space, identity, job_end, metrics_log,
+                                    run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -84,8 +85,12 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   if mode not in TRAIN_MODES or task == "evaluator":
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
-  checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
-  disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
+  cluster = distribute.read_tf_config()
+  if cluster is None or cluster.is_chief:
+    # Only the chief writes checkpoints; another task checking them could
+    # catch the chief halfway through a save.
+    checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
+    disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
   try:
     record = run_record.start(cfg, model_dir, mode, data_dir)
   except OSError as e:
@@ -95,7 +100,6 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   try:
     with preemption.PreemptionHook(model_dir) as stop_hook:
       result = _run(cfg, model_dir, mode, data_dir, warm_start_from, [stop_hook])
-    cluster = distribute.read_tf_config()
     if task == "worker" and cluster.has_ps:  # The ps tasks may stop for it.
       job_end.mark_done(model_dir, "worker", cluster.task_index)
     return result
@@ -135,6 +139,8 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   distribute.configure_devices(cfg)  # Before anything initialises TensorFlow.
   configure_determinism(cfg.train.seed)  # Before any input pipeline is built.
   plan = make_plan(cfg, data_dir)
+  if mode in TRAIN_MODES:
+    lr_ranges.warn_if_outside(cfg)
   logging.info("Data %s: %d train / %d eval images, %d classes; %d steps "
                "(%.1f epochs of %.1f steps).", plan.source.name,
                plan.source.num_train, plan.source.num_eval,
@@ -151,6 +157,7 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   # One writer per run: the chief of a cluster, never its evaluator or ps.
   if mode in TRAIN_MODES and (cluster is None or cluster.is_chief):
     write_config(cfg, model_dir)
+    hparams.write(cfg, model_dir)
     identity.write_label_names(model_dir, plan.source.label_names)
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
   train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
@@ -215,7 +222,20 @@ def _eval(r: _Run) -> dict:
         "(--mode=train_and_eval) or point --model_dir at a trained run.")
   result = r.estimator.evaluate(r.eval_input, checkpoint_path=checkpoint)
   metrics_log.append(r.model_dir, result, checkpoint)
+  _plot_confusion(r.cfg, r.model_dir, result, r.plan.source.label_names)
   return result
+
+
+def _plot_confusion(cfg, model_dir: str, result: dict, names) -> None:
+  """--mode=eval: eval/confusion.png from the result's confusion matrix."""
+  counts = result.get(eval_metrics.CONFUSION_KEY)
+  if counts is None:
+    return
+  title = (f"{cfg.name} step {int(result.get('global_step', 0))}: accuracy "
+           f"{float(result.get('accuracy', 0)):.4f}")
+  written = confusion_plot.write(model_dir, counts, list(names), title)
+  if written:
+    logging.info("Confusion matrix: %s", written)
 
 
 def _continuous_eval(r: _Run) -> dict:

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from estimator_cifar import paths as paths_lib
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.engine import export
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
@@ -34,7 +35,7 @@ def image_paths(images: str) -> list[str]:
       file that is not a PNG or JPEG.
   """
   paths = []
-  for item in (p.strip() for p in images.split(",")):
+  for item in (paths_lib.expand(p.strip()) for p in images.split(",")):
     if not item:
       continue
     if os.path.isdir(item):

@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from estimator_cifar import paths
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model import nets, optim
@@ -243,7 +244,7 @@ def settings(cfg: ExperimentConfig, warm_start_from: str | None, model_dir: str,
   Raises:
     CheckpointError: see `find_checkpoint`, `plan` and `load_npz`.
   """
-  npz_path = cfg.warm_start.values_npz
+  npz_path = paths.expand(cfg.warm_start.values_npz)
   if not warm_start_from and not npz_path:
     return None
   existing = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None

@@ -7,7 +7,9 @@ TRAIN: logits -> cross entropy (LOSSES) + weight decay (REGULARIZATION_LOSSES)
 -> total loss -> gradients -> transforms -> apply_gradients, inside a control
 dependency on this model's UPDATE_OPS (batch-norm statistics) -> then the
 exponential moving average of the weights (num_updates = global step).
-EVAL: accuracy, top-5 accuracy, exact mean cross entropy; with
+EVAL: accuracy, top-5 accuracy, exact mean cross entropy, and per-class
+accuracy, confusion matrix and calibration (eval_metrics.py); outside TRAIN
+the logits follow `eval.tta` (tta.py); with
 `ema.eval_with_ema` the averaged weights are restored in place of the raw ones.
 PREDICT/export: classes, probabilities, logits (EMA weights likewise).
 """
@@ -19,7 +21,8 @@ from absl import logging
 from tensorflow.python.framework import config as tf_config
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.model import nets, optim, summaries
+from estimator_cifar.model import eval_metrics as eval_metrics_lib
+from estimator_cifar.model import nets, optim, summaries, tta
 from estimator_cifar.model.keys import EMA_NAME, IMAGES_KEY
 
 v1 = tf.compat.v1
@@ -47,6 +50,7 @@ class ModelParams:
   num_classes: int
   steps_per_epoch: float = 1.0
   max_steps: int = 1
+  label_names: tuple[str, ...] = ()  # Names the per-class eval metrics.
 
   @classmethod
   def of(cls, params) -> "ModelParams":
@@ -73,8 +77,11 @@ def model_fn(features, labels, mode, params):
   _warn_if_float16_on_cpu(cfg.train.precision)
   network = nets.build(cfg.model, params.num_classes)
   training = mode == ModeKeys.TRAIN
-  logits = network(tf.cast(images, COMPUTE_DTYPES[cfg.train.precision]), training)
-  logits = tf.cast(logits, tf.float32)
+  compute_images = tf.cast(images, COMPUTE_DTYPES[cfg.train.precision])
+  if training:
+    logits = tf.cast(network(compute_images, True), tf.float32)
+  else:  # eval.tta: the same averaging in eval, export and predict.
+    logits = tta.logits(network, compute_images, cfg.eval.tta)
   activations = added(v1.GraphKeys.ACTIVATIONS)  # Before other replicas add theirs.
   predictions = {
       "classes": tf.argmax(logits, axis=1),
@@ -101,7 +108,10 @@ def model_fn(features, labels, mode, params):
   if mode == ModeKeys.EVAL:
     return tf.estimator.EstimatorSpec(
         mode, loss=total_loss, scaffold=ema_scaffold,
-        eval_metric_ops=eval_metrics(labels, logits, params.num_classes))
+        eval_metric_ops=dict(
+            eval_metrics(labels, logits, params.num_classes),
+            **eval_metrics_lib.failure_metrics(labels, logits,
+                                               params.label_names)))
 
   global_step = v1.train.get_or_create_global_step()
   rate = optim.learning_rate(cfg, global_step, params.steps_per_epoch,

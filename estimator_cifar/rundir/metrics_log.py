@@ -21,7 +21,10 @@ def path(model_dir: str) -> str:
 
 def append(model_dir: str, eval_result: dict, checkpoint: str) -> dict:
   """Appends one row built from an Estimator eval result; returns the row."""
-  row = {k: _plain(v) for k, v in eval_result.items()}
+  # Byte strings are serialized TensorBoard summaries (the confusion image
+  # and table): they belong in the eval events, not in a JSON log.
+  row = {k: _plain(v) for k, v in eval_result.items()
+         if not isinstance(v, bytes)}
   row["global_step"] = int(row.get("global_step", -1))
   row["checkpoint"] = os.path.basename(checkpoint) if checkpoint else None
   row["time"] = time.time()

@@ -184,7 +184,8 @@ def end(record: dict[str, Any] | None, error: BaseException | None = None,
   record["duration_s"] = round(time.monotonic() - record.pop("_t0"), 3)
   record["final_step"] = _checkpoint_step(record["model_dir"])
   if result:
-    record["final_metrics"] = {k: _plain(v) for k, v in result.items()}
+    record["final_metrics"] = {k: _plain(v) for k, v in result.items()
+                               if not isinstance(v, bytes)}  # Summaries.
   try:
     _write(record["model_dir"], record)
   except OSError as e:  # Must not hide the error that ended the run.
@@ -343,6 +344,8 @@ def _plain(value: Any) -> Any:
   """JSON-friendly numbers and strings from numpy/bytes values."""
   if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
     value = value.item()
+  elif hasattr(value, "tolist"):  # An array metric: the confusion matrix.
+    value = value.tolist()
   if isinstance(value, bytes):
     return value.decode(errors="replace")
   if isinstance(value, (bool, int, float, str)) or value is None:

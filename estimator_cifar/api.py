@@ -1,0 +1,248 @@
+"""The Python API: train, evaluate and predict from a script or a notebook.
+
+  import estimator_cifar
+  metrics = estimator_cifar.train("resnet_sgd", overrides={"train.steps": 100},
+                                  model_dir="/tmp/run")
+  estimator_cifar.evaluate("/tmp/run")
+  predictor = estimator_cifar.Predictor("/tmp/run")
+  predictor(images_uint8).labels           # or predictor(["cat.png"])
+
+The same resolve path as the command line (experiment -> overrides ->
+validation), the same model_dir contract, and the same `UserError`s (raised
+here, not printed). Progress and eval lines reach stderr through absl logging
+unless the program has configured logging itself.
+"""
+
+import copy
+import dataclasses
+import logging as std_logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from estimator_cifar import config as config_lib
+from estimator_cifar import experiment_files, paths, rundir
+from estimator_cifar.errors import CheckpointError, ConfigError, DataError
+from estimator_cifar.engine import TRAIN_MODES
+from estimator_cifar.rundir import checkpoint_check, recorded
+
+Overrides = Mapping[str, Any] | Sequence[str] | str | None
+
+
+def train(experiment: str | config_lib.ExperimentConfig,
+          overrides: Overrides = None, model_dir: str | None = None,
+          data_dir: str | None = None, mode: str = "train_and_eval",
+          warm_start_from: str | None = None,
+          experiments_dir: str | None = None,
+          allow_config_change: bool = False,
+          resume_from_previous: bool = False) -> dict[str, Any]:
+  """Trains an experiment, as `python -m estimator_cifar.run` does.
+
+  Args:
+    experiment: an experiment name, a path to an experiment file, or an
+      ExperimentConfig (e.g. from `config.load_experiment`, then changed).
+    overrides: `{"train.steps": 100}`, or strings as for --params_override
+      (`["train.steps=100", "optimizer.learning_rate=0.05"]`).
+    model_dir: where checkpoints, events and logs go; default
+      `runs/<experiment>`. Training resumes from a checkpoint there.
+    data_dir: where CIFAR lives or is downloaded to; default
+      `~/.cache/estimator_cifar`.
+    mode: "train_and_eval" or "train".
+    warm_start_from: a checkpoint prefix or directory to initialize from.
+    experiments_dir: another folder to look for experiment names in.
+    allow_config_change: continue in a model_dir trained with another model.
+    resume_from_previous: if the newest checkpoint is damaged, move it aside
+      and resume from the newest complete one.
+
+  Returns:
+    The final eval metrics (`accuracy`, `top_5_accuracy`, `loss`,
+    `global_step`) as Python numbers; `{"global_step": N}` for mode="train".
+
+  Raises:
+    UserError subclasses for anything the caller can fix.
+  """
+  if mode not in TRAIN_MODES:
+    raise ConfigError(f"train(mode={mode!r}): use one of "
+                      f"{', '.join(TRAIN_MODES)}; evaluate() "
+                      "evaluates.")
+  _show_logs()
+  if experiments_dir:
+    experiment_files.add_dirs([experiments_dir])
+  strings = override_strings(overrides)
+  if isinstance(experiment, config_lib.ExperimentConfig):
+    cfg = config_lib.validate(config_lib.apply_overrides(
+        copy.deepcopy(experiment), strings))  # The caller's copy stays.
+  else:
+    cfg = config_lib.resolve(experiment, strings)
+  model_dir = paths.expand(model_dir) or os.path.join("runs", cfg.name)
+  checkpoint_check.check_writable(model_dir)
+  from estimator_cifar.engine import modes  # TensorFlow: after the checks.
+  result = modes.run(cfg, model_dir, mode, paths.expand(data_dir),
+                     warm_start_from=paths.expand(warm_start_from),
+                     allow_config_change=allow_config_change,
+                     resume_from_previous=resume_from_previous)
+  return _plain(result) or {"global_step": _newest_step(model_dir)}
+
+
+def evaluate(model_dir: str, overrides: Overrides = None,
+             data_dir: str | None = None,
+             experiment: str | None = None) -> dict[str, Any]:
+  """Evaluates the newest checkpoint of a trained `model_dir`.
+
+  Uses the config training recorded there (`config.json`), with `overrides`
+  on top, and the data_dir training used unless `data_dir` is given; appends
+  a row to `eval/metrics.jsonl` as `--mode=eval` does.
+
+  Returns:
+    `accuracy`, `top_5_accuracy`, `loss` and `global_step` as Python numbers.
+  """
+  _show_logs()
+  model_dir = paths.expand(model_dir)
+  cfg, data_dir = recorded.setup("eval", model_dir, experiment,
+                                 override_strings(overrides),
+                                 paths.expand(data_dir))
+  from estimator_cifar.engine import modes
+  return _plain(modes.run(cfg, model_dir, "eval", data_dir))
+
+
+@dataclasses.dataclass
+class Prediction:
+  """What `Predictor` returns for N images of C classes."""
+  classes: np.ndarray        # int64 [N]: the most likely class index.
+  labels: np.ndarray         # str [N]: its name.
+  probabilities: np.ndarray  # float32 [N, C]: softmax over the classes.
+  class_names: list[str]     # The C names, in class-index order.
+
+
+class Predictor:
+  """Class names and probabilities from a trained model_dir's newest checkpoint.
+
+  Takes uint8 images `[N, 32, 32, 3]` (or one `[32, 32, 3]`) in RGB, as CIFAR
+  stores them, or PNG/JPEG file paths (a folder means its image files); the
+  eval transform and, under `ema.eval_with_ema`, the averaged weights are
+  applied as in `--mode=predict`. Each call restores the newest checkpoint,
+  so a Predictor on a run still training sees its progress.
+  """
+
+  def __init__(self, model_dir: str, overrides: Overrides = None,
+               data_dir: str | None = None, experiment: str | None = None):
+    _show_logs()
+    self.model_dir = paths.expand(model_dir)
+    self.config, data_dir = recorded.setup(
+        "predict", self.model_dir, experiment, override_strings(overrides),
+        paths.expand(data_dir))
+    from estimator_cifar.engine import export
+    from estimator_cifar.rundir import identity
+    import tensorflow as tf
+    if not tf.train.latest_checkpoint(self.model_dir):
+      raise CheckpointError(
+          f"Predictor found no checkpoint in {self.model_dir}. Train first "
+          "(estimator_cifar.train) or pass the model_dir of a trained run.")
+    self.class_names = identity.label_names(self.config, self.model_dir,
+                                            data_dir)
+    self._estimator = export.serving_estimator(
+        self.config, self.model_dir, len(self.class_names))
+
+  def __call__(self, images) -> Prediction:
+    return self.predict(images)
+
+  def predict(self, images) -> Prediction:
+    """Predicts uint8 arrays or image files; see the class docstring."""
+    import tensorflow as tf
+    from estimator_cifar.engine import predict
+    from estimator_cifar.rundir import identity
+    if isinstance(images, (str, os.PathLike)):
+      images = [images]
+    try:
+      if isinstance(images, np.ndarray):
+        rows = self._estimator.predict(
+            _array_input_fn(_checked_array(images), self.config),
+            predict_keys=["probabilities"], yield_single_examples=False)
+        probs = np.concatenate([r["probabilities"] for r in rows], axis=0)
+      else:
+        files = [f for item in images for f in predict.image_paths(str(item))]
+        probs = predict.predict_files(self._estimator, self.config, files)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
+      if "checkpoint" in e.message.lower():
+        raise identity.restore_error(self.config, self.model_dir,
+                                     e.message) from None
+      raise DataError("Could not decode the images: "
+                      f"{identity.error_cause(e.message)}") from None
+    classes = np.argmax(probs, axis=1).astype(np.int64)
+    return Prediction(classes=classes,
+                      labels=np.array([self.class_names[c] for c in classes]),
+                      probabilities=probs.astype(np.float32),
+                      class_names=list(self.class_names))
+
+
+def override_strings(overrides: Overrides) -> list[str]:
+  """`--params_override` strings from a dict, a list of strings or a string."""
+  if not overrides:
+    return []
+  if isinstance(overrides, str):
+    return [overrides]
+  if isinstance(overrides, Mapping):
+    return [f"{key}={_override_value(value)}" for key, value in overrides.items()]
+  return [str(item) for item in overrides]
+
+
+def _override_value(value: Any) -> str:
+  if isinstance(value, bool):
+    return "true" if value else "false"
+  if isinstance(value, (list, tuple)):
+    return "[" + ",".join(_override_value(v) for v in value) + "]"
+  if isinstance(value, Mapping):
+    return "{" + ",".join(f"{k}:{_override_value(v)}"
+                          for k, v in value.items()) + "}"
+  return str(value)
+
+
+def _checked_array(images: np.ndarray) -> np.ndarray:
+  if images.ndim == 3:
+    images = images[None]
+  if images.dtype != np.uint8 or images.ndim != 4 or \
+      images.shape[1:] != (32, 32, 3):
+    raise DataError(f"Predictor takes uint8 images [N, 32, 32, 3] (RGB, as "
+                    f"CIFAR stores them), got {images.dtype} {images.shape}. "
+                    "Convert with np.asarray(x, np.uint8), or pass image files.")
+  return images
+
+
+def _array_input_fn(images: np.ndarray, cfg: config_lib.ExperimentConfig):
+  import tensorflow as tf
+  from estimator_cifar.data.input_pipeline import IMAGES_KEY
+  from estimator_cifar.engine import export, predict
+
+  def input_fn():
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(predict.BATCH)
+    return ds.map(lambda x: {IMAGES_KEY: export.preprocess(x, cfg)})
+
+  return input_fn
+
+
+def _show_logs() -> None:
+  """INFO lines to stderr when the calling program set up no logging itself."""
+  if not std_logging.getLogger().handlers:
+    logging.use_absl_handler()
+    logging.set_verbosity(logging.INFO)
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # As the CLI does.
+
+
+def _newest_step(model_dir: str) -> int:
+  import tensorflow as tf
+  return rundir.checkpoint_step(tf.train.latest_checkpoint(model_dir)) or 0
+
+
+def _plain(metrics: dict) -> dict[str, Any]:
+  out = {}
+  for key, value in (metrics or {}).items():
+    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
+      out[key] = int(value)
+    elif isinstance(value, (np.floating, float)):
+      out[key] = float(value)
+    else:
+      out[key] = value
+  return out
