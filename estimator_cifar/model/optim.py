@@ -242,8 +242,7 @@ def transform_gradients(cfg: TrainConfig, grads_and_vars):
   """
   pairs = [(g, v) for g, v in grads_and_vars if g is not None]
   if _replicas_in_sync() > 1 and pairs:
-    summed = tf.distribute.get_replica_context().all_reduce(
-        tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
+    summed = _sum_across_replicas([g for g, _ in pairs])
     pairs = list(zip(summed, [v for _, v in pairs]))
   if cfg.gradient_multipliers:
     out = []
@@ -263,6 +262,20 @@ def transform_gradients(cfg: TrainConfig, grads_and_vars):
     grads, _ = tf.clip_by_global_norm(grads, cfg.clip_global_norm, use_norm=norm)
     pairs = list(zip(grads, [v for _, v in pairs]))
   return pairs, norm
+
+
+def _sum_across_replicas(tensors: list) -> list:
+  """Each tensor summed over the replicas, in every replica.
+
+  ReplicaContext.all_reduce would do this, but wraps it in a custom gradient
+  that raises TypeError under central_storage in graph mode; no gradient
+  flows through here, so a plain merge_call serves both strategies.
+  """
+  def batch_sum(strategy, *values):
+    return strategy.extended.batch_reduce_to(
+        tf.distribute.ReduceOp.SUM, [(v, v) for v in values])
+  return list(tf.distribute.get_replica_context().merge_call(
+      batch_sum, args=tuple(tensors)))
 
 
 def per_replica_share(grads_and_vars):
