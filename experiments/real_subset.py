@@ -2,7 +2,7 @@
 
 Command:
   python -m estimator_cifar.run --experiment=real_subset \
-      --data_dir=../shared/data/cifar10_real_subset
+      --data_dir=/path/to/cifar10_real_subset
 
 resnet_sgd's network, data pipeline and optimizer (momentum 0.9, 0.1 x batch
 / 128), with the schedule of fast CIFAR recipes (Page's ResNet-9 DAWNBench

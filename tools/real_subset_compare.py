@@ -3,7 +3,7 @@ r"""The package's recipe beside the minimal Estimator and Keras, same budget.
 Usage (from the repository root):
 
   python -m tools.real_subset_compare \
-      --data_dir=../shared/data/cifar10_real_subset --budget_secs=600 \
+      --data_dir=/path/to/cifar10_real_subset --budget_secs=600 \
       [--experiment=real_subset] [--params_override=a.b=v,...] \
       [--points=6] [--contenders=package --contenders=keras] [--work_dir=DIR]
 
