@@ -61,7 +61,7 @@ def main(data_dir: str, work: str) -> dict:
 
   plan = estimator_setup.make_plan(single_cfg, data_dir)
   init = os.path.join(work, "init")
-  write_initial_checkpoint(single_cfg, plan, init)
+  testutil.write_initial_checkpoint(single_cfg, plan, init)
   out = {"replicas": len(distribute.local_devices(mirrored_cfg))}
   for name, cfg in (("single", single_cfg), ("mirrored", mirrored_cfg)):
     model_dir = os.path.join(work, name)
@@ -76,23 +76,6 @@ def main(data_dir: str, work: str) -> dict:
                       for v, _ in tf.train.list_variables(path)
                       if v.startswith("tiny/")}}
   return out
-
-
-def write_initial_checkpoint(cfg, plan, model_dir):
-  import tensorflow as tf
-  from estimator_cifar.data.input_pipeline import make_input_fn
-  from estimator_cifar.model.model_fn import model_fn
-  v1 = tf.compat.v1
-  with tf.Graph().as_default():
-    v1.set_random_seed(1)
-    dataset = make_input_fn(cfg, plan.source, training=True)()
-    features, labels = v1.data.make_one_shot_iterator(dataset).get_next()
-    model_fn(features, labels, tf.estimator.ModeKeys.TRAIN,
-             plan.model_params(cfg))
-    with v1.Session() as sess:
-      sess.run(v1.global_variables_initializer())
-      v1.train.Saver().save(sess, os.path.join(model_dir, "model.ckpt"),
-                            global_step=0)
 
 
 def grad_norms(model_dir):

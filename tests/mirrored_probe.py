@@ -45,7 +45,7 @@ def main(data_dir: str, work: str) -> dict:
 
   plan = estimator_setup.make_plan(single_cfg, data_dir)
   init = os.path.join(work, "init")
-  first_batch = _write_initial_checkpoint(single_cfg, plan, init)
+  first_batch = testutil.write_initial_checkpoint(single_cfg, plan, init)
   dirs, errors = {}, {}
   for name, cfg, stops in (("single", single_cfg, [STEPS]),
                            ("mirrored", mirrored_cfg, [2, STEPS]),
@@ -80,26 +80,6 @@ def main(data_dir: str, work: str) -> dict:
   except ConfigError as e:
     out["odd_batch_error"] = str(e)
   return out
-
-
-def _write_initial_checkpoint(cfg, plan, model_dir):
-  """model.ckpt-0 with every variable of the training graph; the first batch."""
-  import tensorflow as tf
-  from estimator_cifar.data.input_pipeline import make_input_fn
-  from estimator_cifar.model.model_fn import model_fn
-  v1 = tf.compat.v1
-  with tf.Graph().as_default():
-    v1.set_random_seed(1)
-    dataset = make_input_fn(cfg, plan.source, training=True)()
-    features, labels = v1.data.make_one_shot_iterator(dataset).get_next()
-    model_fn(features, labels, tf.estimator.ModeKeys.TRAIN,
-             plan.model_params(cfg))
-    with v1.Session() as sess:
-      sess.run(v1.global_variables_initializer())
-      images = sess.run(features["images"])
-      v1.train.Saver().save(sess, os.path.join(model_dir, "model.ckpt"),
-                            global_step=0)
-  return images
 
 
 def _scalars(model_dir):

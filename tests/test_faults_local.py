@@ -50,19 +50,27 @@ def wait_for_training(proc, model_dir):
   assert proc.poll() is None, proc.communicate()[1][-3000:]
 
 
+def signal_training(model_dir, data_dir, *signals):
+  """Starts training, sends `signals` once it runs; (proc, out, err, seconds
+  from the signals to the exit)."""
+  proc = start_training(model_dir, data_dir)
+  try:
+    wait_for_training(proc, model_dir)
+    for sig in signals:
+      proc.send_signal(sig)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=120)
+    return proc, out, err, time.monotonic() - sent
+  finally:
+    proc.kill()
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_at_the_current_step_with_one_line(tmp_path, cifar10_dir):
   import tensorflow as tf
   model_dir = str(tmp_path / "run")
-  proc = start_training(model_dir, cifar10_dir)
-  try:
-    wait_for_training(proc, model_dir)
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    out, err = proc.communicate(timeout=120)
-    took = time.monotonic() - sent
-  finally:
-    proc.kill()
+  proc, out, err, took = signal_training(model_dir, cifar10_dir,
+                                         signal.SIGINT)
   assert proc.returncode == 0, err[-3000:]
   assert took <= limit(15)
   assert "Traceback" not in err and "KeyboardInterrupt" not in err
@@ -79,16 +87,8 @@ def test_ctrl_c_saves_at_the_current_step_with_one_line(tmp_path, cifar10_dir):
 @pytest.mark.slow
 def test_a_second_signal_exits_at_once(tmp_path, cifar10_dir):
   model_dir = str(tmp_path / "run")
-  proc = start_training(model_dir, cifar10_dir)
-  try:
-    wait_for_training(proc, model_dir)
-    proc.send_signal(signal.SIGTERM)
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    _, err = proc.communicate(timeout=120)
-    took = time.monotonic() - sent
-  finally:
-    proc.kill()
+  proc, _, err, took = signal_training(model_dir, cifar10_dir,
+                                       signal.SIGTERM, signal.SIGINT)
   # Whichever the handler saw second decides the status: 128 + its number.
   assert proc.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), \
       err[-3000:]

@@ -234,3 +234,23 @@ def resnet_params(n: int, widths, version: int, classes: int) -> int:
         total += c_in * c + (2 * c if version == 1 else 0)
       c_in = c
   return total + widths[-1] * classes + classes
+
+
+def write_initial_checkpoint(cfg, plan, model_dir):
+  """model.ckpt-0 with every variable of the training graph; the first batch."""
+  import tensorflow as tf
+  from estimator_cifar.data.input_pipeline import make_input_fn
+  from estimator_cifar.model.model_fn import model_fn
+  v1 = tf.compat.v1
+  with tf.Graph().as_default():
+    v1.set_random_seed(1)
+    dataset = make_input_fn(cfg, plan.source, training=True)()
+    features, labels = v1.data.make_one_shot_iterator(dataset).get_next()
+    model_fn(features, labels, tf.estimator.ModeKeys.TRAIN,
+             plan.model_params(cfg))
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      images = sess.run(features["images"])
+      v1.train.Saver().save(sess, os.path.join(model_dir, "model.ckpt"),
+                            global_step=0)
+  return images
