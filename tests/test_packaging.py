@@ -134,6 +134,10 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   listed = _python(script, "--list_experiments", cwd=elsewhere, env=env)
   assert listed.returncode == 0, listed.stderr[-3000:]
   assert "resnet_sgd" in listed.stdout and "wrn28_10_sgd" in listed.stdout
+  names = {line.split(None, 1)[0] for line in listed.stdout.splitlines()}
+  shipped = {name[:-3] for name in os.listdir(os.path.join(REPO_ROOT, "experiments"))
+             if name.endswith(".py") and name != "__init__.py"}
+  assert names == shipped  # Every built-in experiment, from the wheel too.
 
   run = _python("-m", "estimator_cifar.run", "--experiment=resnet_sgd",
                 "--model_dir=run", "--params_override=data.name=synthetic,"
