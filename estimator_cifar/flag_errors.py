@@ -12,14 +12,12 @@ import sys
 from absl import flags
 
 from estimator_cifar import config as config_lib
+from estimator_cifar import overrides
 from estimator_cifar.errors import UserError
 
 _FLAG_IN_MESSAGE = re.compile(r"flag --(\w+)")
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false",
                "string": "a string", "multi_string": "a string"}
-# Short names people type from habit, and the config field they mean.
-_ABBREVIATIONS = {"lr": "learning_rate", "bs": "batch_size",
-                  "wd": "weight_decay", "batch": "batch_size"}
 
 
 class FlagError(UserError):
@@ -56,7 +54,7 @@ def explain(error: flags.Error, flag_values: flags.FlagValues,
     value = given.partition("=")[2] or "..."
     close = difflib.get_close_matches(name, own, n=3, cutoff=0.5)
     fields = difflib.get_close_matches(
-        _ABBREVIATIONS.get(name.lower(), name),
+        overrides.ABBREVIATIONS.get(name.lower(), name),
         {k.rpartition(".")[2] for k in _config_keys()}, n=2, cutoff=0.7)
     keys = [k for k in _config_keys() if k.rpartition(".")[2] in fields]
     hint = []

@@ -11,6 +11,10 @@ from typing import Any, TypeVar
 
 from estimator_cifar.errors import ConfigError
 
+# Short names people type from habit, and the config field they mean.
+ABBREVIATIONS = {"lr": "learning_rate", "bs": "batch_size",
+                 "wd": "weight_decay", "batch": "batch_size"}
+
 T = TypeVar("T")
 
 
@@ -87,13 +91,20 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
     if target is None or not dataclasses.is_dataclass(target) or \
         name not in {f.name for f in dataclasses.fields(target)} or \
         dataclasses.is_dataclass(getattr(target, name)):
-      close = difflib.get_close_matches(key, all_keys(cfg), n=3, cutoff=0.5)
+      close = close_keys(key, all_keys(cfg))
       hint = (f" Did you mean {', '.join(close)}?" if close else
               " Run with --list_params to see every field.")
       raise ConfigError(f"Unknown config key '{key}' in --params_override.{hint}")
     hint_type = typing.get_type_hints(type(target))[name]
     setattr(target, name, parse_value(key, raw, hint_type))
   return cfg
+
+
+def close_keys(key: str, keys: list[str]) -> list[str]:
+  """The keys closest to `key`, its field name's abbreviation (lr) expanded."""
+  section, dot, name = key.rpartition(".")
+  expanded = section + dot + ABBREVIATIONS.get(name.lower(), name)
+  return difflib.get_close_matches(expanded, keys, n=3, cutoff=0.5)
 
 
 def parse_value(key: str, raw: str, hint) -> Any:

@@ -53,6 +53,8 @@ def copy_of(model_dir: str, tmp_path) -> str:
      ["Unknown experiment 'no_such_exp'", "Known experiments", "resnet_sgd"]),
     (["--experiment=resnet_sgd", "--params_override=train.stepz=3"],
      ["Unknown config key 'train.stepz'", "Did you mean train.steps"]),
+    (["--experiment=resnet_sgd", "--params_override=optimizer.lr=0.1"],
+     ["Unknown config key 'optimizer.lr'", "Did you mean optimizer.learning_rate"]),
     (["--experiment=resnet_sgd", "--params_override=optimizer.learning_rate=fast"],
      ["Bad value for optimizer.learning_rate", "'fast' is not a number",
       "Example: --params_override=optimizer.learning_rate=0.1"]),
