@@ -79,13 +79,13 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   Raises:
     UserError subclasses for anything the user can fix.
   """
-  task = _cluster_task()
+  cluster = distribute.read_tf_config()
+  task = cluster.task_type if cluster is not None else None
   if task == "ps" and mode in TRAIN_MODES:
-    return ps_task.run(cfg, model_dir, distribute.read_tf_config())
+    return ps_task.run(cfg, model_dir, cluster)
   if mode not in TRAIN_MODES or task == "evaluator":
     return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
-  cluster = distribute.read_tf_config()
   if cluster is None or cluster.is_chief:
     # Only the chief writes checkpoints; another task checking them could
     # catch the chief halfway through a save.
@@ -121,12 +121,6 @@ def _raise_if_disk_full(e: BaseException, model_dir: str) -> None:
     disk_space.remove_temp_files(model_dir)
     raise disk_space.error(model_dir, tf.train.latest_checkpoint(model_dir)) \
         from None
-
-
-def _cluster_task() -> str | None:
-  """This process's TF_CONFIG task type, or None outside a cluster."""
-  cluster = distribute.read_tf_config()
-  return cluster.task_type if cluster is not None else None
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,

@@ -11,7 +11,6 @@ Training never averages (model_fn calls this outside TRAIN only).
 import tensorflow as tf
 
 
-
 def logits(network, images: tf.Tensor, tta: str) -> tf.Tensor:
   """float32 logits [N, C] of `network(images, training=False)` under `tta`."""
   if tta == "none":

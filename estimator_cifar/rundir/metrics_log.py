@@ -21,10 +21,7 @@ def path(model_dir: str) -> str:
 
 def append(model_dir: str, eval_result: dict, checkpoint: str) -> dict:
   """Appends one row built from an Estimator eval result; returns the row."""
-  # Byte strings are serialized TensorBoard summaries (the confusion image
-  # and table): they belong in the eval events, not in a JSON log.
-  row = {k: _plain(v) for k, v in eval_result.items()
-         if not isinstance(v, bytes)}
+  row = plain_metrics(eval_result)
   row["global_step"] = int(row.get("global_step", -1))
   row["checkpoint"] = os.path.basename(checkpoint) if checkpoint else None
   row["time"] = time.time()
@@ -47,6 +44,16 @@ def read(model_dir: str) -> list[dict]:
       except json.JSONDecodeError:
         continue
   return rows
+
+
+def plain_metrics(eval_result: dict) -> dict:
+  """An eval result as JSON-ready numbers and lists, without its summaries.
+
+  Byte strings are serialized TensorBoard summaries (the confusion image and
+  table): they belong in the eval events, not in a JSON log.
+  """
+  return {k: _plain(v) for k, v in eval_result.items()
+          if not isinstance(v, bytes)}
 
 
 def _plain(value):

@@ -52,6 +52,7 @@ from absl import logging
 import estimator_cifar
 from estimator_cifar import config as config_lib
 from estimator_cifar import rundir
+from estimator_cifar.rundir import metrics_log
 from estimator_cifar.errors import ConfigError, UserError
 
 FORMAT_VERSION = 1
@@ -184,8 +185,7 @@ def end(record: dict[str, Any] | None, error: BaseException | None = None,
   record["duration_s"] = round(time.monotonic() - record.pop("_t0"), 3)
   record["final_step"] = _checkpoint_step(record["model_dir"])
   if result:
-    record["final_metrics"] = {k: _plain(v) for k, v in result.items()
-                               if not isinstance(v, bytes)}  # Summaries.
+    record["final_metrics"] = metrics_log.plain_metrics(result)
   try:
     _write(record["model_dir"], record)
   except OSError as e:  # Must not hide the error that ended the run.
@@ -344,7 +344,7 @@ def _plain(value: Any) -> Any:
   """JSON-friendly numbers and strings from numpy/bytes values."""
   if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
     value = value.item()
-  elif hasattr(value, "tolist"):  # An array metric: the confusion matrix.
+  elif hasattr(value, "tolist"):  # A numpy array.
     value = value.tolist()
   if isinstance(value, bytes):
     return value.decode(errors="replace")
