@@ -36,7 +36,7 @@ OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 PRECISION_AUTO = "auto"  # Picks one of PRECISIONS from the device (engine/precision.py).
-EVAL_TTA = ("none", "flip")  # Test-time augmentation (model/tta.py).
+EVAL_TTA = ("none", "flip", "flip_translate")  # Test-time augmentation (model/tta.py).
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
               "parameter_server")
@@ -170,7 +170,7 @@ class EvalConfig:
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
   export_best: bool = True   # train_and_eval: SavedModel of the best accuracy.
   export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
-  tta: str = "none"          # flip: eval, export, predict average image and mirror.
+  tta: str = "none"          # flip, flip_translate: eval, export, predict average views.
 
 
 @dataclass

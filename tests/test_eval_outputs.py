@@ -89,11 +89,16 @@ def test_run_info_keeps_the_matrix_as_numbers(tmp_path, cifar10_dir):
 
 def _predict_logits(model_dir, tta, images):
   cfg = tiny_config(*TRAIN, f"eval.tta={tta}")
+  return _predict_features(model_dir, tta, export.preprocess(tf.constant(images), cfg))
+
+
+def _predict_features(model_dir, tta, features):
+  """Logits of the model input `features` (already preprocessed) under `tta`."""
+  cfg = tiny_config(*TRAIN, f"eval.tta={tta}")
   estimator = export.serving_estimator(cfg, model_dir, 10)
 
   def input_fn():
-    return tf.data.Dataset.from_tensors(
-        {"images": export.preprocess(tf.constant(images), cfg)})
+    return tf.data.Dataset.from_tensors({"images": tf.constant(features)})
 
   rows = estimator.predict(input_fn, predict_keys=["logits"],
                            yield_single_examples=False)
@@ -109,6 +114,25 @@ def test_flip_tta_is_the_mean_of_two_forward_passes(trained, cifar10_dir):
   np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-5,
                              atol=1e-5)
   assert not np.allclose(averaged, plain, atol=1e-4)  # The flip mattered.
+
+
+@pytest.mark.slow
+def test_flip_translate_tta_weights_six_views_by_hand(trained, cifar10_dir):
+  images = raw_test_images(cifar10_dir, 8)
+  cfg = tiny_config(*TRAIN)
+  features = export.preprocess(tf.constant(images), cfg).numpy()
+  padded = np.pad(features, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+  up_left, down_right = padded[:, :32, :32], padded[:, 2:, 2:]
+
+  def flip_mean(x):
+    return (_predict_features(trained, "none", x)
+            + _predict_features(trained, "none", x[:, :, ::-1])) / 2
+
+  expected = (0.5 * flip_mean(features) + 0.25 * flip_mean(up_left)
+              + 0.25 * flip_mean(down_right))
+  averaged = _predict_logits(trained, "flip_translate", images)
+  np.testing.assert_allclose(averaged, expected, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(averaged, flip_mean(features), atol=1e-4)
 
 
 @pytest.mark.slow

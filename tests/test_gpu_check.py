@@ -8,8 +8,12 @@ from tests.testutil import REPO_ROOT, subprocess_env
 from tools import gpu_check
 
 
-def _env(tmp_path, nvidia_smi: str | None = None) -> dict:
-  """PATH with only a few shell tools, and a fake nvidia-smi if given."""
+def _env(tmp_path, nvidia_smi: str | None = None, version: str = "3.11") -> dict:
+  """PATH with only a few shell tools, and a fake nvidia-smi if given.
+
+  The fake "python" answers the version query with `version` and records
+  every other call (an install) in python_ran, failing it as pip does offline.
+  """
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
   for tool in ("dirname", "grep", "env", "bash"):
@@ -23,7 +27,9 @@ def _env(tmp_path, nvidia_smi: str | None = None) -> dict:
     script.chmod(0o755)
   # A "python" that records being called: the script must not install.
   fake_python = tmp_path / "python"
-  fake_python.write_text(f"#!/bin/bash\necho called > {tmp_path}/python_ran\n")
+  fake_python.write_text(
+      f'#!/bin/bash\nif [ "$1" = -c ]; then echo {version}; exit 0; fi\n'
+      f'echo "$@" >> {tmp_path}/python_ran\nexit 1\n')
   fake_python.chmod(0o755)
   return {"PATH": str(bin_dir), "PYTHON": str(fake_python), "HOME": str(tmp_path)}
 
@@ -44,6 +50,30 @@ def test_script_with_a_driver_that_lists_no_gpu_fails_fast(tmp_path):
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 2 and "error: no NVIDIA GPU here" in result.stderr
   assert not (tmp_path / "python_ran").exists()
+
+
+GPU_LISTED = "echo 'GPU 0: NVIDIA H200 (UUID: GPU-0)'"
+
+
+def test_script_on_a_python_without_tensorflow_2_15_wheels_fails_before_installing(
+    tmp_path):
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+                          env=_env(tmp_path, GPU_LISTED, version="3.12"),
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 2
+  assert result.stderr.startswith("error: ") and "Python 3.12" in result.stderr
+  assert "PYTHON=/path/to/python3.11" in result.stderr
+  assert not (tmp_path / "python_ran").exists()
+
+
+def test_script_without_a_package_index_fails_after_one_short_try(tmp_path):
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+                          env=_env(tmp_path, GPU_LISTED), capture_output=True,
+                          text=True, timeout=60)
+  assert result.returncode == 2 and result.stdout == ""
+  assert result.stderr.splitlines()[-1].startswith("error: could not install")
+  install = (tmp_path / "python_ran").read_text()
+  assert "--retries 0" in install and "-e .[gpu]" in install
 
 
 def test_module_without_gpu_exits_2_before_importing_tensorflow(tmp_path):
