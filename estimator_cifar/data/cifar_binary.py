@@ -7,6 +7,7 @@ works. Sizes and label bytes are checked once at start-up with numpy (cheap:
 one pass over the label bytes), so nothing in the per-step path checks them.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -129,7 +130,7 @@ def read_label_names(folder: str, layout: BinaryLayout, kind: str) -> list[str]:
 def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
   """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records.
 
-  Records are parsed `PARSE_CHUNK` at a time (one decode and transpose per
+  Records are parsed `PARSE_CHUNK` at a time (one decode and channel move per
   chunk, then unbatched): one record at a time pays an op dispatch per
   record, for the whole split before the first step.
   """
@@ -148,8 +149,18 @@ def parse_records(raw, layout: BinaryLayout, kind: str):
   import tensorflow as tf
   records = tf.reshape(tf.io.decode_raw(raw, tf.uint8), [-1, layout.record_bytes])
   labels = tf.cast(records[:, layout.label_offset[kind]], tf.int32)
-  # Channel-major to HWC as one transpose of [N, 3, 1024], cheaper than the
-  # 4-D transpose of [N, 3, 32, 32]; streaming pays it every epoch.
-  planes = tf.reshape(records[:, layout.label_bytes:], [-1, DEPTH, HEIGHT * WIDTH])
-  images = tf.reshape(tf.transpose(planes, [0, 2, 1]), [-1, HEIGHT, WIDTH, DEPTH])
-  return images, labels
+  # Streaming pays this every epoch: numpy's per-channel strided copies
+  # took 1.7 us a record where tf.transpose's byte shuffle took 4.5.
+  images = tf.numpy_function(functools.partial(channels_last, skip=layout.label_bytes),
+                             [records], tf.uint8, stateful=False)
+  return tf.reshape(images, [-1, HEIGHT, WIDTH, DEPTH]), labels
+
+
+def channels_last(records: np.ndarray, skip: int) -> np.ndarray:
+  """uint8 records [N, skip + 3072] (channel-major images after `skip` label
+  bytes) -> the images [N, 1024, 3], one strided copy per channel."""
+  planes = records[:, skip:].reshape(len(records), DEPTH, HEIGHT * WIDTH)
+  images = np.empty((len(records), HEIGHT * WIDTH, DEPTH), np.uint8)
+  for channel in range(DEPTH):
+    images[:, :, channel] = planes[:, channel]
+  return images
