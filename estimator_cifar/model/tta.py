@@ -16,11 +16,10 @@ import tensorflow as tf
 
 def _translated(images: tf.Tensor, shift: int) -> list[tf.Tensor]:
   """The images moved by -shift and +shift pixels on both axes (reflect pad)."""
-  side_h, side_w = images.shape[1], images.shape[2]
   padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]],
                   mode="REFLECT")
   far = 2 * shift
-  return [padded[:, :side_h, :side_w], padded[:, far:far + side_h, far:far + side_w]]
+  return [padded[:, :-far, :-far], padded[:, far:, far:]]
 
 
 def logits(network, images: tf.Tensor, tta: str) -> tf.Tensor:
