@@ -14,7 +14,8 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep
        "the NVIDIA driver; on a CPU, measure with python -m tools.loop_bench." >&2
   exit 2
 fi
-# TensorFlow 2.15 ships wheels for CPython 3.9-3.11 only; the package needs 3.10+.
+# TensorFlow 2.15 ships wheels for CPython 3.9-3.11 only; setup.py's python_requires
+# asks for 3.10+.
 version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
 case "$version" in
   3.10|3.11) ;;

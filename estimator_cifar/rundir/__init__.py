@@ -112,3 +112,17 @@ def write_config(model_dir: str, config_json: str) -> None:
     f.write(config_json + "\n")
   os.replace(tmp, config_path(model_dir))
 
+
+def json_ready(value: Any) -> Any:
+  """JSON-friendly numbers, strings and lists from numpy/bytes values."""
+  if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+    value = value.item()
+  elif hasattr(value, "tolist"):  # A numpy array.
+    value = value.tolist()
+  if isinstance(value, bytes):
+    return value.decode(errors="replace")
+  if isinstance(value, (bool, int, float, str)) or value is None:
+    return value
+  if isinstance(value, (list, tuple)):
+    return [json_ready(v) for v in value]
+  return str(value)

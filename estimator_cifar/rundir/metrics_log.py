@@ -10,8 +10,6 @@ import json
 import os
 import time
 
-import numpy as np
-
 from estimator_cifar import rundir
 
 
@@ -52,17 +50,7 @@ def plain_metrics(eval_result: dict) -> dict:
   Byte strings are serialized TensorBoard summaries (the confusion image and
   table): they belong in the eval events, not in a JSON log.
   """
-  return {k: _plain(v) for k, v in eval_result.items()
+  return {k: rundir.json_ready(v) for k, v in eval_result.items()
           if not isinstance(v, bytes)}
 
 
-def _plain(value):
-  if isinstance(value, (np.integer,)):
-    return int(value)
-  if isinstance(value, (np.floating, float)):
-    return float(value)
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  if isinstance(value, bytes):
-    return value.decode()
-  return value

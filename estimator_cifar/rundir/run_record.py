@@ -279,7 +279,7 @@ def device_list() -> list[dict[str, Any]]:
         details = tf.config.experimental.get_device_details(device)
       except (ValueError, RuntimeError):
         details = {}
-      entry.update({k: _plain(v) for k, v in details.items()})
+      entry.update({k: rundir.json_ready(v) for k, v in details.items()})
     devices.append(entry)
   return devices
 
@@ -338,21 +338,6 @@ def _checkpoint_step(model_dir: str) -> int:
 
 def _now() -> str:
   return datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-def _plain(value: Any) -> Any:
-  """JSON-friendly numbers and strings from numpy/bytes values."""
-  if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-    value = value.item()
-  elif hasattr(value, "tolist"):  # A numpy array.
-    value = value.tolist()
-  if isinstance(value, bytes):
-    return value.decode(errors="replace")
-  if isinstance(value, (bool, int, float, str)) or value is None:
-    return value
-  if isinstance(value, (list, tuple)):
-    return [_plain(v) for v in value]
-  return str(value)
 
 
 def _write(model_dir: str, record: dict[str, Any]) -> None:
