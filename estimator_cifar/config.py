@@ -90,6 +90,7 @@ class TrainConfig:
   weight_decay: float = 1e-4
   weight_decay_on: str = "kernels"
   label_smoothing: float = 0.0
+  mixup_alpha: float = 0.0   # > 0: mixup with Beta(alpha, alpha) (model/mixup.py).
   clip_global_norm: float = 0.0
   clip_value: float = 0.0
   gradient_multipliers: dict[str, float] = field(default_factory=dict)
@@ -299,7 +300,7 @@ _POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
              "data.shuffle_buffer", "summary.save_steps", "log.every_steps",
              "checkpoint.keep_max", "train.steps_per_loop")
 _NON_NEGATIVE = ("summary.histogram_steps", "distribute.num_cpu_devices",
-                 "distribute.max_worker_delay_secs")
+                 "distribute.max_worker_delay_secs", "train.mixup_alpha")
 
 
 def get(cfg: ExperimentConfig, key: str) -> Any:

@@ -12,11 +12,12 @@ within 10 minutes of wall time on an idle 2-core CPU; evaluation averages
 each image with its mirror (eval.tta=flip). Weight decay 5e-4 beat 1e-4 and
 1e-3 on 30-epoch runs; flip averaging added 1.5 to 3 points on each of the
 recipe's runs; Nesterov with label smoothing gave a median 1.25 points above
-plain momentum without it (within the runs' spread); cutout, batch 64, a
-wider network, EMA weights in eval and six-view averaging did not help, so
-they stay off. On the subset's 400 test photographs, three runs reached
-75.50%, 77.00% and 76.50% in 546 to 554 s of wall time each (an idle 2-core
-CPU, whole process); docs/real_data.md has the tables and the commands.
+plain momentum without it (within the runs' spread); cutout, mixup, label
+smoothing 0.2, batch 64, a wider or a deeper network, EMA weights in eval
+and six-view averaging did not help, so they stay off. On the subset's 400
+test photographs, three runs reached 75.50%, 77.00% and 76.50% in 546 to
+554 s of wall time each (an idle 2-core CPU, whole process);
+docs/real_data.md has the tables and the commands.
 """
 
 from estimator_cifar import config as config_lib

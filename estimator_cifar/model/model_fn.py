@@ -3,7 +3,8 @@
 params: a `ModelParams` (the ExperimentConfig and the facts about the data and
 the run that the graph needs); Estimator passes it through untouched.
 
-TRAIN: logits -> cross entropy (LOSSES) + weight decay (REGULARIZATION_LOSSES)
+TRAIN: (images and one-hot targets blended under `train.mixup_alpha`,
+mixup.py) logits -> cross entropy (LOSSES) + weight decay (REGULARIZATION_LOSSES)
 -> total loss -> gradients -> transforms -> apply_gradients, inside a control
 dependency on this model's UPDATE_OPS (batch-norm statistics) -> then the
 exponential moving average of the weights (num_updates = global step).
@@ -22,7 +23,7 @@ from tensorflow.python.framework import config as tf_config
 
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.model import eval_metrics as eval_metrics_lib
-from estimator_cifar.model import nets, optim, summaries, tta
+from estimator_cifar.model import mixup, nets, optim, summaries, tta
 from estimator_cifar.model.keys import EMA_NAME, IMAGES_KEY
 
 v1 = tf.compat.v1
@@ -77,6 +78,11 @@ def model_fn(features, labels, mode, params):
   _warn_if_float16_on_cpu(cfg.train.precision)
   network = nets.build(cfg.model, params.num_classes)
   training = mode == ModeKeys.TRAIN
+  targets = None  # Blended one-hot targets under train.mixup_alpha.
+  if training and cfg.train.mixup_alpha > 0:
+    images, targets = mixup.mix(images, tf.cast(labels, tf.int32),
+                                params.num_classes, cfg.train.mixup_alpha,
+                                cfg.train.seed or None)
   compute_images = tf.cast(images, COMPUTE_DTYPES[cfg.train.precision])
   if training:
     logits = tf.cast(network(compute_images, True), tf.float32)
@@ -97,7 +103,7 @@ def model_fn(features, labels, mode, params):
 
   labels = tf.cast(labels, tf.int32)
   cross_entropy = _cross_entropy(labels, logits, params.num_classes,
-                                 cfg.train.label_smoothing)
+                                 cfg.train.label_smoothing, targets)
   train_vars = optim.trainable_variables(cfg.train.trainable_scopes)
   _add_weight_decay(cfg, train_vars)
   weight_decay = tf.add_n(added(v1.GraphKeys.REGULARIZATION_LOSSES) or
@@ -187,11 +193,16 @@ def _apply_ema(ema, variables):
       v1.enable_control_flow_v2()
 
 
-def _cross_entropy(labels, logits, num_classes, label_smoothing):
-  """Mean cross entropy, registered in the LOSSES collection."""
-  if label_smoothing > 0:
-    return v1.losses.softmax_cross_entropy(
-        tf.one_hot(labels, num_classes), logits, label_smoothing=label_smoothing)
+def _cross_entropy(labels, logits, num_classes, label_smoothing, targets=None):
+  """Mean cross entropy, registered in the LOSSES collection.
+
+  `targets`: soft one-hot targets (mixup) in place of the labels' one-hot.
+  """
+  if targets is not None or label_smoothing > 0:
+    if targets is None:
+      targets = tf.one_hot(labels, num_classes)
+    return v1.losses.softmax_cross_entropy(targets, logits,
+                                           label_smoothing=label_smoothing)
   return v1.losses.sparse_softmax_cross_entropy(labels, logits)
 
 
