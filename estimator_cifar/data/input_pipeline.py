@@ -2,9 +2,10 @@
 
 Train, `data.pipeline=batch` (the default): the split's records are decoded
 once into one uint8 tensor held in memory (CIFAR's 50000 images are 150 MB);
-each epoch gathers the split in a fresh full permutation (a better shuffle
-than a buffer, and no buffer to fill before the first step), then full
-batches are distorted as a whole (batch_augment.py) -> prefetch.
+each epoch draws a fresh full permutation (a better shuffle than a buffer,
+and no buffer to fill before the first step) and each batch gathers its
+records from the split in place (permutation.py), then full batches are
+distorted as a whole (batch_augment.py) -> prefetch.
 Train, `data.pipeline=per_image`: records -> cache -> shuffle -> repeat ->
 per-image distortions (augment.py) -> batch -> prefetch.
 Train, a split too large for memory (`data.in_memory`): streamed from the
@@ -18,7 +19,7 @@ Features are a dict `{"images": float32 [N, S, S, 3]}`, labels int32 [N].
 import tensorflow as tf
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import augment, batch_augment, streaming
+from estimator_cifar.data import augment, batch_augment, permutation, streaming
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.model.keys import IMAGES_KEY
 
@@ -74,20 +75,13 @@ def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
   the split is one cached dataset element, so one-shot iterators,
   MirroredStrategy's dataset distribution and every source work unchanged.
   Each epoch draws a full permutation from a stateless seed (the seed
-  dataset's next pair), gathers the split in that order and slices it; the
-  batches then run across epoch boundaries, as with shuffle -> repeat.
+  dataset's next pair) and gathers each batch's records in that order; the
+  batches run across epoch boundaries, as with shuffle -> repeat.
   `data.shuffle_buffer` <= 1 keeps the records' order, as it does per image.
   """
   # One batch of the whole split (a shard has at most num_records): batch()
   # sizes its buffers by the batch size when the cardinality is unknown.
   whole = records.batch(max(num_records, 1)).cache().repeat()
-
-  def permuted(split, epoch_seed):
-    images, labels = split
-    order = tf.argsort(tf.random.stateless_uniform(tf.shape(labels),
-                                                   epoch_seed))
-    return tf.data.Dataset.from_tensor_slices(
-        (tf.gather(images, order), tf.gather(labels, order)))
 
   def distort(images, labels):
     return ({IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
@@ -95,10 +89,11 @@ def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
 
   if cfg.data.shuffle_buffer > 1:
     epoch_seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    ds = tf.data.Dataset.zip((whole, epoch_seeds)).flat_map(permuted)
-  else:
-    ds = whole.flat_map(lambda images, labels:
-                        tf.data.Dataset.from_tensor_slices((images, labels)))
-  ds = ds.batch(batch, drop_remainder=True)
+    whole = tf.data.Dataset.zip((whole, epoch_seeds)).flat_map(
+        lambda split, epoch_seed: permutation.permuted_batches(split, epoch_seed,
+                                                               batch))
+  # rebatch joins an epoch's last records to the next epoch's first (and
+  # slices the split into batches when it keeps its order).
+  ds = whole.rebatch(batch, drop_remainder=True)
   return ds.map(distort, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE)

@@ -1,8 +1,7 @@
 """The train split streamed from its files, for splits larger than memory.
 
-Both in-memory pipelines (input_pipeline.py) hold the decoded split, and the
-batch pipeline a permuted copy of it each epoch too, so memory grows with the
-split. `data.in_memory` picks the path:
+Both in-memory pipelines (input_pipeline.py) hold the decoded split, so
+memory grows with the split. `data.in_memory` picks the path:
 
   true   the in-memory pipelines, as before;
   false  stream;
@@ -14,11 +13,12 @@ Streaming, per epoch: the files (and a short last part of each, see
 `file_pieces`) in a fresh random order -> up to MAX_OPEN_FILES read at once,
 interleaved in chunks of cifar_binary.PARSE_CHUNK records, each chunk one
 read and one parse -> blocks of `data.shuffle_buffer` records, each in a
-fresh random order (one gather, as the in-memory path permutes the whole
-split) -> batch -> the distortions of `data.pipeline` (batch_augment.py for
-batch, augment.py per image) -> prefetch. Memory is one block and its
-permuted copy, the next block on its way, and a few chunks per open file,
-whatever the split's size.
+fresh random order (batch-sized gathers, permutation.py, as the in-memory
+path draws its batches from the split) -> the distortions of
+`data.pipeline` (batch_augment.py for batch, augment.py per image) ->
+prefetch. Memory is one block, the next block on its way, and a few chunks
+per open file, whatever the split's size (per image: a block's permuted
+copy too).
 Records mix within a block only and arrive in their files' order, so the
 shuffle is as good as the block is large against the files;
 `data.shuffle_buffer` <= 1 keeps the files' order.
@@ -30,11 +30,12 @@ from absl import logging
 
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment, batch_augment, cifar, cifar_binary
+from estimator_cifar.data import permutation
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.model.keys import IMAGES_KEY
 
-# The batch pipeline holds the split once as read, once permuted, and batches
-# on their way: three copies, to be safe.
+# The batch pipeline holds the split in its cache, once more while it builds
+# the cache, and batches on their way: three copies, to be safe.
 IN_MEMORY_COPIES = 3
 MEMORY_SHARE = 0.5
 MAX_OPEN_FILES = 8
@@ -120,35 +121,35 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
                           input_context.input_pipeline_id)
     batch = input_context.get_per_replica_batch_size(batch)
   if shuffle:
-    # Blocks of shuffle_buffer records, each in a fresh random order (one
-    # gather, as the in-memory path permutes the split): cheaper per record
-    # than a shuffle buffer, and each epoch's records exactly once.
-    # The next block is read and permuted while this one is consumed.
+    # Blocks of shuffle_buffer records, each in a fresh random order, as the
+    # in-memory path permutes the split: cheaper per record than a shuffle
+    # buffer, and each epoch's records exactly once. The next block is read
+    # while this one is consumed.
     blocks = chunks.rebatch(cfg.data.shuffle_buffer).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    records = tf.data.Dataset.zip((blocks, seeds)).map(_permuted).prefetch(1)
-    # Slicing beats unbatch() here: unbatch of a block-sized element was 2.5x
-    # the CPU per record.
-    records = records.flat_map(
-        lambda images, labels: tf.data.Dataset.from_tensor_slices((images, labels)))
+    blocks = tf.data.Dataset.zip((blocks, seeds)).prefetch(1)
   else:
-    records = chunks.repeat().unbatch()
+    blocks = chunks.repeat()
   if cfg.data.pipeline == "batch":
-    ds = records.batch(batch, drop_remainder=True).map(
+    # Batch-sized gathers from each block (permutation.py), then rebatch
+    # carries a block's last records into the next block's first batch.
+    if shuffle:
+      blocks = blocks.flat_map(lambda block, block_seed:
+                               permutation.permuted_batches(block, block_seed, batch))
+    ds = blocks.rebatch(batch, drop_remainder=True).map(
         lambda images, labels: (
             {IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
             labels), num_parallel_calls=tf.data.AUTOTUNE)
   else:
+    if shuffle:
+      blocks = blocks.map(permutation.permuted)
+    # Slicing beats unbatch() here: unbatch of a block-sized element was 2.5x
+    # the CPU per record.
+    records = blocks.flat_map(
+        lambda images, labels: tf.data.Dataset.from_tensor_slices((images, labels)))
     ds = records.map(lambda image, label: (
         {IMAGES_KEY: augment.train_transform(image, cfg.data, seed)}, label),
                      num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch, drop_remainder=True)
   return ds.prefetch(tf.data.AUTOTUNE)
 
-
-def _permuted(block, seed):
-  """The block's records in the order drawn from `seed`."""
-  import tensorflow as tf
-  images, labels = block
-  order = tf.argsort(tf.random.stateless_uniform(tf.shape(labels), seed))
-  return tf.gather(images, order), tf.gather(labels, order)
