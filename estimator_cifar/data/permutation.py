@@ -3,8 +3,7 @@
 The order comes from a stateless seed, so a seeded run repeats it. The batch
 pipelines never materialize the permuted split: each batch is one gather of
 its records from the split in place, which saves a copy of the whole split
-per epoch (1.06x the in-memory rate, 1.4x the streamed one, measured with
-tools/stream_bench.py) and the memory that copy took.
+per epoch and the memory it took (docs/scaling.md has the figures).
 """
 
 import tensorflow as tf

@@ -80,9 +80,8 @@ def model_fn(features, labels, mode, params):
   training = mode == ModeKeys.TRAIN
   targets = None  # Blended one-hot targets under train.mixup_alpha.
   if training and cfg.train.mixup_alpha > 0:
-    images, targets = mixup.mix(images, tf.cast(labels, tf.int32),
-                                params.num_classes, cfg.train.mixup_alpha,
-                                cfg.train.seed or None)
+    images, targets = mixup.mix(images, labels, params.num_classes,
+                                cfg.train.mixup_alpha, cfg.train.seed or None)
   compute_images = tf.cast(images, COMPUTE_DTYPES[cfg.train.precision])
   if training:
     logits = tf.cast(network(compute_images, True), tf.float32)
@@ -198,12 +197,12 @@ def _cross_entropy(labels, logits, num_classes, label_smoothing, targets=None):
 
   `targets`: soft one-hot targets (mixup) in place of the labels' one-hot.
   """
-  if targets is not None or label_smoothing > 0:
-    if targets is None:
-      targets = tf.one_hot(labels, num_classes)
-    return v1.losses.softmax_cross_entropy(targets, logits,
-                                           label_smoothing=label_smoothing)
-  return v1.losses.sparse_softmax_cross_entropy(labels, logits)
+  if targets is None:
+    if label_smoothing <= 0:
+      return v1.losses.sparse_softmax_cross_entropy(labels, logits)
+    targets = tf.one_hot(labels, num_classes)
+  return v1.losses.softmax_cross_entropy(targets, logits,
+                                         label_smoothing=label_smoothing)
 
 
 def _add_weight_decay(cfg: ExperimentConfig, variables) -> None:
