@@ -105,3 +105,31 @@ def test_training_streams_with_a_loop(cifar10_dir, tmp_path):
   modes.run(cfg, str(tmp_path), "train", cifar10_dir)
   import tensorflow as tf
   assert tf.train.load_checkpoint(str(tmp_path)).get_tensor("global_step") == 6
+
+
+@pytest.mark.parametrize("kind", ["fine", "coarse"])
+def test_read_records_reads_any_span_of_a_file(tmp_path, kind):
+  # CIFAR-100's layout (two label bytes), 2,500 records: whole chunks of
+  # 1,000 and a short last one, as the streamed reads take them.
+  from estimator_cifar.data import cifar_binary
+  layout = cifar_binary.CIFAR100
+  records = np.random.default_rng(3).integers(
+      0, 256, (2500, layout.record_bytes), dtype=np.uint8)
+  path = tmp_path / "train.bin"
+  records.tofile(path)
+  for first, count in [(0, 1000), (1000, 1000), (2000, 500), (7, 3)]:
+    images, labels = cifar_binary.read_records(str(path), first, count, layout, kind)
+    expected = records[first:first + count]
+    np.testing.assert_array_equal(
+        labels.numpy(), expected[:, layout.label_offset[kind]])
+    np.testing.assert_array_equal(  # Channel-major on disk, HWC in memory.
+        images.numpy(), expected[:, 2:].reshape(count, 3, 32, 32).transpose(0, 2, 3, 1))
+
+
+def test_read_records_names_a_file_that_shrank(tmp_path):
+  from estimator_cifar.data import cifar_binary
+  layout = cifar_binary.CIFAR10
+  path = tmp_path / "data_batch_1.bin"
+  np.zeros((10, layout.record_bytes), np.uint8).tofile(path)
+  with pytest.raises(Exception, match="data_batch_1.bin has shrunk to fewer than 12"):
+    cifar_binary.read_records(str(path), 8, 4, layout, "fine")

@@ -21,9 +21,10 @@ class DataSource:
   label_names: list[str]
   records: Callable[[str], "tf.data.Dataset"]
   # Sources read from files (the binary layouts): each split's files, the
-  # bytes of one record, and a parser of a string of whole records into
-  # (uint8 images [N, 32, 32, 3], int32 labels [N]), for the streaming
-  # pipeline (data/streaming.py). Other sources stream `records`.
+  # bytes of one record, and `read_records(path, first, count)` -> (uint8
+  # images [count, 32, 32, 3], int32 labels [count]) of a file's records
+  # `first` onwards, for the streaming pipeline (data/streaming.py). Other
+  # sources stream `records`.
   files: dict[str, list[str]] = dataclasses.field(default_factory=dict)
   record_bytes: int = 0
-  parse_records: Callable[[Any], tuple] | None = None
+  read_records: Callable[[Any, Any, Any], tuple] | None = None

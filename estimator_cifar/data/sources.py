@@ -47,7 +47,8 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
       label_names=cifar_binary.read_label_names(folder, layout, kind),
       records=lambda split: cifar_binary.record_dataset(files[split], layout, kind),
       files=files, record_bytes=layout.record_bytes,
-      parse_records=lambda raw: cifar_binary.parse_records(raw, layout, kind))
+      read_records=lambda path, first, count: cifar_binary.read_records(
+          path, first, count, layout, kind))
 
 
 def _synthetic(num_train: int, num_eval: int) -> DataSource:

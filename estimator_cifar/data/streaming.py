@@ -9,16 +9,15 @@ memory grows with the split. `data.in_memory` picks the path:
          more than MEMORY_SHARE of the memory available now (psutil); the
          choice and its figures are logged once.
 
-Streaming, per epoch: the files (and a short last part of each, see
-`file_pieces`) in a fresh random order -> up to MAX_OPEN_FILES read at once,
-interleaved in chunks of cifar_binary.PARSE_CHUNK records, each chunk one
-read and one parse -> blocks of `data.shuffle_buffer` records, each in a
-fresh random order (batch-sized gathers, permutation.py, as the in-memory
-path draws its batches from the split) -> the distortions of
-`data.pipeline` (batch_augment.py for batch, augment.py per image) ->
-prefetch. Memory is one block, the next block on its way, and a few chunks
-per open file, whatever the split's size (per image: a block's permuted
-copy too).
+Streaming, per epoch: the files in a fresh random order -> up to
+MAX_OPEN_FILES read at once, interleaved in chunks of cifar_binary.PARSE_CHUNK
+records, each chunk one numpy read and channel move (`read_records`) ->
+blocks of `data.shuffle_buffer` records, each in a fresh random order
+(batch-sized gathers, permutation.py, as the in-memory path draws its batches
+from the split) -> the distortions of `data.pipeline` (batch_augment.py for
+batch, augment.py per image) -> prefetch. Memory is one block, the next block
+on its way, and a few chunks per open file, whatever the split's size (per
+image: a block's permuted copy too).
 Records mix within a block only and arrive in their files' order, so the
 shuffle is as good as the block is large against the files;
 `data.shuffle_buffer` <= 1 keeps the files' order.
@@ -58,23 +57,9 @@ def split_bytes(source: DataSource, split: str = "train") -> int:
   return count * RECORD_BYTES
 
 
-def file_pieces(paths: list[str], record_bytes: int,
-                chunk: int = cifar_binary.PARSE_CHUNK) -> list[tuple]:
-  """(path, header, footer, bytes per read) for reading `paths` in chunks.
-
-  Each file is read `chunk` records per read (one tf.data element per chunk,
-  not per record); a last part shorter than a chunk is its own piece, read
-  from its offset in one go.
-  """
-  pieces = []
-  for path in paths:
-    records = os.path.getsize(path) // record_bytes
-    whole, tail = divmod(records, chunk)
-    if whole:
-      pieces.append((path, 0, tail * record_bytes, chunk * record_bytes))
-    if tail:
-      pieces.append((path, whole * chunk * record_bytes, 0, tail * record_bytes))
-  return pieces
+def records_per_file(paths: list[str], record_bytes: int) -> list[int]:
+  """How many whole records each file holds."""
+  return [os.path.getsize(path) // record_bytes for path in paths]
 
 
 def should_stream(cfg: ExperimentConfig, source: DataSource) -> bool:
@@ -98,21 +83,20 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
   import tensorflow as tf
   shuffle = cfg.data.shuffle_buffer > 1
   files = source.files.get("train", [])
-  if files and source.parse_records is not None:
-    pieces = file_pieces(files, source.record_bytes)
+  if files and source.read_records is not None:
+    counts = records_per_file(files, source.record_bytes)
     parts = tf.data.Dataset.from_tensor_slices(
-        tuple(tf.constant(column, tf.string if i == 0 else tf.int64)
-              for i, column in enumerate(zip(*pieces))))
+        (tf.constant(files), tf.constant(counts, tf.int64)))
     if shuffle:
-      parts = parts.shuffle(len(pieces), seed=seed, reshuffle_each_iteration=True)
+      parts = parts.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
-    def read(path, header, footer, size):
-      chunks = tf.data.FixedLengthRecordDataset(
-          path, size, header_bytes=header, footer_bytes=footer)
-      return chunks.map(source.parse_records)
+    def read(path, count):
+      firsts = tf.data.Dataset.range(0, count, cifar_binary.PARSE_CHUNK)
+      return firsts.map(lambda first: source.read_records(
+          path, first, tf.minimum(count - first, cifar_binary.PARSE_CHUNK)))
 
     chunks = parts.interleave(
-        read, cycle_length=min(len(pieces), MAX_OPEN_FILES),
+        read, cycle_length=min(len(files), MAX_OPEN_FILES),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   else:
     chunks = source.records("train").batch(cifar_binary.PARSE_CHUNK)
