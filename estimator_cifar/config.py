@@ -24,7 +24,7 @@ from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
                                        split_overrides)
 
 # Here, not in the TF modules, so validation needs no TensorFlow.
-MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny")
+MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny", "airbench")
 DATA_NAMES = ("cifar10", "cifar100", "synthetic")
 DATA_SOURCES = ("binary", "tfds")
 LABEL_KINDS = ("fine", "coarse")

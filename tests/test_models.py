@@ -16,6 +16,7 @@ SMALL = {  # Each model at its smallest, to keep the forward passes cheap.
     "wide_resnet": dict(depth=10, width=2, dropout=0.3),
     "convnet": {},
     "tiny": {},
+    "airbench": {},
 }
 
 
@@ -93,6 +94,68 @@ def test_parameter_counts_match_the_papers():
   assert round(resnet_params(18, (16, 32, 64), 1, 10) / 1e6, 1) == 1.7
   assert round(resnet_params(4, (160, 320, 640), 2, 10) / 1e6, 1) == 36.5
   assert _count(_model_cfg("resnet", depth=20)) == 272_474
+
+
+def test_airbench_parameter_count_follows_formula():
+  stem = 24  # The bias; the whitening kernel is fixed, not trained.
+  groups, width_in = 0, 24
+  for width in (64, 256, 256):  # Two 3x3 convs and two BNs (scale, shift).
+    groups += 9 * width_in * width + 9 * width * width + 2 * 2 * width
+    width_in = width
+  assert _count(_model_cfg("airbench")) == stem + groups + 256 * 10  # No bias.
+
+
+def test_airbench_logits_are_a_ninth_of_the_linear_layer():
+  with tf.Graph().as_default():
+    logits = nets.build(_model_cfg("airbench"), 10)(tf.zeros([2, 32, 32, 3]), False)
+    (linear,) = [op for op in tf.compat.v1.get_default_graph().get_operations()
+                 if op.name == "airbench/logits/MatMul"]
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      out, raw = sess.run([logits, linear.outputs[0]])
+  np.testing.assert_allclose(out, raw / 9.0, rtol=1e-6)
+
+
+def test_airbench_whitens_from_the_first_training_batch_and_keeps_it():
+  rng = np.random.default_rng(1)
+  first, later = rng.normal(size=(2, 8, 32, 32, 3)).astype(np.float32)
+  first[..., 1] = 0.8 * first[..., 0] + 0.2 * first[..., 1]  # Correlated.
+  with tf.Graph().as_default():
+    images = v1.placeholder(tf.float32, [None, 32, 32, 3])
+    fn = nets.build(_model_cfg("airbench"), 10)
+    fn(images, True)
+    updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
+    (kernel,) = [v for v in v1.global_variables()
+                 if v.op.name == "airbench/stem/kernel"]
+    assert kernel not in v1.trainable_variables()
+    whitened = tf.nn.conv2d(images, kernel, 1, "VALID")
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      sess.run(updates, {images: first})
+      stored, out = sess.run([kernel.value(), whitened], {images: first})
+      sess.run(updates, {images: later})
+      assert np.array_equal(sess.run(kernel.value()), stored)
+  # The first 12 filters whiten the first batch's 2x2 patches: their
+  # covariance is the identity but for eps (the rest are the negatives).
+  flat = out.reshape(-1, 24)
+  np.testing.assert_array_equal(flat[:, 12:], -flat[:, :12])
+  covariance = flat[:, :12].T @ flat[:, :12] / len(flat)
+  np.testing.assert_allclose(covariance, np.eye(12), atol=0.03)
+
+
+def test_airbench_trains_with_its_whitening_stored(cifar10_dir, tmp_path):
+  # Through the Estimator, two steps in one loop: the first step's kernel is
+  # what the checkpoint holds (the flag is set after it, never before).
+  from estimator_cifar.engine import modes
+  from tests.testutil import tiny_config
+  cfg = tiny_config("model.name=airbench", "train.steps=2",
+                    "train.steps_per_loop=2")
+  modes.run(cfg, str(tmp_path), "train", cifar10_dir)
+  reader = tf.train.load_checkpoint(str(tmp_path))
+  assert reader.get_tensor("airbench/stem/computed") == 1.0
+  kernel = reader.get_tensor("airbench/stem/kernel")
+  assert np.abs(kernel).min() > 0
+  np.testing.assert_array_equal(kernel[..., 12:], -kernel[..., :12])
 
 
 def test_depth_version_and_width_change_the_count_as_the_formula_says():

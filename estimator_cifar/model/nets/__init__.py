@@ -9,6 +9,7 @@ activation summaries (summaries.py), without each model having to report them.
 import tensorflow as tf
 
 from estimator_cifar.config import ModelConfig
+from estimator_cifar.model.nets.airbench import airbench
 from estimator_cifar.model.nets.convnet import convnet
 from estimator_cifar.model.nets.resnet import resnet, wide_resnet
 from estimator_cifar.model.nets.tiny import tiny
@@ -17,7 +18,7 @@ from estimator_cifar.model.nets.tiny import tiny
 ACTIVATION_OPS = ("Relu", "Relu6", "Elu", "Selu")
 
 MODELS = {"resnet": resnet, "wide_resnet": wide_resnet, "convnet": convnet,
-          "tiny": tiny}
+          "tiny": tiny, "airbench": airbench}
 
 
 def build(cfg: ModelConfig, num_classes: int):
