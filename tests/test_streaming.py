@@ -5,6 +5,8 @@ an epoch is 200 records, 10 batches of 20.
 """
 
 
+import os
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,40 @@ def test_read_records_names_a_file_that_shrank(tmp_path):
   np.zeros((10, layout.record_bytes), np.uint8).tofile(path)
   with pytest.raises(Exception, match="data_batch_1.bin has shrunk to fewer than 12"):
     cifar_binary.read_records(str(path), 8, 4, layout, "fine")
+
+
+@slow
+def test_a_file_cut_short_mid_run_is_an_error_naming_it(tmp_path):
+  # A real process streaming real files; one is truncated while it trains.
+  import subprocess
+  import sys
+  import time
+
+  from estimator_cifar.data import fake
+  from tests import testutil
+  data_dir, model_dir = str(tmp_path / "data"), str(tmp_path / "run")
+  fake.write_cifar10(data_dir, train_per_file=2500, test=50, easy=True)
+  victim = tmp_path / "data" / "cifar-10-batches-bin" / "data_batch_3.bin"
+  overrides = testutil.TINY + ["data.in_memory=false", "train.steps=1000000",
+                               "data.shuffle_buffer=1000", "log.every_steps=20"]
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
+       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+       "--params_override=" + ",".join(overrides)],
+      cwd=testutil.REPO_ROOT, env=testutil.subprocess_env(),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    import tensorflow as tf
+    deadline = time.monotonic() + testutil.seconds(240)
+    while proc.poll() is None and time.monotonic() < deadline and \
+        tf.train.latest_checkpoint(model_dir) is None:
+      time.sleep(0.2)
+    os.truncate(victim, 1000 * 3073)  # 1,000 of its 2,500 records left.
+    _, err = proc.communicate(timeout=testutil.seconds(120))
+  finally:
+    proc.kill()
+  assert proc.returncode == 2, err[-3000:]
+  last = err.strip().splitlines()[-1]
+  assert last.startswith("error: ") and str(victim) in last
+  assert "has shrunk to fewer than" in last and "Traceback" not in err
+  assert victim.exists()  # The user's file is left as it is.

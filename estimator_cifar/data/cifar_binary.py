@@ -9,6 +9,7 @@ one pass over the label bytes), so nothing in the per-step path checks them.
 
 import functools
 import os
+import re
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from estimator_cifar.data.cifar import DEPTH, HEIGHT, WIDTH
 from estimator_cifar.errors import DataError
 
 PARSE_CHUNK = 1000  # Records parsed together by record_dataset.
+# read_records' complaint about a file that lost records mid-run, as
+# TensorFlow re-raises it from the input pipeline (see shrunk_file_error).
+_SHRUNK = re.compile(r"ValueError: (.*? has shrunk to fewer than \d+ records.*)")
 
 # The specs are data/cifar.py's; these names are the reader's view of them.
 BinaryLayout = cifar.CifarSpec
@@ -170,8 +174,9 @@ def read_records(path, first, count, layout: BinaryLayout, kind: str):
                           offset=first * layout.record_bytes)
     if records.size != count * layout.record_bytes:
       raise ValueError(f"{path} has shrunk to fewer than {first + count} "
-                       "records since the run counted them; restore the file "
-                       "and resume the run.")
+                       "records since the run counted them at its start. "
+                       "Restore the file, then run the same command again: "
+                       "it continues from the latest checkpoint.")
     records = records.reshape(count, layout.record_bytes)
     return (channels_last(records, layout.label_bytes),
             records[:, layout.label_offset[kind]].astype(np.int32))
@@ -179,6 +184,13 @@ def read_records(path, first, count, layout: BinaryLayout, kind: str):
   images, labels = tf.numpy_function(read, [path, first, count],
                                      [tf.uint8, tf.int32], stateful=False)
   return tf.reshape(images, [-1, HEIGHT, WIDTH, DEPTH]), tf.reshape(labels, [-1])
+
+
+def shrunk_file_error(exc: BaseException) -> DataError | None:
+  """read_records' message about a shrunk file as a DataError, if `exc`
+  (raised from a session.run, however deep) carries it."""
+  match = _SHRUNK.search(str(exc))
+  return DataError(match.group(1)) if match else None
 
 
 def channels_last(records: np.ndarray, skip: int) -> np.ndarray:

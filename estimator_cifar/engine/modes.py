@@ -13,6 +13,7 @@ from absl import logging
 
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.data import cifar_binary
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
                                     hparams, preemption, ps_task, warm_start)
@@ -110,6 +111,9 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   except BaseException as e:
     error = e
     _raise_if_disk_full(e, model_dir)
+    shrunk = cifar_binary.shrunk_file_error(e)  # A streamed file cut short.
+    if shrunk is not None:
+      raise shrunk from None
     raise
   finally:
     run_record.end(record, error, result)
