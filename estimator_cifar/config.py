@@ -326,7 +326,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                         f"{', '.join(AUGMENTATIONS)}.")
   for key in _POSITIVE:
     if get(cfg, key) <= 0:
-      raise ConfigError(f"{key} must be positive, got {get(cfg, key)}.")
+      raise ConfigError(f"{key} must be positive, got {get(cfg, key)}. Fix the "
+                        f"experiment or pass --params_override={key}=<a "
+                        "positive value>.")
   if cfg.train.steps <= 0 and cfg.train.epochs <= 0:
     raise ConfigError("Set train.steps > 0 or train.epochs > 0 to say how long "
                       "to train.")
@@ -374,7 +376,9 @@ def _validate_runtime(cfg: ExperimentConfig) -> None:
   """Checks of the summary, distribute and gradient fields."""
   for key in _NON_NEGATIVE:
     if get(cfg, key) < 0:
-      raise ConfigError(f"{key}={get(cfg, key)} must be >= 0.")
+      raise ConfigError(f"{key}={get(cfg, key)} must be >= 0. Fix the "
+                        f"experiment or pass --params_override={key}=0 (or "
+                        "more).")
   n, strategy = cfg.distribute.num_cpu_devices, cfg.distribute.strategy
   if n > 1 and strategy not in SYNC_LOCAL_STRATEGIES:
     raise ConfigError(f"distribute.num_cpu_devices={n} only serves "

@@ -18,9 +18,11 @@ from estimator_cifar.data.cifar import DEPTH, HEIGHT, WIDTH
 from estimator_cifar.errors import DataError
 
 PARSE_CHUNK = 1000  # Records parsed together by record_dataset.
-# read_records' complaint about a file that lost records mid-run, as
-# TensorFlow re-raises it from the input pipeline (see shrunk_file_error).
-_SHRUNK = re.compile(r"ValueError: (.*? has shrunk to fewer than \d+ records.*)")
+# read_records' complaint about a file that lost records mid-run, and the
+# pattern that finds it again where TensorFlow re-raises it from the input
+# pipeline (shrunk_file_error).
+SHRUNK = "has shrunk to fewer than"
+_SHRUNK_LINE = re.compile(rf"ValueError: (.*? {SHRUNK} \d+ records.*)")
 
 # The specs are data/cifar.py's; these names are the reader's view of them.
 BinaryLayout = cifar.CifarSpec
@@ -173,7 +175,7 @@ def read_records(path, first, count, layout: BinaryLayout, kind: str):
     records = np.fromfile(path, np.uint8, count * layout.record_bytes,
                           offset=first * layout.record_bytes)
     if records.size != count * layout.record_bytes:
-      raise ValueError(f"{path} has shrunk to fewer than {first + count} "
+      raise ValueError(f"{path} {SHRUNK} {first + count} "
                        "records since the run counted them at its start. "
                        "Restore the file, then run the same command again: "
                        "it continues from the latest checkpoint.")
@@ -189,7 +191,7 @@ def read_records(path, first, count, layout: BinaryLayout, kind: str):
 def shrunk_file_error(exc: BaseException) -> DataError | None:
   """read_records' message about a shrunk file as a DataError, if `exc`
   (raised from a session.run, however deep) carries it."""
-  match = _SHRUNK.search(str(exc))
+  match = _SHRUNK_LINE.search(str(exc))
   return DataError(match.group(1)) if match else None
 
 

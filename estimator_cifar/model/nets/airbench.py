@@ -82,7 +82,7 @@ def airbench(cfg: ModelConfig, num_classes: int):
   def fn(images, training):
     x = tf.nn.relu(_whitening_stem(images, training))
     for group, filters in enumerate(WIDTHS, start=1):
-      with tf.compat.v1.variable_scope(f"group{group}"):
+      with v1.variable_scope(f"group{group}"):
         x = layers.conv2d(x, filters, 3, 1, "conv1")
         x = bn_relu(tf.nn.max_pool2d(x, 2, 2, "VALID"), training, "bn1")
         x = bn_relu(layers.conv2d(x, filters, 3, 1, "conv2"), training, "bn2")
