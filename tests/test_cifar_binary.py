@@ -20,7 +20,7 @@ def _one_record(label_bytes: bytes) -> bytes:
 
 
 def _parse(path, layout, kind):
-  ds = cifar_binary.record_dataset([path], layout, kind)
+  ds = cifar_binary.record_dataset([path], [1], layout, kind)
   return next(iter(ds))
 
 
@@ -46,9 +46,9 @@ def test_cifar100_label_bytes_coarse_then_fine(tmp_path, kind, want):
 def test_counts_come_from_file_sizes(tmp_path):
   folder = fake.write_cifar10(str(tmp_path), train_per_file=3, test=7, easy=False)
   train = [os.path.join(folder, f) for f in CIFAR10.train_files]
-  assert cifar_binary.count_records(train, CIFAR10) == 15
+  assert cifar_binary.count_records(train, CIFAR10) == [3] * 5
   test = [os.path.join(folder, "test_batch.bin")]
-  assert cifar_binary.count_records(test, CIFAR10) == 7
+  assert cifar_binary.count_records(test, CIFAR10) == [7]
 
 
 def test_truncated_file_is_named(tmp_path):
@@ -87,3 +87,28 @@ def test_label_names_from_meta(tmp_path):
   folder = fake.write_cifar10(str(tmp_path), 1, 1, easy=False)
   names = cifar_binary.read_label_names(folder, CIFAR10, "fine")
   assert names[0] == "airplane" and names[9] == "truck" and len(names) == 10
+
+
+def test_record_dataset_reads_every_file_in_order_across_chunks(tmp_path, monkeypatch):
+  monkeypatch.setattr(cifar_binary, "PARSE_CHUNK", 2)  # Chunks of 2, a short last one.
+  paths, labels = [], [[1, 2, 3], [4], [5, 6, 7, 8, 9]]
+  for i, file_labels in enumerate(labels):
+    path = tmp_path / f"data_batch_{i}.bin"
+    path.write_bytes(b"".join(_one_record(bytes([label])) for label in file_labels))
+    paths.append(str(path))
+  counts = cifar_binary.count_records(paths, CIFAR10)
+  assert counts == [3, 1, 5]
+  records = list(cifar_binary.record_dataset(paths, counts, CIFAR10, "fine"))
+  assert [int(label) for _, label in records] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+  assert all(image.numpy()[31, 31, 2] == (2 * 7 + 31 * 3 + 31) % 256
+             for image, _ in records)
+
+
+def test_record_dataset_names_a_file_shorter_than_its_count(tmp_path):
+  path = tmp_path / "test_batch.bin"
+  path.write_bytes(_one_record(b"\x01") * 2)  # Counted 3 at start, holds 2 now.
+  with pytest.raises(tf.errors.InvalidArgumentError) as err:
+    list(cifar_binary.record_dataset([str(path)], [3], CIFAR10, "fine"))
+  error = cifar_binary.shrunk_file_error(err.value)
+  assert error is not None and "test_batch.bin" in str(error)
+  assert cifar_binary.SHRUNK in str(error)

@@ -17,7 +17,7 @@ from estimator_cifar.data import cifar
 from estimator_cifar.data.cifar import DEPTH, HEIGHT, WIDTH
 from estimator_cifar.errors import DataError
 
-PARSE_CHUNK = 1000  # Records parsed together by record_dataset.
+PARSE_CHUNK = 1000  # Records read together (file_chunks).
 # read_records' complaint about a file that lost records mid-run, and the
 # pattern that finds it again where TensorFlow re-raises it from the input
 # pipeline (shrunk_file_error).
@@ -70,15 +70,15 @@ def _has_files(folder: str, layout: BinaryLayout) -> bool:
              for f in layout.train_files + layout.test_files)
 
 
-def count_records(paths: list[str], layout: BinaryLayout) -> int:
-  """Counts records from file sizes.
+def count_records(paths: list[str], layout: BinaryLayout) -> list[int]:
+  """The records in each file, from the file sizes.
 
   Raises:
     DataError: a file that is not readable, or whose size is not a whole
       number of records (names the file and, when it fits the other CIFAR's
       record size, says so), or no records at all.
   """
-  total = 0
+  counts = []
   for path in paths:
     if not os.access(path, os.R_OK):
       raise DataError(f"Cannot read {path} (permission denied). Fix its "
@@ -95,11 +95,11 @@ def count_records(paths: list[str], layout: BinaryLayout) -> int:
           f"records of {layout.record_bytes} bytes: the file is truncated or "
           f"of another dataset.{hint} Re-extract or re-download it (delete the "
           "folder and the run downloads it again).")
-    total += size // layout.record_bytes
-  if total == 0:
+    counts.append(size // layout.record_bytes)
+  if not sum(counts):
     raise DataError(f"No records in {', '.join(paths)}: the files are empty. "
                     "Re-extract or re-download the dataset.")
-  return total
+  return counts
 
 
 def check_labels(paths: list[str], layout: BinaryLayout, kind: str) -> None:
@@ -133,39 +133,37 @@ def read_label_names(folder: str, layout: BinaryLayout, kind: str) -> list[str]:
   return names[:classes] if len(names) >= classes else [str(i) for i in range(classes)]
 
 
-def record_dataset(paths: list[str], layout: BinaryLayout, kind: str):
-  """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records.
-
-  Records are parsed `PARSE_CHUNK` at a time (one decode and channel move per
-  chunk, then unbatched): one record at a time pays an op dispatch per
-  record, for the whole split before the first step.
-  """
+def record_dataset(paths: list[str], counts: list[int], layout: BinaryLayout,
+                   kind: str):
+  """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records of
+  the files `paths`, in order, holding `counts` records (count_records)."""
   import tensorflow as tf  # Deferred: config errors must not wait for TF.
-  ds = tf.data.FixedLengthRecordDataset(paths, layout.record_bytes)
-  ds = ds.batch(PARSE_CHUNK).map(lambda raw: parse_records(raw, layout, kind),
-                                 num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.unbatch()
+  read = functools.partial(read_records, layout=layout, kind=kind)
+  files = tf.data.Dataset.from_tensor_slices(
+      (tf.constant(paths), tf.constant(counts, tf.int64)))
+  return files.flat_map(lambda path, count: file_chunks(read, path, count)).unbatch()
 
 
-def parse_records(raw, layout: BinaryLayout, kind: str):
-  """Whole records (a string tensor, or a batch of them) -> (images, labels).
+def file_chunks(read, path, count):
+  """The `count` records of the file `path` as a tf.data.Dataset of chunks of
+  up to PARSE_CHUNK, each `read(path, first, count)` -> (images, labels).
 
-  Images are uint8 [N, 32, 32, 3] (HWC), labels int32 [N].
+  A chunk at a time: one record at a time pays an op dispatch per record.
+  Sequential: streaming reads files in parallel, and a parallel map here
+  would hold more chunks of each file in memory.
   """
   import tensorflow as tf
-  records = tf.reshape(tf.io.decode_raw(raw, tf.uint8), [-1, layout.record_bytes])
-  labels = tf.cast(records[:, layout.label_offset[kind]], tf.int32)
-  images = tf.numpy_function(functools.partial(channels_last, skip=layout.label_bytes),
-                             [records], tf.uint8, stateful=False)
-  return tf.reshape(images, [-1, HEIGHT, WIDTH, DEPTH]), labels
+  firsts = tf.data.Dataset.range(0, count, PARSE_CHUNK)
+  return firsts.map(lambda first: read(path, first,
+                                       tf.minimum(count - first, PARSE_CHUNK)))
 
 
 def read_records(path, first, count, layout: BinaryLayout, kind: str):
   """Records `first` to `first + count` of the file `path` -> (images, labels).
 
-  For streaming: one numpy read straight into an array and one channel move
-  per call. A FixedLengthRecordDataset read and decode_raw copied each record
-  twice more on its way. Images are uint8 [count, 32, 32, 3], labels int32.
+  One numpy read straight into an array and one channel move per call: a
+  FixedLengthRecordDataset read and decode_raw copied each record twice more
+  on its way. Images are uint8 [count, 32, 32, 3], labels int32 [count].
   """
   import tensorflow as tf
 

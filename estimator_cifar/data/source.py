@@ -21,10 +21,10 @@ class DataSource:
   label_names: list[str]
   records: Callable[[str], "tf.data.Dataset"]
   # Sources read from files (the binary layouts): each split's files, the
-  # bytes of one record, and `read_records(path, first, count)` -> (uint8
-  # images [count, 32, 32, 3], int32 labels [count]) of a file's records
-  # `first` onwards, for the streaming pipeline (data/streaming.py). Other
-  # sources stream `records`.
+  # records in each (counted once at start), and `read_records(path, first,
+  # count)` -> (uint8 images [count, 32, 32, 3], int32 labels [count]) of a
+  # file's records `first` onwards, for the streaming pipeline
+  # (data/streaming.py). Other sources stream `records`.
   files: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-  record_bytes: int = 0
+  file_records: dict[str, list[int]] = dataclasses.field(default_factory=dict)
   read_records: Callable[[Any, Any, Any], tuple] | None = None

@@ -37,16 +37,17 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
   folder = cifar_binary.locate(data_dir or default_data_dir(), layout)
   files = {split: [os.path.join(folder, f) for f in names] for split, names in
            (("train", layout.train_files), ("test", layout.test_files))}
-  sizes = {split: cifar_binary.count_records(paths, layout)
-           for split, paths in files.items()}
+  counts = {split: cifar_binary.count_records(paths, layout)
+            for split, paths in files.items()}
   if data.check_labels:
     cifar_binary.check_labels(files["train"] + files["test"], layout, kind)
   return DataSource(
       name=data.name, num_classes=layout.num_classes[kind],
-      num_train=sizes["train"], num_eval=sizes["test"],
+      num_train=sum(counts["train"]), num_eval=sum(counts["test"]),
       label_names=cifar_binary.read_label_names(folder, layout, kind),
-      records=lambda split: cifar_binary.record_dataset(files[split], layout, kind),
-      files=files, record_bytes=layout.record_bytes,
+      records=lambda split: cifar_binary.record_dataset(
+          files[split], counts[split], layout, kind),
+      files=files, file_records=counts,
       read_records=lambda path, first, count: cifar_binary.read_records(
           path, first, count, layout, kind))
 

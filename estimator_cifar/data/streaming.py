@@ -57,11 +57,6 @@ def split_bytes(source: DataSource, split: str = "train") -> int:
   return count * RECORD_BYTES
 
 
-def records_per_file(paths: list[str], record_bytes: int) -> list[int]:
-  """How many whole records each file holds."""
-  return [os.path.getsize(path) // record_bytes for path in paths]
-
-
 def should_stream(cfg: ExperimentConfig, source: DataSource) -> bool:
   """Whether the train input streams (see the module docstring); logs why."""
   choice = cfg.data.in_memory
@@ -84,19 +79,13 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
   shuffle = cfg.data.shuffle_buffer > 1
   files = source.files.get("train", [])
   if files and source.read_records is not None:
-    counts = records_per_file(files, source.record_bytes)
     parts = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files), tf.constant(counts, tf.int64)))
+        (tf.constant(files), tf.constant(source.file_records["train"], tf.int64)))
     if shuffle:
       parts = parts.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-
-    def read(path, count):
-      firsts = tf.data.Dataset.range(0, count, cifar_binary.PARSE_CHUNK)
-      return firsts.map(lambda first: source.read_records(
-          path, first, tf.minimum(count - first, cifar_binary.PARSE_CHUNK)))
-
     chunks = parts.interleave(
-        read, cycle_length=min(len(files), MAX_OPEN_FILES),
+        lambda path, count: cifar_binary.file_chunks(source.read_records, path, count),
+        cycle_length=min(len(files), MAX_OPEN_FILES),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   else:
     chunks = source.records("train").batch(cifar_binary.PARSE_CHUNK)
