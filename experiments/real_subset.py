@@ -16,7 +16,7 @@ plain momentum without it (within the runs' spread); cutout, mixup, label
 smoothing 0.2, learning rate 0.2, batch 64, a wider or a deeper ResNet,
 airbench's network (model.name=airbench, 40 epochs in the same time), EMA
 weights in eval and six-view averaging did not help, so they stay off
-(mixup 0.5 over 220 epochs reached 79.75% in 26 minutes, one run). On the subset's 400
+(over 220 epochs, mixup does help: see real_subset_long). On the subset's 400
 test photographs, three runs reached 75.50%, 77.00% and 76.50% in 546 to
 554 s of wall time each (an idle 2-core CPU, whole process);
 docs/real_data.md has the tables and the commands.

@@ -97,3 +97,12 @@ def test_variants_change_only_what_they_say():
       ("adamw", "cosine", 0.0)
   c100 = config_lib.load_experiment("cifar100_resnet_sgd")
   assert (c100.data.name, c100.data.label) == ("cifar100", "fine")
+
+
+def test_the_long_real_subset_recipe_adds_only_mixup_epochs_and_views():
+  base = config_lib.load_experiment("real_subset").to_dict()
+  cfg = config_lib.load_experiment("real_subset_long").to_dict()
+  changed = {f"{s}.{k}": v for s, sec in cfg.items() if isinstance(sec, dict)
+             for k, v in sec.items() if base[s][k] != v}
+  assert changed == {"train.mixup_alpha": 0.5, "train.epochs": 220,
+                     "eval.tta": "flip_translate"}
