@@ -77,13 +77,17 @@ def test_recipes_are_the_papers_models(name, depth, version, params_m):
   assert round(got / 1e6, 2 if params_m < 1 else 1) == params_m
 
 
+def _changed_fields(name: str, base: str) -> dict:
+  """The config fields ("section.key": value) where `name` differs from `base`."""
+  base_cfg = config_lib.load_experiment(base).to_dict()
+  cfg = config_lib.load_experiment(name).to_dict()
+  return {f"{s}.{k}": v for s, sec in cfg.items() if isinstance(sec, dict)
+          for k, v in sec.items() if base_cfg[s][k] != v}
+
+
 def test_variants_change_only_what_they_say():
-  base = config_lib.load_experiment("resnet_sgd").to_dict()
-  changed = {}
-  for name in ("resnet56_sgd", "resnet110_sgd", "resnet20_v2_sgd"):
-    cfg = config_lib.load_experiment(name).to_dict()
-    changed[name] = {f"{s}.{k}" for s, sec in cfg.items() if isinstance(sec, dict)
-                     for k, v in sec.items() if base[s][k] != v}
+  changed = {name: set(_changed_fields(name, "resnet_sgd"))
+             for name in ("resnet56_sgd", "resnet110_sgd", "resnet20_v2_sgd")}
   assert changed["resnet56_sgd"] == {"model.depth"}
   assert changed["resnet20_v2_sgd"] == {"model.version"}
   assert changed["resnet110_sgd"] == {"model.depth", "schedule.boundaries_epochs",
@@ -100,9 +104,5 @@ def test_variants_change_only_what_they_say():
 
 
 def test_the_long_real_subset_recipe_adds_only_mixup_epochs_and_views():
-  base = config_lib.load_experiment("real_subset").to_dict()
-  cfg = config_lib.load_experiment("real_subset_long").to_dict()
-  changed = {f"{s}.{k}": v for s, sec in cfg.items() if isinstance(sec, dict)
-             for k, v in sec.items() if base[s][k] != v}
-  assert changed == {"train.mixup_alpha": 0.5, "train.epochs": 220,
-                     "eval.tta": "flip_translate"}
+  assert _changed_fields("real_subset_long", "real_subset") == {
+      "train.mixup_alpha": 0.5, "train.epochs": 220, "eval.tta": "flip_translate"}

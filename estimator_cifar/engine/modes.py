@@ -111,7 +111,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   except BaseException as e:
     error = e
     _raise_if_disk_full(e, model_dir)
-    shrunk = cifar_binary.shrunk_file_error(e)  # A streamed file cut short.
+    shrunk = cifar_binary.shrunk_file_error(e)  # A data file cut short mid-run.
     if shrunk is not None:
       raise shrunk from None
     raise
