@@ -29,8 +29,8 @@ DATA_NAMES = ("cifar10", "cifar100", "synthetic")
 DATA_SOURCES = ("binary", "tfds")
 LABEL_KINDS = ("fine", "coarse")
 PIPELINES = ("batch", "per_image")
-AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "brightness", "contrast",
-                 "standardize", "cutout")
+AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "trivial_augment",
+                 "brightness", "contrast", "standardize", "cutout")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
                    "adadelta", "rmsprop", "ftrl")
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")

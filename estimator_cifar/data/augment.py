@@ -1,7 +1,7 @@
 """Named image distortions, applied in one fixed order whatever the list order.
 
-Training: crop (pad_crop | random_crop) -> flip -> brightness -> contrast ->
-standardize -> cutout. Crop and flip run on uint8 (four times less memory
+Training: crop (pad_crop | random_crop) -> flip -> trivial_augment ->
+brightness -> contrast -> standardize -> cutout. Crop and flip run on uint8 (four times less memory
 traffic than float); the photometric ops need float. Eval has no randomness:
 a central crop to `image_size`, then the same standardization. The eval
 transform is also what the exported SavedModel runs on raw uint8 images.
@@ -13,6 +13,7 @@ Random brightness and contrast are mostly undone by per-image standardization
 import tensorflow as tf
 
 from estimator_cifar.config import DataConfig
+from estimator_cifar.data import trivial_augment
 
 
 def train_transform(image: tf.Tensor, cfg: DataConfig, seed: int | None = None) -> tf.Tensor:
@@ -33,6 +34,8 @@ def train_transform(image: tf.Tensor, cfg: DataConfig, seed: int | None = None) 
   if "flip" in ops:
     image = tf.image.random_flip_left_right(image, seed=_op_seed(seed, 2))
   image = tf.cast(image, tf.float32)
+  if "trivial_augment" in ops:
+    image = trivial_augment.apply(image[None], seed=_op_seed(seed, 6))[0]
   if "brightness" in ops:
     image = tf.image.random_brightness(image, cfg.brightness_delta * 255.0,
                                        seed=_op_seed(seed, 3))

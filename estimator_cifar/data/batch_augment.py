@@ -1,7 +1,8 @@
 """augment.py's named distortions applied to a whole batch at once.
 
 The same options, order and distributions as `augment.train_transform`
-(crop -> flip -> brightness -> contrast -> standardize -> cutout), each drawn
+(crop -> flip -> trivial_augment -> brightness -> contrast -> standardize ->
+cutout), each drawn
 independently per image, but computed with one set of ops per batch instead of
 one per image: the per-image map costs tf.data a function call and some twenty
 small ops per image, which is what limits the input pipeline on a fast
@@ -16,7 +17,7 @@ only the crop is ever converted to float.
 import tensorflow as tf
 
 from estimator_cifar.config import DataConfig
-from estimator_cifar.data import augment
+from estimator_cifar.data import augment, trivial_augment
 
 
 def train_transform(images: tf.Tensor, cfg: DataConfig,
@@ -26,6 +27,8 @@ def train_transform(images: tf.Tensor, cfg: DataConfig,
   images = crop_and_flip(images, cfg, seed)
   images = tf.cast(images, tf.float32)
   batch = tf.shape(images)[0]
+  if "trivial_augment" in ops:
+    images = trivial_augment.apply(images, seed)
   if "brightness" in ops:
     delta = cfg.brightness_delta * 255.0
     images += tf.random.uniform([batch, 1, 1, 1], -delta, delta, seed=seed)
