@@ -15,9 +15,9 @@ epochs, nor 240 epochs without it (76.50%, as at 80); together they gain
 3.75 points. The six views added 0.25 to 1.25 points over flip averaging on
 each run. On the subset's 400 test photographs, three runs reached 81.00%,
 80.25% and 78.75% in 1,537 to 1,590 s of wall time each (an idle 2-core
-CPU, whole process). With real_subset's TrivialAugment as well, one run
-reached 80.75%, within that spread, and one without mixup 79.00%, so this
-recipe leaves it out.
+CPU, whole process). With real_subset's TrivialAugment as well, two runs
+reached 80.75% and 82.25%, and one without mixup 79.00%; with no median of
+three for it yet, this recipe leaves it out.
 docs/real_data.md has the tables and the commands.
 """
 
