@@ -1,8 +1,8 @@
 """Named image distortions, applied in one fixed order whatever the list order.
 
 Training: crop (pad_crop | random_crop) -> flip -> trivial_augment ->
-brightness -> contrast -> standardize -> cutout. Crop and flip run on uint8 (four times less memory
-traffic than float); the photometric ops need float. Eval has no randomness:
+brightness -> contrast -> standardize -> cutout. Crop and flip run on uint8
+(four times less memory traffic than float); the photometric ops need float. Eval has no randomness:
 a central crop to `image_size`, then the same standardization. The eval
 transform is also what the exported SavedModel runs on raw uint8 images.
 
