@@ -20,7 +20,7 @@ def _one_record(label_bytes: bytes) -> bytes:
 
 
 def _parse(path, layout, kind):
-  ds = cifar_binary.record_dataset([path], [1], layout, kind)
+  ds = cifar_binary.record_dataset([path], [1], cifar_binary.reader(layout, kind))
   return next(iter(ds))
 
 
@@ -98,7 +98,8 @@ def test_record_dataset_reads_every_file_in_order_across_chunks(tmp_path, monkey
     paths.append(str(path))
   counts = cifar_binary.count_records(paths, CIFAR10)
   assert counts == [3, 1, 5]
-  records = list(cifar_binary.record_dataset(paths, counts, CIFAR10, "fine"))
+  records = list(cifar_binary.record_dataset(paths, counts,
+                                             cifar_binary.reader(CIFAR10, "fine")))
   assert [int(label) for _, label in records] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
   assert all(image.numpy()[31, 31, 2] == (2 * 7 + 31 * 3 + 31) % 256
              for image, _ in records)
@@ -108,7 +109,7 @@ def test_record_dataset_names_a_file_shorter_than_its_count(tmp_path):
   path = tmp_path / "test_batch.bin"
   path.write_bytes(_one_record(b"\x01") * 2)  # Counted 3 at start, holds 2 now.
   with pytest.raises(tf.errors.InvalidArgumentError) as err:
-    list(cifar_binary.record_dataset([str(path)], [3], CIFAR10, "fine"))
+    list(cifar_binary.record_dataset([str(path)], [3], cifar_binary.reader(CIFAR10, "fine")))
   error = cifar_binary.shrunk_file_error(err.value)
   assert error is not None and "test_batch.bin" in str(error)
   assert cifar_binary.SHRUNK in str(error)

@@ -133,15 +133,24 @@ def read_label_names(folder: str, layout: BinaryLayout, kind: str) -> list[str]:
   return names[:classes] if len(names) >= classes else [str(i) for i in range(classes)]
 
 
-def record_dataset(paths: list[str], counts: list[int], layout: BinaryLayout,
-                   kind: str):
-  """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records of
-  the files `paths`, in order, holding `counts` records (count_records)."""
+def reader(layout: BinaryLayout, kind: str):
+  """read_records for one layout and label kind: read(path, first, count)."""
+  return functools.partial(read_records, layout=layout, kind=kind)
+
+
+def file_dataset(paths: list[str], counts: list[int]):
+  """A tf.data.Dataset of (path, record count), one element per file."""
   import tensorflow as tf  # Deferred: config errors must not wait for TF.
-  read = functools.partial(read_records, layout=layout, kind=kind)
-  files = tf.data.Dataset.from_tensor_slices(
+  return tf.data.Dataset.from_tensor_slices(
       (tf.constant(paths), tf.constant(counts, tf.int64)))
-  return files.flat_map(lambda path, count: file_chunks(read, path, count)).unbatch()
+
+
+def record_dataset(paths: list[str], counts: list[int], read):
+  """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records of
+  the files `paths`, in order, holding `counts` records (count_records),
+  each chunk read by `read` (reader's)."""
+  return file_dataset(paths, counts).flat_map(
+      lambda path, count: file_chunks(read, path, count)).unbatch()
 
 
 def file_chunks(read, path, count):

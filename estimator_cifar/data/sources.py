@@ -41,15 +41,14 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
             for split, paths in files.items()}
   if data.check_labels:
     cifar_binary.check_labels(files["train"] + files["test"], layout, kind)
+  read = cifar_binary.reader(layout, kind)
   return DataSource(
       name=data.name, num_classes=layout.num_classes[kind],
       num_train=sum(counts["train"]), num_eval=sum(counts["test"]),
       label_names=cifar_binary.read_label_names(folder, layout, kind),
       records=lambda split: cifar_binary.record_dataset(
-          files[split], counts[split], layout, kind),
-      files=files, file_records=counts,
-      read_records=lambda path, first, count: cifar_binary.read_records(
-          path, first, count, layout, kind))
+          files[split], counts[split], read),
+      files=files, file_records=counts, read_records=read)
 
 
 def _synthetic(num_train: int, num_eval: int) -> DataSource:

@@ -79,8 +79,7 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
   shuffle = cfg.data.shuffle_buffer > 1
   files = source.files.get("train", [])
   if files and source.read_records is not None:
-    parts = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files), tf.constant(source.file_records["train"], tf.int64)))
+    parts = cifar_binary.file_dataset(files, source.file_records["train"])
     if shuffle:
       parts = parts.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     chunks = parts.interleave(
