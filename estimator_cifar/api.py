@@ -27,6 +27,7 @@ from estimator_cifar import config as config_lib
 from estimator_cifar import experiment_files, paths, rundir
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 from estimator_cifar.engine import TRAIN_MODES
+from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.rundir import checkpoint_check, recorded
 
 Overrides = Mapping[str, Any] | Sequence[str] | str | None
@@ -220,7 +221,7 @@ def _array_input_fn(images: np.ndarray, cfg: config_lib.ExperimentConfig):
     ds = tf.data.Dataset.from_tensor_slices(images).batch(predict.BATCH)
     return ds.map(lambda x: {IMAGES_KEY: export.preprocess(x, cfg)})
 
-  return input_fn
+  return as_loaded(input_fn)
 
 
 def _show_logs() -> None:

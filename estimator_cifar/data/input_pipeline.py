@@ -21,6 +21,7 @@ import tensorflow as tf
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment, batch_augment, permutation, streaming
 from estimator_cifar.data.source import DataSource
+from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
 
 
@@ -63,7 +64,7 @@ def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
       ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
-  return input_fn
+  return as_loaded(input_fn)
 
 
 def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,

@@ -13,6 +13,7 @@ from absl import logging
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import sources
 from estimator_cifar.engine import distribute, precision
+from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model import train_loop
 from estimator_cifar.model.model_fn import ModelParams, model_fn
 
@@ -101,7 +102,7 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
                    warm_start_from=None) -> tf.estimator.Estimator:
   cfg = precision.resolve(cfg)  # train.precision=auto: decided and logged here.
-  looped_model_fn = train_loop.looped(model_fn, cfg.train.steps_per_loop)
+  looped_model_fn = as_loaded(train_loop.looped(model_fn, cfg.train.steps_per_loop))
   return tf.estimator.Estimator(model_fn=looped_model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),
                                 params=plan.model_params(cfg),

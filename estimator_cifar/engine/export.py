@@ -33,6 +33,7 @@ from estimator_cifar.data import augment
 from estimator_cifar.engine import precision
 from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.errors import CheckpointError
+from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
 from estimator_cifar.model.model_fn import ModelParams, model_fn
 from estimator_cifar.rundir import identity
@@ -86,7 +87,7 @@ def serving_input_receiver_fn(cfg: ExperimentConfig):
         receiver_tensors={IMAGES_INPUT: images},
         receiver_tensors_alternatives={BYTES_INPUT: {BYTES_INPUT: encoded}})
 
-  return receiver_fn
+  return as_loaded(receiver_fn)
 
 
 def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
@@ -126,8 +127,8 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
 def serving_estimator(cfg: ExperimentConfig, model_dir: str,
                       num_classes: int) -> tf.estimator.Estimator:
   """An Estimator on model_dir for export and predict: no data needed."""
-  return tf.estimator.Estimator(model_fn=model_fn, model_dir=model_dir,
-                                config=run_config(cfg, model_dir),
+  return tf.estimator.Estimator(model_fn=as_loaded(model_fn),
+                                model_dir=model_dir, config=run_config(cfg, model_dir),
                                 params=ModelParams(precision.resolve(cfg),
                                                    num_classes))
 

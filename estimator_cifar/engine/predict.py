@@ -18,6 +18,7 @@ from estimator_cifar import paths as paths_lib
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.engine import export
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
+from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
 from estimator_cifar.rundir import identity
 
@@ -70,7 +71,7 @@ def predict_files(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
     return ds.batch(BATCH).map(
         lambda data: {IMAGES_KEY: export.preprocess(export.decode_images(data), cfg)})
 
-  rows = estimator.predict(input_fn, predict_keys=["probabilities"],
+  rows = estimator.predict(as_loaded(input_fn), predict_keys=["probabilities"],
                            yield_single_examples=False)
   return np.concatenate([r["probabilities"] for r in rows], axis=0)
 
