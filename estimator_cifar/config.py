@@ -31,6 +31,7 @@ LABEL_KINDS = ("fine", "coarse")
 PIPELINES = ("batch", "per_image")
 AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "trivial_augment",
                  "brightness", "contrast", "standardize", "cutout")
+TRIVIAL_AUGMENT_RANGES = ("wide", "standard")  # data/trivial_augment.py's RANGES.
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad",
                    "adadelta", "rmsprop", "ftrl")
 SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine")
@@ -72,6 +73,7 @@ class DataConfig:
   contrast_lower: float = 0.2
   contrast_upper: float = 1.8
   cutout_size: int = 16
+  trivial_augment_ranges: str = "wide"  # Or "standard": RandAugment's, milder.
   synthetic_train_size: int = 50000
   synthetic_eval_size: int = 10000
   check_labels: bool = True  # Read the label bytes once at start-up.
@@ -291,6 +293,7 @@ _CHOICES = {
     "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
     "data.pipeline": PIPELINES, "data.in_memory": ("auto", "true", "false"),
+    "data.trivial_augment_ranges": TRIVIAL_AUGMENT_RANGES,
     "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
     "train.precision": PRECISIONS + (PRECISION_AUTO,),
     "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES,

@@ -35,7 +35,8 @@ def train_transform(image: tf.Tensor, cfg: DataConfig, seed: int | None = None) 
     image = tf.image.random_flip_left_right(image, seed=_op_seed(seed, 2))
   image = tf.cast(image, tf.float32)
   if "trivial_augment" in ops:
-    image = trivial_augment.apply(image[None], seed=_op_seed(seed, 6))[0]
+    image = trivial_augment.apply(image[None], _op_seed(seed, 6),
+                                  cfg.trivial_augment_ranges)[0]
   if "brightness" in ops:
     image = tf.image.random_brightness(image, cfg.brightness_delta * 255.0,
                                        seed=_op_seed(seed, 3))

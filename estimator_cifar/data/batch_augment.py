@@ -27,7 +27,7 @@ def train_transform(images: tf.Tensor, cfg: DataConfig,
   images = tf.cast(images, tf.float32)
   batch = tf.shape(images)[0]
   if "trivial_augment" in ops:
-    images = trivial_augment.apply(images, seed)
+    images = trivial_augment.apply(images, seed, cfg.trivial_augment_ranges)
   if "brightness" in ops:
     delta = cfg.brightness_delta * 255.0
     images += tf.random.uniform([batch, 1, 1, 1], -delta, delta, seed=seed)

@@ -1,16 +1,17 @@
 """TrivialAugment (Müller & Hutter 2021): one random op at a random strength.
 
 Each image gets one of 14 ops, drawn uniformly, at a strength drawn uniformly
-from 31 levels, with the "wide" ranges the paper uses for CIFAR (those of
-torchvision's TrivialAugmentWide). The ops act on float [B, H, W, 3] images
-with values in 0..255, a whole batch at once: each op runs on the images that
-drew it.
+from 31 levels. RANGES holds the two op ranges of the paper: "wide", which it
+uses for CIFAR (torchvision's TrivialAugmentWide), and "standard", RandAugment's
+milder ones. The ops act on float [B, H, W, 3] images with values in 0..255, a
+whole batch at once: each op runs on the images that drew it.
 
 Geometric ops are one projective transform per image, about the centre
 (nearest neighbour; uncovered pixels are gray, 128). The colour ops follow PIL's
 ImageEnhance and ImageOps, which the paper's ranges assume.
 """
 
+import dataclasses
 import math
 
 import tensorflow as tf
@@ -19,18 +20,32 @@ LEVELS = 31  # Strengths 0..30, as in the paper.
 OPS = ("identity", "shear_x", "shear_y", "translate_x", "translate_y",
        "rotate", "brightness", "color", "contrast", "sharpness", "posterize",
        "solarize", "autocontrast", "equalize")
-MAX_SHEAR = 0.99
-MAX_TRANSLATE = 32.0  # Pixels.
-MAX_ROTATE = 135.0  # Degrees.
-MAX_ENHANCE = 0.99  # Enhance factors 1 +- this.
 FILL = 128.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranges:
+  """Each op's strength at the top level (level 1)."""
+  shear: float
+  translate: float  # Pixels.
+  rotate: float  # Degrees.
+  enhance: float  # Enhance factors 1 +- this.
+  posterize: int  # Bits dropped: 8 - this are kept.
+
+
+# The paper's two augmentation spaces; config.TRIVIAL_AUGMENT_RANGES names them.
+RANGES = {"wide": Ranges(shear=0.99, translate=32.0, rotate=135.0, enhance=0.99,
+                         posterize=6),
+          "standard": Ranges(shear=0.3, translate=10.0, rotate=30.0, enhance=0.9,
+                             posterize=4)}
 
 _GRAY = (0.299, 0.587, 0.114)  # PIL's "L" conversion.
 
 
-def apply(images: tf.Tensor, seed: int | None = None) -> tf.Tensor:
+def apply(images: tf.Tensor, seed: int | None = None,
+          ranges: str = "wide") -> tf.Tensor:
   """Augments float [B, H, W, 3] images in 0..255; returns the same shape."""
-  return transform(images, *draw(tf.shape(images)[0], seed))
+  return transform(images, *draw(tf.shape(images)[0], seed), RANGES[ranges])
 
 
 def draw(batch: tf.Tensor, seed: int | None = None):
@@ -45,7 +60,7 @@ def draw(batch: tf.Tensor, seed: int | None = None):
 
 
 def transform(images: tf.Tensor, op: tf.Tensor, level: tf.Tensor,
-              sign: tf.Tensor) -> tf.Tensor:
+              sign: tf.Tensor, ranges: Ranges = RANGES["wide"]) -> tf.Tensor:
   """Applies OPS[op[i]] at `level[i]` in [0, 1] (signed ops: times sign[i]).
 
   Each op runs on its own images only (partition, then stitch back in
@@ -53,7 +68,7 @@ def transform(images: tf.Tensor, op: tf.Tensor, level: tf.Tensor,
   """
   which = tf.dynamic_partition(tf.range(tf.shape(images)[0]), op, len(OPS))
   outs = [_OP_FNS[name](tf.gather(images, i), tf.gather(level, i),
-                        tf.gather(sign, i))
+                        tf.gather(sign, i), ranges)
           for name, i in zip(OPS, which)]
   return tf.ensure_shape(tf.dynamic_stitch(which, outs), images.shape)
 
@@ -65,13 +80,13 @@ def _column(values):
 def _geometric(matrix):
   """An op from its 2 x 3 matrix, a function of the signed level and centre.
 
-  matrix(v, cy, cx) gives (a0, a1, a2, b0, b1, b2): output pixel (x, y) reads
-  input pixel (a0 x + a1 y + a2, b0 x + b1 y + b2).
+  matrix(v, cy, cx, r) gives (a0, a1, a2, b0, b1, b2), with r the Ranges:
+  output pixel (x, y) reads input pixel (a0 x + a1 y + a2, b0 x + b1 y + b2).
   """
-  def op(images, level, sign):
+  def op(images, level, sign, ranges):
     value = level * sign
     shape = tf.cast(tf.shape(images), tf.float32)
-    coefficients = matrix(value, (shape[1] - 1) / 2, (shape[2] - 1) / 2)
+    coefficients = matrix(value, (shape[1] - 1) / 2, (shape[2] - 1) / 2, ranges)
     zero = tf.zeros_like(value)
     rows = tf.stack([c + zero for c in coefficients] + [zero, zero], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -80,17 +95,17 @@ def _geometric(matrix):
   return op
 
 
-def _rotation(value, cy, cx):
+def _rotation(value, cy, cx, ranges):
   """About the centre, counter-clockwise for a positive angle."""
-  angle = value * MAX_ROTATE * math.pi / 180.0
+  angle = value * ranges.rotate * math.pi / 180.0
   cos, sin = tf.cos(angle), tf.sin(angle)
   return (cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy)
 
 
 def _blend(degenerate):
   """PIL's ImageEnhance: degenerate + factor * (image - degenerate), clipped."""
-  def enhance(images, level, sign):
-    factor = _column(1.0 + level * sign * MAX_ENHANCE)
+  def enhance(images, level, sign, ranges):
+    factor = _column(1.0 + level * sign * ranges.enhance)
     base = degenerate(images)
     return tf.clip_by_value(base + factor * (images - base), 0.0, 255.0)
   return enhance
@@ -100,16 +115,16 @@ def _gray(images):
   return tf.reduce_sum(images * tf.constant(_GRAY), axis=-1, keepdims=True)
 
 
-def _posterize(images, level, sign):
-  """Keeps the top 8 - 6 * level bits (8 .. 2)."""
+def _posterize(images, level, sign, ranges):
+  """Keeps the top 8 - round(ranges.posterize * level) bits."""
   del sign
-  step = _column(tf.pow(2.0, tf.round(6.0 * level)))
+  step = _column(tf.pow(2.0, tf.round(ranges.posterize * level)))
   return tf.floor(images / step) * step
 
 
-def _solarize(images, level, sign):
+def _solarize(images, level, sign, ranges):
   """Inverts the pixels at or above 256 * (1 - level)."""
-  del sign
+  del sign, ranges
   return tf.where(images >= _column(256.0 * (1.0 - level)), 255.0 - images, images)
 
 
@@ -153,14 +168,14 @@ def _equalize(images, *_):
 
 _OP_FNS = {
     "identity": lambda images, *_: images,
-    "shear_x": _geometric(lambda v, cy, cx: (1.0, v * MAX_SHEAR, -v * MAX_SHEAR * cy,
-                                             0.0, 1.0, 0.0)),
-    "shear_y": _geometric(lambda v, cy, cx: (1.0, 0.0, 0.0,
-                                             v * MAX_SHEAR, 1.0, -v * MAX_SHEAR * cx)),
-    "translate_x": _geometric(lambda v, cy, cx: (1.0, 0.0, -v * MAX_TRANSLATE,
-                                                 0.0, 1.0, 0.0)),
-    "translate_y": _geometric(lambda v, cy, cx: (1.0, 0.0, 0.0,
-                                                 0.0, 1.0, -v * MAX_TRANSLATE)),
+    "shear_x": _geometric(lambda v, cy, cx, r: (1.0, v * r.shear, -v * r.shear * cy,
+                                                0.0, 1.0, 0.0)),
+    "shear_y": _geometric(lambda v, cy, cx, r: (1.0, 0.0, 0.0,
+                                                v * r.shear, 1.0, -v * r.shear * cx)),
+    "translate_x": _geometric(lambda v, cy, cx, r: (1.0, 0.0, -v * r.translate,
+                                                    0.0, 1.0, 0.0)),
+    "translate_y": _geometric(lambda v, cy, cx, r: (1.0, 0.0, 0.0,
+                                                    0.0, 1.0, -v * r.translate)),
     "rotate": _geometric(_rotation),
     "brightness": _blend(tf.zeros_like),
     "color": _blend(_gray),
