@@ -103,7 +103,7 @@ def test_variants_change_only_what_they_say():
   assert (c100.data.name, c100.data.label) == ("cifar100", "fine")
 
 
-def test_the_long_real_subset_recipe_trades_trivial_augment_for_mixup_epochs_and_views():
+def test_the_long_real_subset_recipe_adds_mixup_epochs_views_and_wide_ranges():
   assert _changed_fields("real_subset_long", "real_subset") == {
-      "data.augment": ["pad_crop", "flip", "standardize"],
-      "train.mixup_alpha": 0.5, "train.epochs": 220, "eval.tta": "flip_translate"}
+      "train.mixup_alpha": 0.5, "train.epochs": 220, "eval.tta": "flip_translate",
+      "data.trivial_augment_ranges": "wide"}
