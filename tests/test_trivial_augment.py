@@ -113,7 +113,7 @@ def test_both_pipelines_apply_it_between_flip_and_standardize(pipeline):
 def test_both_pipelines_take_the_configured_ranges(monkeypatch):
   seen = []
   real_apply = ta.apply
-  monkeypatch.setattr(ta, "apply", lambda images, seed=None, ranges="wide":
+  monkeypatch.setattr(ta, "apply", lambda images, seed, ranges:
                       seen.append(ranges) or real_apply(images, seed, ranges))
   cfg = DataConfig(augment=["trivial_augment"], trivial_augment_ranges="standard")
   for pipeline in ("batch", "per_image"):

@@ -2,9 +2,10 @@
 
 Training: crop (pad_crop | random_crop) -> flip -> trivial_augment ->
 brightness -> contrast -> standardize -> cutout. Crop and flip run on uint8
-(four times less memory traffic than float); the photometric ops need float. Eval has no randomness:
-a central crop to `image_size`, then the same standardization. The eval
-transform is also what the exported SavedModel runs on raw uint8 images.
+(four times less memory traffic than float); the photometric ops need float.
+Eval has no randomness: a central crop to `image_size`, then the same
+standardization. The eval transform is also what the exported SavedModel runs
+on raw uint8 images.
 
 Random brightness and contrast are mostly undone by per-image standardization
 (tensorflow#1458), so only the tutorial recipe keeps them.

@@ -3,9 +3,9 @@
 The same options, order and distributions as `augment.train_transform`
 (crop -> flip -> trivial_augment -> brightness -> contrast -> standardize ->
 cutout), each drawn independently per image, but computed with one set of ops
-per batch instead of one per image: the per-image map costs tf.data a function call and some twenty
-small ops per image, which is what limits the input pipeline on a fast
-accelerator (docs/performance.md).
+per batch instead of one per image: the per-image map costs tf.data a
+function call and some twenty small ops per image, which is what limits the
+input pipeline on a fast accelerator (docs/performance.md).
 
 Eval needs no batch version: augment.eval_transform already takes batches.
 Crop and flip are a single gather on the uint8 batch (a padded image's rows at

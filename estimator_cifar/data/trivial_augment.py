@@ -42,9 +42,9 @@ RANGES = {"wide": Ranges(shear=0.99, translate=32.0, rotate=135.0, enhance=0.99,
 _GRAY = (0.299, 0.587, 0.114)  # PIL's "L" conversion.
 
 
-def apply(images: tf.Tensor, seed: int | None = None,
-          ranges: str = "wide") -> tf.Tensor:
-  """Augments float [B, H, W, 3] images in 0..255; returns the same shape."""
+def apply(images: tf.Tensor, seed: int | None, ranges: str) -> tf.Tensor:
+  """Augments float [B, H, W, 3] images in 0..255 with RANGES[ranges] (the
+  config's data.trivial_augment_ranges); returns the same shape."""
   return transform(images, *draw(tf.shape(images)[0], seed), RANGES[ranges])
 
 
@@ -60,7 +60,7 @@ def draw(batch: tf.Tensor, seed: int | None = None):
 
 
 def transform(images: tf.Tensor, op: tf.Tensor, level: tf.Tensor,
-              sign: tf.Tensor, ranges: Ranges = RANGES["wide"]) -> tf.Tensor:
+              sign: tf.Tensor, ranges: Ranges) -> tf.Tensor:
   """Applies OPS[op[i]] at `level[i]` in [0, 1] (signed ops: times sign[i]).
 
   Each op runs on its own images only (partition, then stitch back in
