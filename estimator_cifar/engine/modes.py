@@ -16,7 +16,8 @@ from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar_binary
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
-                                    hparams, preemption, ps_task, warm_start)
+                                    hparams, preemption, ps_task, rejoin,
+                                    warm_start)
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
@@ -161,9 +162,9 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
   train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
                                       estimator.config.is_chief)
   train_hooks += list(hooks or ())  # E.g. the preemption hook from run().
-  result = _BODIES[mode](_Run(
-      cfg, model_dir, plan, estimator, train_input, eval_input, cluster,
-      train_hooks, hooks_lib.saving_listeners(cfg, model_dir)))
+  built = _Run(cfg, model_dir, plan, estimator, train_input, eval_input, cluster,
+               train_hooks, hooks_lib.saving_listeners(cfg, model_dir))
+  result = rejoin.run(lambda: _BODIES[mode](built), cluster, model_dir)
   _summary_line(cfg, mode, model_dir, result, time.time() - start)
   return result
 
