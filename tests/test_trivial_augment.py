@@ -121,17 +121,23 @@ def test_both_pipelines_take_the_configured_ranges(monkeypatch):
   assert set(seen) == {"standard"}
 
 
+DRAWS = 16  # Of each of 3 images.
+
+
 def _assert_pipeline_augments(pipeline, cfg, images):
   if pipeline == "batch":
-    outs = [batch_augment.train_transform(images, cfg).numpy() for _ in range(8)]
+    outs = [batch_augment.train_transform(images, cfg).numpy()
+            for _ in range(DRAWS)]
   else:
     outs = [np.stack([augment.train_transform(images[i], cfg).numpy()
-                      for i in range(3)]) for _ in range(8)]
+                      for i in range(3)]) for _ in range(DRAWS)]
   outs = np.stack(outs) * 255.0  # No standardize: x / 255.
-  assert outs.shape == (8, 3, 32, 32, 3)
+  assert outs.shape == (DRAWS, 3, 32, 32, 3)
   assert outs.min() >= 0.0 and outs.max() <= 255.0 + 1e-3
   changed = ~np.isclose(outs, _IMAGES[:3].astype(np.float32), atol=1e-3).all(axis=(2, 3, 4))
-  # Most draws change the image (identity is 1 op in 14, strength 0 rare);
-  # different draws give different images.
-  assert changed.mean() > 0.6
-  assert len({o.tobytes() for o in outs.reshape(-1, 32 * 32 * 3)}) > 12
+  # Most draws change the image: about 80% with either ranges (identity is 1
+  # op in 14, and the weakest levels of some ops change nothing); different
+  # draws give different images. Over 48 draws both bounds are 5 standard
+  # deviations away, so the test does not flake.
+  assert changed.mean() > 0.5
+  assert len({o.tobytes() for o in outs.reshape(-1, 32 * 32 * 3)}) > 24
