@@ -7,6 +7,12 @@ every other exception is a bug and keeps its traceback.
 """
 
 
+def one_line(e: BaseException) -> str:
+  """`Type: first line of its message`, for a log line about a handled error."""
+  lines = str(e).splitlines()
+  return f"{type(e).__name__}: {lines[0] if lines else ''}"
+
+
 class UserError(Exception):
   """A problem the user can fix; its message is shown as is, without traceback."""
 

@@ -36,6 +36,7 @@ from typing import Iterable, Sequence
 import tensorflow as tf
 from absl import logging
 
+from estimator_cifar import errors
 from estimator_cifar.engine import signals
 from estimator_cifar.rundir import checkpoint_step, job_end, metrics_log
 
@@ -101,8 +102,7 @@ def evaluate_one(estimator: tf.estimator.Estimator, input_fn, checkpoint: str,
     if not _vanished(checkpoint) and isinstance(e, ValueError):
       raise
     logging.warning("Checkpoint %s disappeared before it could be loaded "
-                    "(%s: %s); skipping it.", name, type(e).__name__,
-                    str(e).splitlines()[0] if str(e) else "")
+                    "(%s); skipping it.", name, errors.one_line(e))
     return None
   model_dir = estimator.model_dir
   row = metrics_log.append(model_dir, result, checkpoint)

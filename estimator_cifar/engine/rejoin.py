@@ -15,6 +15,7 @@ from typing import Callable
 import tensorflow as tf
 from absl import logging
 
+from estimator_cifar import errors
 from estimator_cifar.engine import distribute
 from estimator_cifar.rundir import job_end
 
@@ -36,16 +37,16 @@ def run(body: Callable[[], dict], cluster: distribute.Cluster | None,
   if cluster is None or not cluster.has_ps or cluster.task_type != "worker":
     return body()
   watch = job_end.ChiefWatch(model_dir)
-  for rejoins in range(max_rejoins + 1):
+  rejoins = 0
+  while True:
     try:
       return body()
     except LOST_STEP_ERRORS as e:
       if rejoins == max_rejoins or watch.ended() is not None:
         raise
+      rejoins += 1
       logging.warning(
-          "worker:%d lost a step to another task's fault (%s: %s); rejoining "
-          "the cluster (%d of at most %d).", cluster.task_index,
-          type(e).__name__, str(e).splitlines()[0] if str(e) else "",
-          rejoins + 1, max_rejoins)
+          "worker:%d lost a step to another task's fault (%s); rejoining the "
+          "cluster (%d of at most %d).", cluster.task_index, errors.one_line(e),
+          rejoins, max_rejoins)
       time.sleep(pause_secs)
-  raise AssertionError("unreachable")
