@@ -4,6 +4,9 @@ The Python API (`train`, `evaluate`, `Predictor`) lives in `estimator_cifar.api`
 and loads on first use, so `import estimator_cifar` stays light (no TensorFlow).
 """
 
+# First, before anything imports TensorFlow: oneDNN kernels on x86-64 CPUs.
+from estimator_cifar import cpu_kernels  # noqa: F401
+
 __version__ = "0.1.0"
 
 _API = ("train", "evaluate", "Predictor", "Prediction")

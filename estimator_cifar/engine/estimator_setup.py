@@ -10,6 +10,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from estimator_cifar import cpu_kernels
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import sources
 from estimator_cifar.engine import distribute, precision
@@ -102,6 +103,7 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
                    warm_start_from=None) -> tf.estimator.Estimator:
   cfg = precision.resolve(cfg)  # train.precision=auto: decided and logged here.
+  cpu_kernels.log_once()
   looped_model_fn = as_loaded(train_loop.looped(model_fn, cfg.train.steps_per_loop))
   return tf.estimator.Estimator(model_fn=looped_model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),
