@@ -105,5 +105,5 @@ def test_variants_change_only_what_they_say():
 
 def test_the_long_real_subset_recipe_adds_mixup_epochs_views_and_wide_ranges():
   assert _changed_fields("real_subset_long", "real_subset") == {
-      "train.mixup_alpha": 0.5, "train.epochs": 220, "eval.tta": "flip_translate",
+      "train.mixup_alpha": 0.5, "train.epochs": 245, "eval.tta": "flip_translate",
       "data.trivial_augment_ranges": "wide"}
