@@ -1,4 +1,4 @@
-"""real_subset for 30 minutes: mixup, 245 epochs; 82.25% (median of 3) in 1,709 s on 2 CPU cores.
+"""real_subset for 30 minutes: mixup, 245 epochs; 82.25% (median of 3), one run 1,709 s on 2 cores.
 
 Command:
   python -m estimator_cifar.run --experiment=real_subset_long \
