@@ -4,10 +4,12 @@ workers read disjoint shards."""
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from estimator_cifar.data import sources
 from estimator_cifar.engine import distribute
+from estimator_cifar.errors import ConfigError
 from estimator_cifar.data.input_pipeline import IMAGES_KEY, make_input_fn
 from tests.testutil import tiny_config
 
@@ -111,7 +113,7 @@ def test_two_workers_read_disjoint_shards_that_cover_the_data(cifar10_dir):
 
 
 def test_batch_pipeline_draws_each_record_once_per_epoch(cifar10_dir):
-  cfg = tiny_config("data.pipeline=batch", "train.seed=3")
+  cfg = tiny_config("train.seed=3")
   cfg.data.augment = []
   source = sources.get_source(cfg, cifar10_dir)
   keys, in_file_order = _record_keys(cfg, source, 400 // 16)  # Two epochs.
@@ -123,18 +125,23 @@ def test_batch_pipeline_draws_each_record_once_per_epoch(cifar10_dir):
 
 
 def test_batch_pipeline_without_shuffle_keeps_file_order(cifar10_dir):
-  cfg = tiny_config("data.pipeline=batch", "data.shuffle_buffer=1")
+  cfg = tiny_config("data.shuffle_buffer=1")
   cfg.data.augment = []
   source = sources.get_source(cfg, cifar10_dir)
   keys, in_file_order = _record_keys(cfg, source, 13)
   assert keys == in_file_order + in_file_order[:8]
 
 
-def test_both_train_pipelines_give_the_same_kind_of_batches(cifar10_dir):
-  for pipeline in ("batch", "per_image"):
-    cfg = tiny_config(f"data.pipeline={pipeline}")
-    source = sources.get_source(cfg, cifar10_dir)
-    (images, labels), = _batches(make_input_fn(cfg, source, True), limit=1)
-    assert images.shape == (16, 32, 32, 3) and images.dtype == np.float32
-    assert labels.shape == (16,) and labels.dtype == np.int32
-    np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+def test_train_batches_are_standardized_float_images(cifar10_dir):
+  cfg = tiny_config()
+  source = sources.get_source(cfg, cifar10_dir)
+  (images, labels), = _batches(make_input_fn(cfg, source, True), limit=1)
+  assert images.shape == (16, 32, 32, 3) and images.dtype == np.float32
+  assert labels.shape == (16,) and labels.dtype == np.int32
+  np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+
+
+def test_the_removed_per_image_pipeline_is_refused_with_the_fix():
+  with pytest.raises(ConfigError, match="data.pipeline='per_image' is not one "
+                     "of: batch.*data.pipeline=batch"):
+    tiny_config("data.pipeline=per_image")

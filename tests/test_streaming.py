@@ -34,9 +34,8 @@ def _rows(images, labels) -> list[bytes]:
 
 
 @slow
-@pytest.mark.parametrize("pipeline", ["batch", "per_image"])
-def test_an_epoch_streams_the_records_of_the_in_memory_path(cifar10_dir, pipeline):
-  common = EPOCH + ["data.augment=[]", f"data.pipeline={pipeline}"]
+def test_an_epoch_streams_the_records_of_the_in_memory_path(cifar10_dir):
+  common = EPOCH + ["data.augment=[]"]
   streamed = _epoch(tiny_config("data.in_memory=false", *common), cifar10_dir)
   in_memory = _epoch(tiny_config("data.in_memory=true", *common), cifar10_dir)
   assert streamed[0].shape == (200, 32, 32, 3)

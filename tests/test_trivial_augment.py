@@ -1,4 +1,4 @@
-"""trivial_augment: PIL's colour ops, exact geometry, uniform draws, both pipelines."""
+"""trivial_augment: PIL's colour ops, exact geometry, uniform draws, the pipeline."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from estimator_cifar import config
 from estimator_cifar.config import DataConfig
-from estimator_cifar.data import augment, batch_augment
+from estimator_cifar.data import augment
 from estimator_cifar.data import trivial_augment as ta
 
 _IMAGES = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), np.uint8)
@@ -103,34 +103,26 @@ def test_draws_are_uniform_over_ops_levels_and_signs():
   assert abs(sign[op == 0].mean() - sign[op == 13].mean()) < 0.15
 
 
-@pytest.mark.parametrize("pipeline", ["batch", "per_image"])
-def test_both_pipelines_apply_it_between_flip_and_standardize(pipeline):
-  cfg = DataConfig(augment=["trivial_augment"])
-  images = tf.constant(_IMAGES[:3])
-  _assert_pipeline_augments(pipeline, cfg, images)
+def test_the_pipeline_applies_it():
+  _assert_pipeline_augments(DataConfig(augment=["trivial_augment"]))
 
 
-def test_both_pipelines_take_the_configured_ranges(monkeypatch):
+def test_the_pipeline_takes_the_configured_ranges(monkeypatch):
   seen = []
   real_apply = ta.apply
   monkeypatch.setattr(ta, "apply", lambda images, seed, ranges:
                       seen.append(ranges) or real_apply(images, seed, ranges))
-  cfg = DataConfig(augment=["trivial_augment"], trivial_augment_ranges="standard")
-  for pipeline in ("batch", "per_image"):
-    _assert_pipeline_augments(pipeline, cfg, tf.constant(_IMAGES[:3]))
+  _assert_pipeline_augments(DataConfig(augment=["trivial_augment"],
+                                       trivial_augment_ranges="standard"))
   assert set(seen) == {"standard"}
 
 
 DRAWS = 16  # Of each of 3 images.
 
 
-def _assert_pipeline_augments(pipeline, cfg, images):
-  if pipeline == "batch":
-    outs = [batch_augment.train_transform(images, cfg).numpy()
-            for _ in range(DRAWS)]
-  else:
-    outs = [np.stack([augment.train_transform(images[i], cfg).numpy()
-                      for i in range(3)]) for _ in range(DRAWS)]
+def _assert_pipeline_augments(cfg):
+  images = tf.constant(_IMAGES[:3])
+  outs = [augment.train_transform(images, cfg).numpy() for _ in range(DRAWS)]
   outs = np.stack(outs) * 255.0  # No standardize: x / 255.
   assert outs.shape == (DRAWS, 3, 32, 32, 3)
   assert outs.min() >= 0.0 and outs.max() <= 255.0 + 1e-3

@@ -1,13 +1,11 @@
 """The train and eval `input_fn`s: tf.data only, nothing in Python per step.
 
-Train, `data.pipeline=batch` (the default): the split's records are decoded
-once into one uint8 tensor held in memory (CIFAR's 50000 images are 150 MB);
-each epoch draws a fresh full permutation (a better shuffle than a buffer,
-and no buffer to fill before the first step) and each batch gathers its
-records from the split in place (permutation.py), then full batches are
-distorted as a whole (batch_augment.py) -> prefetch.
-Train, `data.pipeline=per_image`: records -> cache -> shuffle -> repeat ->
-per-image distortions (augment.py) -> batch -> prefetch.
+Train: the split's records are decoded once into one uint8 tensor held in
+memory (CIFAR's 50000 images are 150 MB); each epoch draws a fresh full
+permutation (a better shuffle than a buffer, and no buffer to fill before the
+first step) and each batch gathers its records from the split in place
+(permutation.py), then full batches are distorted as a whole (augment.py) ->
+prefetch.
 Train, a split too large for memory (`data.in_memory`): streamed from the
 files with the same distortions (streaming.py).
 Eval: records -> batch, keeping the remainder batch so every test record is
@@ -19,7 +17,7 @@ Features are a dict `{"images": float32 [N, S, S, 3]}`, labels int32 [N].
 import tensorflow as tf
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import augment, batch_augment, permutation, streaming
+from estimator_cifar.data import augment, permutation, streaming
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
@@ -47,27 +45,18 @@ def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
       ds = ds.shard(input_context.num_input_pipelines,
                     input_context.input_pipeline_id)
       batch = input_context.get_per_replica_batch_size(batch)
-    if not training:
-      ds = ds.batch(batch)
-      transform = lambda images, labels: (
-          {IMAGES_KEY: augment.eval_transform(images, cfg.data)}, labels)
-    elif cfg.data.pipeline == "batch":
-      return _batch_pipeline(cfg, ds, source.num_train, batch, seed)
-    else:
-      ds = ds.cache().shuffle(cfg.data.shuffle_buffer, seed=seed,
-                              reshuffle_each_iteration=True).repeat()
-      ds = ds.map(lambda image, label: (
-          {IMAGES_KEY: augment.train_transform(image, cfg.data, seed)}, label),
-                  num_parallel_calls=tf.data.AUTOTUNE)
-      ds, transform = ds.batch(batch, drop_remainder=True), None
-    if transform is not None:
-      ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+      return _train_pipeline(cfg, ds, source.num_train, batch, seed)
+    ds = ds.batch(batch).map(
+        lambda images, labels: (
+            {IMAGES_KEY: augment.eval_transform(images, cfg.data)}, labels),
+        num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
   return as_loaded(input_fn)
 
 
-def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
+def _train_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
                     num_records: int, batch: int,
                     seed: int | None) -> tf.data.Dataset:
   """Whole split in memory, one permutation per epoch, batch distortions.
@@ -78,14 +67,14 @@ def _batch_pipeline(cfg: ExperimentConfig, records: tf.data.Dataset,
   Each epoch draws a full permutation from a stateless seed (the seed
   dataset's next pair) and gathers each batch's records in that order; the
   batches run across epoch boundaries, as with shuffle -> repeat.
-  `data.shuffle_buffer` <= 1 keeps the records' order, as it does per image.
+  `data.shuffle_buffer` <= 1 keeps the records' order.
   """
   # One batch of the whole split (a shard has at most num_records): batch()
   # sizes its buffers by the batch size when the cardinality is unknown.
   whole = records.batch(max(num_records, 1)).cache().repeat()
 
   def distort(images, labels):
-    return ({IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
+    return ({IMAGES_KEY: augment.train_transform(images, cfg.data, seed)},
             labels)
 
   if cfg.data.shuffle_buffer > 1:

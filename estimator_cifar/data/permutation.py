@@ -14,13 +14,6 @@ def order(labels: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
   return tf.argsort(tf.random.stateless_uniform(tf.shape(labels), seed))
 
 
-def permuted(split, seed):
-  """(images, labels) of the split, gathered in the order drawn from `seed`."""
-  images, labels = split
-  indices = order(labels, seed)
-  return tf.gather(images, indices), tf.gather(labels, indices)
-
-
 def permuted_batches(split, seed, batch: int) -> tf.data.Dataset:
   """The split in the order drawn from `seed`, as `batch`-record gathers.
 

@@ -14,10 +14,9 @@ MAX_OPEN_FILES read at once, interleaved in chunks of cifar_binary.PARSE_CHUNK
 records, each chunk one numpy read and channel move (`read_records`) ->
 blocks of `data.shuffle_buffer` records, each in a fresh random order
 (batch-sized gathers, permutation.py, as the in-memory path draws its batches
-from the split) -> the distortions of `data.pipeline` (batch_augment.py for
-batch, augment.py per image) -> prefetch. Memory is one block, the next block
-on its way, and a few chunks per open file, whatever the split's size (per
-image: a block's permuted copy too).
+from the split) -> the batch distortions (augment.py) -> prefetch. Memory is
+one block, the next block on its way, and a few chunks per open file,
+whatever the split's size.
 Records mix within a block only and arrive in their files' order, so the
 shuffle is as good as the block is large against the files;
 `data.shuffle_buffer` <= 1 keeps the files' order.
@@ -28,7 +27,7 @@ import os
 from absl import logging
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import augment, batch_augment, cifar, cifar_binary
+from estimator_cifar.data import augment, cifar, cifar_binary
 from estimator_cifar.data import permutation
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.model.keys import IMAGES_KEY
@@ -102,26 +101,13 @@ def train_dataset(cfg: ExperimentConfig, source: DataSource, batch: int,
     blocks = tf.data.Dataset.zip((blocks, seeds)).prefetch(1)
   else:
     blocks = chunks.repeat()
-  if cfg.data.pipeline == "batch":
-    # Batch-sized gathers from each block (permutation.py), then rebatch
-    # carries a block's last records into the next block's first batch.
-    if shuffle:
-      blocks = blocks.flat_map(lambda block, block_seed:
-                               permutation.permuted_batches(block, block_seed, batch))
-    ds = blocks.rebatch(batch, drop_remainder=True).map(
-        lambda images, labels: (
-            {IMAGES_KEY: batch_augment.train_transform(images, cfg.data, seed)},
-            labels), num_parallel_calls=tf.data.AUTOTUNE)
-  else:
-    if shuffle:
-      blocks = blocks.map(permutation.permuted)
-    # Slicing beats unbatch() here: unbatch of a block-sized element was 2.5x
-    # the CPU per record.
-    records = blocks.flat_map(
-        lambda images, labels: tf.data.Dataset.from_tensor_slices((images, labels)))
-    ds = records.map(lambda image, label: (
-        {IMAGES_KEY: augment.train_transform(image, cfg.data, seed)}, label),
-                     num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch, drop_remainder=True)
+  # Batch-sized gathers from each block (permutation.py), then rebatch
+  # carries a block's last records into the next block's first batch.
+  if shuffle:
+    blocks = blocks.flat_map(lambda block, block_seed:
+                             permutation.permuted_batches(block, block_seed, batch))
+  ds = blocks.rebatch(batch, drop_remainder=True).map(
+      lambda images, labels: (
+          {IMAGES_KEY: augment.train_transform(images, cfg.data, seed)},
+          labels), num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
-
