@@ -1,5 +1,7 @@
 """The named augmentations: the registry, what each op really does per image, eval."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -51,9 +53,9 @@ def test_every_config_name_has_one_op_and_every_op_runs():
 def test_ops_run_in_registry_order_whatever_the_list_order(monkeypatch):
   called = []
   for name, op in augment.OPS.items():
-    monkeypatch.setitem(augment.OPS, name, augment.Op(
-        lambda images, cfg, seed, name=name, fn=op.fn: called.append(name) or
-        fn(images, cfg, seed), op.on_uint8, op.in_eval, op.normalizes))
+    monkeypatch.setitem(augment.OPS, name, dataclasses.replace(
+        op, fn=lambda x, cfg, seed, name=name, fn=op.fn: called.append(name) or
+        fn(x, cfg, seed)))
   _train(_images(2), *reversed(config_lib.AUGMENTATIONS))
   assert called == list(config_lib.AUGMENTATIONS)
 

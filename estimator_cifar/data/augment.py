@@ -6,40 +6,67 @@ whole batch [B, H, W, C] with its own draws per image: one set of ops per
 batch instead of a per-image map, which cost tf.data a function call and some
 twenty small ops per image (docs/performance.md).
 
-Ops flagged `on_uint8` (the geometric ones) run before the cast to float, on
-a quarter of the memory traffic; the others see float pixels in 0..255. The
-result is standardized per image if `standardize` is listed, else x / 255.
-Eval has no randomness: a central crop to `image_size`, then the ops flagged
-`in_eval`. The eval transform is also what the exported SavedModel runs on
-raw uint8 images.
+The geometric ops (crop, flip) only say where each output pixel comes from
+(a Window of row and column indices); all of them together are then one pad
+and one gather per axis of the uint8 batch, a quarter of float's memory
+traffic. The other ops see float pixels in 0..255. The result is
+standardized per image if `standardize` is listed, else x / 255. Eval has no
+randomness: a central crop to `image_size`, then the ops flagged `in_eval`.
+The eval transform is also what the exported SavedModel runs on raw uint8
+images.
 
-A new op is one function `op(images, cfg, seed) -> images` and one `OPS`
-entry (plus its name in config.AUGMENTATIONS, which validates without
-TensorFlow).
+A new op is one function and one `OPS` entry (plus its name in
+config.AUGMENTATIONS, which validates without TensorFlow): `op(images, cfg,
+seed) -> images`, or for a geometric one `op(window, cfg, seed) -> Window`.
 
 Random brightness and contrast are mostly undone by per-image standardization
 (tensorflow#1458), so only the tutorial recipe keeps them.
 """
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import tensorflow as tf
 
 from estimator_cifar.config import DataConfig
 from estimator_cifar.data import trivial_augment
 
-# op(images, cfg, seed) -> images, the same batch distorted.
-OpFn = Callable[[tf.Tensor, DataConfig, "int | None"], tf.Tensor]
+# op(images or window, cfg, seed) -> the same kind, distorted.
+OpFn = Callable[[Any, DataConfig, "int | None"], Any]
 
 
 @dataclasses.dataclass(frozen=True)
 class Op:
   """One named distortion and where it runs."""
   fn: OpFn
-  on_uint8: bool = False   # Runs before the cast to float.
-  in_eval: bool = False    # Deterministic: eval and serving run it too.
+  geometric: bool = False   # Moves pixels: fn maps a Window to a Window.
+  in_eval: bool = False     # Deterministic: eval and serving run it too.
   normalizes: bool = False  # Its output replaces the x / 255 scaling.
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+  """Where each output pixel comes from: pixel (y, x) of output image i is
+  pixel (rows[i, y], cols[i, x]) of source image i. Indices up to `reach`
+  pixels off the image read zero."""
+  rows: tf.Tensor  # int32 [B, H'].
+  cols: tf.Tensor  # int32 [B, W'].
+  reach: int = 0
+
+  @classmethod
+  def whole(cls, images: tf.Tensor) -> "Window":
+    """Every pixel where it is."""
+    batch = tf.shape(images)[0]
+    return cls(*(tf.tile(tf.range(images.shape[axis])[None], [batch, 1])
+                 for axis in (1, 2)))
+
+  def gather(self, images: tf.Tensor) -> tf.Tensor:
+    """The output images: one pad, then one gather per axis."""
+    reach = self.reach
+    if reach:
+      images = tf.pad(images, [[0, 0], [reach, reach], [reach, reach], [0, 0]])
+    images = tf.gather(images, self.rows + reach, axis=1, batch_dims=1)
+    return tf.gather(images, self.cols + reach, axis=2, batch_dims=1)
 
 
 def train_transform(images: tf.Tensor, cfg: DataConfig,
@@ -53,10 +80,19 @@ def train_transform(images: tf.Tensor, cfg: DataConfig,
   chosen = set(cfg.augment)
   if cfg.image_size < images.shape[1] and not chosen & {"pad_crop", "random_crop"}:
     chosen.add("random_crop")  # The model takes image_size: crop somewhere.
+  window = None  # The geometric ops' so far, not yet gathered.
   for k, (name, op) in enumerate(OPS.items(), start=1):
-    if name in chosen:
-      images = op.fn(_as_float(images, op), cfg,
-                     None if seed is None else seed * 10 + k)
+    if name not in chosen:
+      continue
+    op_seed = None if seed is None else seed * 10 + k
+    if op.geometric:
+      window = op.fn(window or Window.whole(images), cfg, op_seed)
+      continue
+    if window is not None:
+      images, window = window.gather(images), None
+    images = op.fn(tf.cast(images, tf.float32), cfg, op_seed)
+  if window is not None:
+    images = window.gather(images)
   return _finish(images, chosen)
 
 
@@ -67,15 +103,9 @@ def eval_transform(images: tf.Tensor, cfg: DataConfig) -> tf.Tensor:
     images = tf.image.resize_with_crop_or_pad(images, size, size)
   chosen = set(cfg.augment)
   for name, op in OPS.items():
-    if name in chosen and op.in_eval:
-      images = op.fn(_as_float(images, op), cfg, None)
+    if name in chosen and op.in_eval and not op.geometric:
+      images = op.fn(tf.cast(images, tf.float32), cfg, None)
   return _finish(images, chosen)
-
-
-def _as_float(images: tf.Tensor, op: Op) -> tf.Tensor:
-  """Casts to float32 once, for the first op that needs float pixels."""
-  return images if op.on_uint8 or images.dtype == tf.float32 else tf.cast(
-      images, tf.float32)
 
 
 def _finish(images: tf.Tensor, chosen: set[str]) -> tf.Tensor:
@@ -86,36 +116,37 @@ def _finish(images: tf.Tensor, chosen: set[str]) -> tf.Tensor:
   return images / 255.0
 
 
-def _offsets(images: tf.Tensor, size: int, seed: int | None) -> tf.Tensor:
-  """Each image's window [B, size] of rows and of columns, uniform offsets."""
-  batch, limit = tf.shape(images)[0], images.shape[1] - size  # Offsets 0..limit.
+def random_crop(window: Window, cfg: DataConfig,
+                seed: int | None = None) -> Window:
+  """A random `image_size` window of each image, offsets uniform."""
+  size, length = cfg.image_size, window.rows.shape[1]
   # One draw for both axes: two ops with the same seed would give row ==
   # column offsets, windows always on the diagonal.
-  offsets = tf.random.uniform([2, batch, 1], 0, limit + 1, tf.int32, seed=seed)
-  return offsets + tf.range(size)[None, None, :]
+  offsets = tf.random.uniform([2, tf.shape(window.rows)[0], 1], 0,
+                              length - size + 1, tf.int32, seed=seed)
+  steps = offsets + tf.range(size)[None, None, :]
+  return Window(tf.gather(window.rows, steps[0], batch_dims=1),
+                tf.gather(window.cols, steps[1], batch_dims=1), window.reach)
 
 
-def random_crop(images: tf.Tensor, cfg: DataConfig,
-                seed: int | None = None) -> tf.Tensor:
-  """A random `image_size` window of each image, as one gather per axis."""
-  rows, cols = tf.unstack(_offsets(images, cfg.image_size, seed))
-  images = tf.gather(images, rows, axis=1, batch_dims=1)
-  return tf.gather(images, cols, axis=2, batch_dims=1)
-
-
-def pad_crop(images: tf.Tensor, cfg: DataConfig,
-             seed: int | None = None) -> tf.Tensor:
+def pad_crop(window: Window, cfg: DataConfig, seed: int | None = None) -> Window:
   """Zero-pads each side by `data.pad`, then crops at random (random_crop)."""
   pad = cfg.pad
-  padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+
+  def grow(index):  # `pad` more indices past each end, off the image.
+    return tf.concat([index[:, :1] - tf.range(pad, 0, -1), index,
+                      index[:, -1:] + tf.range(1, pad + 1)], axis=1)
+
+  padded = Window(grow(window.rows), grow(window.cols), window.reach + pad)
   return random_crop(padded, cfg, seed)
 
 
-def flip(images: tf.Tensor, cfg: DataConfig, seed: int | None = None) -> tf.Tensor:
+def flip(window: Window, cfg: DataConfig, seed: int | None = None) -> Window:
   """Mirrors each image left-right with probability 1/2."""
   del cfg
-  flipped = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], seed=seed) < 0.5
-  return tf.where(flipped, tf.reverse(images, axis=[2]), images)
+  flipped = tf.random.uniform([tf.shape(window.cols)[0], 1], seed=seed) < 0.5
+  return dataclasses.replace(
+      window, cols=tf.where(flipped, tf.reverse(window.cols, axis=[1]), window.cols))
 
 
 def trivial(images: tf.Tensor, cfg: DataConfig,
@@ -167,9 +198,9 @@ def cutout(images: tf.Tensor, cfg: DataConfig,
 
 # Name (as in data.augment) -> op, in the order they are applied.
 OPS = {
-    "pad_crop": Op(pad_crop, on_uint8=True),
-    "random_crop": Op(random_crop, on_uint8=True),
-    "flip": Op(flip, on_uint8=True),
+    "pad_crop": Op(pad_crop, geometric=True),
+    "random_crop": Op(random_crop, geometric=True),
+    "flip": Op(flip, geometric=True),
     "trivial_augment": Op(trivial),
     "brightness": Op(brightness),
     "contrast": Op(contrast),
