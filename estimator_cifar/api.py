@@ -25,6 +25,7 @@ from absl import logging
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import experiment_files, paths, rundir
+from estimator_cifar.data import cifar
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.loaded_code import as_loaded
@@ -160,7 +161,7 @@ class Predictor:
     try:
       if isinstance(images, np.ndarray):
         rows = self._estimator.predict(
-            _array_input_fn(_checked_array(images), self.config),
+            _array_input_fn(_checked_array(images, self.config), self.config),
             predict_keys=["probabilities"], yield_single_examples=False)
         probs = np.concatenate([r["probabilities"] for r in rows], axis=0)
       else:
@@ -201,12 +202,15 @@ def _override_value(value: Any) -> str:
   return str(value)
 
 
-def _checked_array(images: np.ndarray) -> np.ndarray:
+def _checked_array(images: np.ndarray,
+                   cfg: config_lib.ExperimentConfig) -> np.ndarray:
+  shape = cifar.DATASETS[cfg.data.name].image_shape
   if images.ndim == 3:
     images = images[None]
-  if images.dtype != np.uint8 or images.ndim != 4 or \
-      images.shape[1:] != (32, 32, 3):
-    raise DataError(f"Predictor takes uint8 images [N, 32, 32, 3] (RGB, as "
+  if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape:
+    side, _, channels = shape
+    raise DataError(f"Predictor takes uint8 images [N, {side}, {side}, "
+                    f"{channels}] (RGB, as "
                     f"CIFAR stores them), got {images.dtype} {images.shape}. "
                     "Convert with np.asarray(x, np.uint8), or pass image files.")
   return images

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from estimator_cifar import experiment_files, loop_support, paths
+from estimator_cifar.data import cifar
 from estimator_cifar.errors import ConfigError
 # The override parser, re-exported: callers resolve configs through this module.
 from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
@@ -25,8 +26,8 @@ from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
 
 # Here, not in the TF modules, so validation needs no TensorFlow.
 MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny", "airbench")
-DATA_NAMES = ("cifar10", "cifar100", "synthetic")
-DATA_SOURCES = ("binary", "tfds")
+DATA_NAMES = tuple(cifar.DATASETS)
+DATA_SOURCES = ("binary", "tfds", "folder")
 LABEL_KINDS = ("fine", "coarse")
 PIPELINES = ("batch",)  # The per-image map is gone: the same ops, slower.
 AUGMENTATIONS = ("pad_crop", "random_crop", "flip", "trivial_augment",
@@ -60,7 +61,8 @@ class ModelConfig:
 @dataclass
 class DataConfig:
   name: str = "cifar10"
-  source: str = "binary"     # binary files under data_dir, or tensorflow-datasets.
+  source: str = "binary"     # binary files under data_dir, tensorflow-datasets,
+                             # or data_dir/{train,test}/<class>/ image folders.
   label: str = "fine"        # CIFAR-100 only: fine (100) or coarse (20) labels.
   tfds_dir: str = ""
   shuffle_buffer: int = 50000  # <= 1: no shuffle; any larger value is a
@@ -349,11 +351,13 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                       "the moving average off.")
   if cfg.ema.eval_with_ema and cfg.ema.decay == 0:
     raise ConfigError("ema.eval_with_ema=true needs ema.decay > 0.")
-  if not 0 < cfg.data.image_size <= 32:
-    raise ConfigError(f"data.image_size={cfg.data.image_size} must be in 1..32.")
-  if cfg.data.source == "tfds" and cfg.data.name == "synthetic":
-    raise ConfigError("data.source=tfds cannot serve data.name=synthetic; use "
-                      "data.source=binary.")
+  spec = cifar.DATASETS[cfg.data.name]
+  if not 0 < cfg.data.image_size <= spec.side:
+    raise ConfigError(f"data.image_size={cfg.data.image_size} must be in "
+                      f"1..{spec.side}.")
+  if cfg.data.source == "tfds" and not spec.tfds_name:
+    raise ConfigError(f"data.source=tfds cannot serve data.name={spec.name}; "
+                      "use data.source=binary.")
   loop_support.check(cfg)
   sched = cfg.schedule
   if cfg.optimizer.name == "ftrl" and sched.warmup_epochs > 0:

@@ -5,10 +5,10 @@ import os
 import pytest
 import tensorflow as tf
 
-from estimator_cifar.data import cifar_binary, fake
+from estimator_cifar.data import cifar, cifar_binary, fake
 from estimator_cifar.errors import DataError
 
-CIFAR10 = cifar_binary.CIFAR10
+CIFAR10 = cifar.CIFAR10
 
 
 def _one_record(label_bytes: bytes) -> bytes:
@@ -39,7 +39,7 @@ def test_parse_record_from_handwritten_bytes(tmp_path):
 def test_cifar100_label_bytes_coarse_then_fine(tmp_path, kind, want):
   path = tmp_path / "one.bin"
   path.write_bytes(_one_record(bytes([3, 42])))
-  image, label = _parse(str(path), cifar_binary.CIFAR100, kind)
+  image, label = _parse(str(path), cifar.CIFAR100, kind)
   assert int(label) == want and image.numpy()[1, 2, 0] == 5
 
 

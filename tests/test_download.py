@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from estimator_cifar.data import download
+from estimator_cifar.data import cifar, download
 from estimator_cifar.errors import ConfigError, DataError
 from tests.testutil import closed_port, run_tool, seconds
 
-ARCHIVE = download.CIFAR10.archive
-FOLDER = download.CIFAR10.folder
-RECORD_BYTES = 1 + 32 * 32 * 3
+ARCHIVE = cifar.CIFAR10.archive
+FOLDER = cifar.CIFAR10.folder
+RECORD_BYTES = cifar.CIFAR10.record_bytes
 
 
 def _record(label: int) -> bytes:
@@ -29,7 +29,7 @@ def _record(label: int) -> bytes:
 def _fake_files() -> dict[str, bytes]:
   """A CIFAR-10 layout with two records per batch."""
   files = {f"{FOLDER}/{name}": _record(i) + _record(i + 1)
-           for i, name in enumerate(download.CIFAR10.files)
+           for i, name in enumerate(cifar.CIFAR10.files)
            if name.endswith(".bin")}
   files[f"{FOLDER}/batches.meta.txt"] = b"airplane\nautomobile\n"
   return files
@@ -156,7 +156,7 @@ def test_archive_already_present_needs_no_network(tmp_path):
   folder = download.ensure_dataset(
       str(data_dir), "cifar10", sha256=sha,
       url=f"http://127.0.0.1:{closed_port()}/x")
-  assert sorted(os.listdir(folder)) == sorted(download.CIFAR10.files)
+  assert sorted(os.listdir(folder)) == sorted(cifar.CIFAR10.files)
 
 
 def test_archive_without_expected_files(tmp_path):
@@ -272,7 +272,7 @@ def test_an_incomplete_folder_with_files_is_moved_aside(tmp_path, capsys):
   folder = download.ensure_dataset(
       str(data_dir), "cifar10", sha256=sha,
       url=f"http://127.0.0.1:{closed_port()}/x")
-  assert sorted(os.listdir(folder)) == sorted(download.CIFAR10.files)
+  assert sorted(os.listdir(folder)) == sorted(cifar.CIFAR10.files)
   kept = data_dir / (FOLDER + ".incomplete")
   assert (kept / "notes.txt").read_text() == "mine"
   assert f"moved it aside to {kept}" in capsys.readouterr().err

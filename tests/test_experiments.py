@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from estimator_cifar import config as config_lib, experiment_files
 from estimator_cifar.model import nets
-from estimator_cifar.data import cifar_binary
+from estimator_cifar.data import cifar
 from tests.testutil import resnet_params
 
 v1 = tf.compat.v1
@@ -28,8 +28,8 @@ def test_registry_has_the_named_experiments():
 
 
 def _num_classes(cfg) -> int:
-  layout = cifar_binary.LAYOUTS[cfg.data.name]
-  return layout.num_classes[cifar_binary.label_kind(layout, cfg.data.label)]
+  spec = cifar.DATASETS[cfg.data.name]
+  return spec.num_classes[spec.label_kind(cfg.data.label)]
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from estimator_cifar.rundir import checkpoint_check, checkpoint_step, run_record
 from estimator_cifar.engine import modes
-from estimator_cifar.data import cifar_binary, fake
+from estimator_cifar.data import cifar, fake
 from estimator_cifar.errors import CheckpointError
 from tests.testutil import (TINY, error_line, run_cli, seconds, start_cli,
                             tiny_config, wait_until)
@@ -89,7 +89,7 @@ def _truncate_train_file(data_dir):
 def _bad_label(data_dir):
   path = os.path.join(data_dir, "cifar-10-batches-bin", "test_batch.bin")
   with open(path, "r+b") as f:
-    f.seek(cifar_binary.CIFAR10.record_bytes * 7)
+    f.seek(cifar.CIFAR10.record_bytes * 7)
     f.write(bytes([12]))
   return ["test_batch.bin: record 7 has label 12", "outside the 10 fine classes"]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from estimator_cifar import config as config_lib
-from estimator_cifar.data import cifar_binary
+from estimator_cifar.data import cifar, cifar_binary
 from estimator_cifar.errors import ConfigError, DataError
 from tests.testutil import tiny_config
 
@@ -58,7 +58,7 @@ def test_every_field_parses_any_value_or_raises_config_error(key, raw):
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(layout=st.sampled_from(list(cifar_binary.LAYOUTS.values())),
+@given(layout=st.sampled_from([cifar.DATASETS[name] for name in cifar.PUBLISHED]),
        sizes=st.lists(st.integers(0, 3 * 3074 + 5), min_size=1, max_size=3),
        seed=st.integers(0, 2**32 - 1), label_limit=st.sampled_from([10, 20, 100, 256]))
 def test_record_reader_counts_or_raises_data_error(tmp_path, layout, sizes, seed,

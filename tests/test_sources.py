@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from estimator_cifar.data import download, fake, sources
+from estimator_cifar.data import cifar, download, fake, sources
 from tests.testutil import (closed_port, error_line, run_cli, seconds,
                             tiny_config)
 
@@ -22,8 +22,8 @@ def test_archive_alone_is_verified_and_extracted(tmp_path, monkeypatch):
   with tarfile.open(archive, "w:gz") as tar:
     tar.add(staging / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
   digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-  monkeypatch.setitem(download.DATASETS, "cifar10", dataclasses.replace(
-      download.DATASETS["cifar10"], sha256=digest))
+  monkeypatch.setitem(cifar.DATASETS, "cifar10", dataclasses.replace(
+      cifar.DATASETS["cifar10"], sha256=digest))
   source = sources.get_source(tiny_config(), str(data_dir))
   assert (source.num_train, source.num_eval) == (20, 6)
   assert os.path.isfile(data_dir / "cifar-10-batches-bin" / "test_batch.bin")

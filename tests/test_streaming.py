@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from estimator_cifar.data import sources, streaming
+from estimator_cifar.data import cifar, sources, streaming
 from estimator_cifar.data.input_pipeline import IMAGES_KEY, make_input_fn
 from estimator_cifar.engine import modes
 from tests.testutil import tiny_config
@@ -113,7 +113,7 @@ def test_read_records_reads_any_span_of_a_file(tmp_path, kind):
   # CIFAR-100's layout (two label bytes), 2,500 records: whole chunks of
   # 1,000 and a short last one, as the streamed reads take them.
   from estimator_cifar.data import cifar_binary
-  layout = cifar_binary.CIFAR100
+  layout = cifar.CIFAR100
   records = np.random.default_rng(3).integers(
       0, 256, (2500, layout.record_bytes), dtype=np.uint8)
   path = tmp_path / "train.bin"
@@ -129,7 +129,7 @@ def test_read_records_reads_any_span_of_a_file(tmp_path, kind):
 
 def test_read_records_names_a_file_that_shrank(tmp_path):
   from estimator_cifar.data import cifar_binary
-  layout = cifar_binary.CIFAR10
+  layout = cifar.CIFAR10
   path = tmp_path / "data_batch_1.bin"
   np.zeros((10, layout.record_bytes), np.uint8).tofile(path)
   with pytest.raises(Exception, match="data_batch_1.bin has shrunk to fewer than 12"):

@@ -20,7 +20,7 @@ from tools import cli
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("data_dir", None, "Folder for the archive and the "
                     "extracted data.", flag_values=FLAGS, required=True)
-flags.DEFINE_enum("dataset", "cifar10", sorted(cifar.DATASETS), "Which one.",
+flags.DEFINE_enum("dataset", "cifar10", sorted(cifar.PUBLISHED), "Which one.",
                   flag_values=FLAGS)
 flags.DEFINE_string("url", None, "Archive URL (http, https or file://); "
                     f"default: ${download.MIRROR_ENV}/<archive> or the "

@@ -18,7 +18,7 @@ from tools import cli
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("data_dir", None, "Where to write the dataset's folder.",
                     flag_values=FLAGS, required=True)
-flags.DEFINE_enum("dataset", "cifar10", sorted(cifar.DATASETS), "Layout.",
+flags.DEFINE_enum("dataset", "cifar10", sorted(cifar.PUBLISHED), "Layout.",
                   flag_values=FLAGS)
 flags.DEFINE_integer("train", 10000, "Train records.", flag_values=FLAGS)
 flags.DEFINE_integer("test", 2000, "Test records.", flag_values=FLAGS)

@@ -1,10 +1,11 @@
 """CIFAR-10/100 in the original binary layout: find, check and read the records.
 
-Each record is `label_bytes` label bytes followed by a 3x32x32 uint8 image in
-channel-major order. Record counts come from the file sizes, never from the
-published 50,000/10,000, so a user's subset or another dataset in this layout
-works. Sizes and label bytes are checked once at start-up with numpy (cheap:
-one pass over the label bytes), so nothing in the per-step path checks them.
+Each record is `label_bytes` label bytes followed by a uint8 image in
+channel-major order, as the dataset's spec (data/cifar.py) lays it out.
+Record counts come from the file sizes, never from the published
+50,000/10,000, so a user's subset or another dataset in this layout works.
+Sizes and label bytes are checked once at start-up with numpy (cheap: one pass
+over the label bytes), so nothing in the per-step path checks them.
 """
 
 import functools
@@ -14,7 +15,7 @@ import re
 import numpy as np
 
 from estimator_cifar.data import cifar
-from estimator_cifar.data.cifar import DEPTH, HEIGHT, WIDTH
+from estimator_cifar.data.cifar import DatasetSpec
 from estimator_cifar.errors import DataError
 
 PARSE_CHUNK = 1000  # Records read together (file_chunks).
@@ -24,17 +25,7 @@ PARSE_CHUNK = 1000  # Records read together (file_chunks).
 SHRUNK = "has shrunk to fewer than"
 _SHRUNK_LINE = re.compile(rf"ValueError: (.*? {SHRUNK} \d+ records.*)")
 
-# The specs are data/cifar.py's; these names are the reader's view of them.
-BinaryLayout = cifar.CifarSpec
-CIFAR10, CIFAR100, LAYOUTS = cifar.CIFAR10, cifar.CIFAR100, cifar.DATASETS
-
-
-def label_kind(layout: BinaryLayout, requested: str) -> str:
-  """CIFAR-10 has only one kind of label, whatever `data.label` says."""
-  return requested if requested in layout.label_offset else "fine"
-
-
-def locate(data_dir: str, layout: BinaryLayout, download: bool = True) -> str:
+def locate(data_dir: str, layout: DatasetSpec, download: bool = True) -> str:
   """Returns the folder holding `layout`'s files, extracting or downloading.
 
   Raises:
@@ -51,8 +42,8 @@ def locate(data_dir: str, layout: BinaryLayout, download: bool = True) -> str:
   folder = os.path.join(data_dir, layout.folder)
   if _has_files(folder, layout):
     return folder
-  for other in LAYOUTS.values():
-    if other is not layout and _has_files(os.path.join(data_dir, other.folder), other):
+  for other in _others(layout):
+    if _has_files(os.path.join(data_dir, other.folder), other):
       raise DataError(
           f"{data_dir} holds {other.name} files ({other.folder}/) but the "
           f"experiment asks for {layout.name} ({layout.folder}/). Pass "
@@ -65,12 +56,17 @@ def locate(data_dir: str, layout: BinaryLayout, download: bool = True) -> str:
   return download_lib.ensure_dataset(data_dir, layout.name)
 
 
-def _has_files(folder: str, layout: BinaryLayout) -> bool:
+def _others(layout: DatasetSpec) -> list[DatasetSpec]:
+  """The other published datasets, which a user's files may really be."""
+  return [cifar.DATASETS[name] for name in cifar.PUBLISHED if name != layout.name]
+
+
+def _has_files(folder: str, layout: DatasetSpec) -> bool:
   return all(os.path.isfile(os.path.join(folder, f))
              for f in layout.train_files + layout.test_files)
 
 
-def count_records(paths: list[str], layout: BinaryLayout) -> list[int]:
+def count_records(paths: list[str], layout: DatasetSpec) -> list[int]:
   """The records in each file, from the file sizes.
 
   Raises:
@@ -86,8 +82,8 @@ def count_records(paths: list[str], layout: BinaryLayout) -> list[int]:
     size = os.path.getsize(path)
     if size % layout.record_bytes:
       hint = ""
-      for other in LAYOUTS.values():
-        if other is not layout and size % other.record_bytes == 0:
+      for other in _others(layout):
+        if size % other.record_bytes == 0:
           hint = (f" Its size fits {other.name} records ({other.record_bytes} "
                   f"bytes): pass --params_override=data.name={other.name}.")
       raise DataError(
@@ -102,7 +98,7 @@ def count_records(paths: list[str], layout: BinaryLayout) -> list[int]:
   return counts
 
 
-def check_labels(paths: list[str], layout: BinaryLayout, kind: str) -> None:
+def check_labels(paths: list[str], layout: DatasetSpec, kind: str) -> None:
   """Reads the label bytes once and refuses any outside the dataset's classes.
 
   Raises:
@@ -122,18 +118,20 @@ def check_labels(paths: list[str], layout: BinaryLayout, kind: str) -> None:
           "re-download it, or pick the matching data.name.")
 
 
-def read_label_names(folder: str, layout: BinaryLayout, kind: str) -> list[str]:
-  """Class names from the dataset's names file; numbers if it is missing."""
+def read_label_names(folder: str, layout: DatasetSpec, kind: str) -> list[str]:
+  """Class names from the dataset's names file; else the spec's, else numbers."""
   path = os.path.join(folder, layout.label_names_file[kind])
   names = []
   if os.path.isfile(path):
     with open(path) as f:
       names = [line.strip() for line in f if line.strip()]
   classes = layout.num_classes[kind]
-  return names[:classes] if len(names) >= classes else [str(i) for i in range(classes)]
+  if len(names) >= classes:
+    return names[:classes]
+  return list(layout.label_names.get(kind) or map(str, range(classes)))
 
 
-def reader(layout: BinaryLayout, kind: str):
+def reader(layout: DatasetSpec, kind: str):
   """read_records for one layout and label kind: read(path, first, count)."""
   return functools.partial(read_records, layout=layout, kind=kind)
 
@@ -146,7 +144,7 @@ def file_dataset(paths: list[str], counts: list[int]):
 
 
 def record_dataset(paths: list[str], counts: list[int], read):
-  """A tf.data.Dataset of (uint8 image [32, 32, 3], int32 label) records of
+  """A tf.data.Dataset of (uint8 image [side, side, 3], int32 label) records of
   the files `paths`, in order, holding `counts` records (count_records),
   each chunk read by `read` (reader's)."""
   return file_dataset(paths, counts).flat_map(
@@ -167,12 +165,12 @@ def file_chunks(read, path, count):
                                        tf.minimum(count - first, PARSE_CHUNK)))
 
 
-def read_records(path, first, count, layout: BinaryLayout, kind: str):
+def read_records(path, first, count, layout: DatasetSpec, kind: str):
   """Records `first` to `first + count` of the file `path` -> (images, labels).
 
   One numpy read straight into an array and one channel move per call: a
   FixedLengthRecordDataset read and decode_raw copied each record twice more
-  on its way. Images are uint8 [count, 32, 32, 3], labels int32 [count].
+  on its way. Images are uint8 [count, side, side, channels], labels int32 [count].
   """
   import tensorflow as tf
 
@@ -187,12 +185,12 @@ def read_records(path, first, count, layout: BinaryLayout, kind: str):
                        "Restore the file, then run the same command again: "
                        "it continues from the latest checkpoint.")
     records = records.reshape(count, layout.record_bytes)
-    return (channels_last(records, layout.label_bytes),
+    return (channels_last(records, layout),
             records[:, layout.label_offset[kind]].astype(np.int32))
 
   images, labels = tf.numpy_function(read, [path, first, count],
                                      [tf.uint8, tf.int32], stateful=False)
-  return tf.reshape(images, [-1, HEIGHT, WIDTH, DEPTH]), tf.reshape(labels, [-1])
+  return tf.reshape(images, [-1, *layout.image_shape]), tf.reshape(labels, [-1])
 
 
 def shrunk_file_error(exc: BaseException) -> DataError | None:
@@ -202,15 +200,16 @@ def shrunk_file_error(exc: BaseException) -> DataError | None:
   return DataError(match.group(1)) if match else None
 
 
-def channels_last(records: np.ndarray, skip: int) -> np.ndarray:
-  """uint8 records [N, skip + 3072] (channel-major images after `skip` label
-  bytes) -> the images [N, 1024, 3], one strided copy per channel.
+def channels_last(records: np.ndarray, layout: DatasetSpec) -> np.ndarray:
+  """uint8 records [N, record_bytes] (channel-major images after the label
+  bytes) -> the images [N, side * side, channels], one strided copy per channel.
 
   Streaming pays this every epoch: numpy's per-channel strided copies took
   1.7 us a record where tf.transpose's byte shuffle took 4.5.
   """
-  planes = records[:, skip:].reshape(len(records), DEPTH, HEIGHT * WIDTH)
-  images = np.empty((len(records), HEIGHT * WIDTH, DEPTH), np.uint8)
-  for channel in range(DEPTH):
+  pixels, channels = layout.side * layout.side, layout.channels
+  planes = records[:, layout.label_bytes:].reshape(len(records), channels, pixels)
+  images = np.empty((len(records), pixels, channels), np.uint8)
+  for channel in range(channels):
     images[:, :, channel] = planes[:, channel]
   return images

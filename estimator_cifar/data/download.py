@@ -36,16 +36,12 @@ import urllib.error
 import urllib.request
 
 from estimator_cifar.data import cifar
+from estimator_cifar.data.cifar import DatasetSpec
 from estimator_cifar.errors import ConfigError, DataError
 
 MIRROR_ENV = "ESTIMATOR_CIFAR_MIRROR"
 CHUNK_BYTES = 1 << 20
 _PROGRESS_INTERVAL_S = 0.5
-
-
-# The archives are data/cifar.py's specs.
-ArchiveSpec = cifar.CifarSpec
-CIFAR10, CIFAR100, DATASETS = cifar.CIFAR10, cifar.CIFAR100, cifar.DATASETS
 
 
 def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,
@@ -72,10 +68,10 @@ def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,
     DataError: The download failed, the checksum did not match, or the
       archive is unsafe or lacks the expected files.
   """
-  if dataset not in DATASETS:
+  if dataset not in cifar.PUBLISHED:
     raise ConfigError(f"Unknown dataset {dataset!r}; choose one of "
-                      f"{', '.join(sorted(DATASETS))}.")
-  spec = DATASETS[dataset]
+                      f"{', '.join(sorted(cifar.PUBLISHED))}.")
+  spec = cifar.DATASETS[dataset]
   folder = os.path.join(data_dir, spec.folder)
   if not _missing_files(folder, spec):
     return folder
@@ -97,12 +93,12 @@ def ensure_dataset(data_dir: str, dataset: str, url: str | None = None,
   return folder
 
 
-def _missing_files(folder: str, spec: ArchiveSpec) -> list[str]:
+def _missing_files(folder: str, spec: DatasetSpec) -> list[str]:
   """Names of the expected files that `folder` lacks."""
   return [f for f in spec.files if not os.path.isfile(os.path.join(folder, f))]
 
 
-def _download(url: str, archive: str, spec: ArchiveSpec, data_dir: str,
+def _download(url: str, archive: str, spec: DatasetSpec, data_dir: str,
               timeout: float, expected: str) -> None:
   """Fetches `url` into a temp file beside `archive`; renames it if it verifies.
 
@@ -182,7 +178,7 @@ def move_aside(path: str, suffix: str) -> str:
   return target
 
 
-def _verify_placed(archive: str, expected: str, spec: ArchiveSpec) -> None:
+def _verify_placed(archive: str, expected: str, spec: DatasetSpec) -> None:
   """Checks an archive found in data_dir; on a mismatch moves it aside, raises.
 
   It may be the user's own copy (an offline machine), so it is never deleted.
@@ -204,7 +200,7 @@ def _within(path: str, root: str) -> bool:
 
 
 def _check_members(tar: tarfile.TarFile, target: str, archive: str,
-                   spec: ArchiveSpec) -> None:
+                   spec: DatasetSpec) -> None:
   """Refuses the whole archive if any member would land outside `target`."""
   for m in tar.getmembers():
     dest = os.path.realpath(os.path.join(target, m.name))
@@ -223,7 +219,7 @@ def _check_members(tar: tarfile.TarFile, target: str, archive: str,
           f"again from {spec.url}.")
 
 
-def _extract(archive: str, data_dir: str, spec: ArchiveSpec) -> None:
+def _extract(archive: str, data_dir: str, spec: DatasetSpec) -> None:
   """Extracts into a temp folder in `data_dir`, then renames into place."""
   tmp = tempfile.mkdtemp(dir=data_dir, prefix=f".{spec.folder}.", suffix=".tmp")
   try:

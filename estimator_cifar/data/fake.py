@@ -12,22 +12,20 @@ import numpy as np
 
 from estimator_cifar.data import cifar
 
-LABEL_NAMES_10 = ("airplane automobile bird cat deer dog frog horse ship "
-                  "truck").split()
-
+LABEL_NAMES_10 = cifar.CIFAR10.label_names["fine"]  # What write_cifar10 writes.
 
 def make_images(labels: np.ndarray, num_classes: int, easy: bool,
                 rng: np.random.Generator) -> np.ndarray:
-  """uint8 images [N, 32, 32, 3] (HWC) for `labels`."""
-  n = len(labels)
+  """uint8 images [N, 32, 32, 3] (HWC, CIFAR's shape) for `labels`."""
+  n, side = len(labels), cifar.SIDE
   if not easy:
-    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    return rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
   # Class c: stripes along axis (c % 2) at 1 + (c // 2) % 5 periods per 16 px,
   # random phase, a tint from c; with more than 10 classes, group c // 10 also
   # places a dark 8x8 square in one of 10 cells of a 3x4 grid.
-  yy, xx = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+  yy, xx = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
   tints = np.random.default_rng(1234).uniform(0.3, 1.0, (num_classes, 3))
-  images = np.empty((n, 32, 32, 3), np.float32)
+  images = np.empty((n, side, side, 3), np.float32)
   for i, c in enumerate(labels):
     pattern = c % 10
     coord = yy if pattern % 2 == 0 else xx
@@ -48,7 +46,7 @@ def _records(label_columns: list[np.ndarray], images: np.ndarray) -> np.ndarray:
   return np.concatenate(cols + [chw], axis=1)
 
 
-def _write_records(data_dir: str, layout: cifar.CifarSpec, sizes: list[int],
+def _write_records(data_dir: str, layout: cifar.DatasetSpec, sizes: list[int],
                    easy: bool, seed: int) -> str:
   """Writes `sizes[i]` records into the i-th train/test file; returns the folder."""
   folder = os.path.join(data_dir, layout.folder)
@@ -72,7 +70,7 @@ def write_cifar10(data_dir: str, train_per_file: int = 40, test: int = 50,
       data_dir, layout, [train_per_file] * len(layout.train_files) + [test],
       easy, seed)
   with open(os.path.join(folder, layout.label_names_file["fine"]), "w") as f:
-    f.write("\n".join(LABEL_NAMES_10) + "\n\n")
+    f.write("\n".join(layout.label_names["fine"]) + "\n\n")
   return folder
 
 

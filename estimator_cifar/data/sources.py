@@ -8,10 +8,10 @@ with a clear message and the per-step path never checks anything.
 import os
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import cifar_binary
+from estimator_cifar.data import cifar, cifar_binary
+from estimator_cifar.data.cifar import DatasetSpec
 from estimator_cifar.data.source import DataSource
 
-SYNTHETIC_CLASSES = 10
 SYNTHETIC_CHUNK = 1000  # Records generated together.
 
 
@@ -21,19 +21,24 @@ def default_data_dir() -> str:
 
 
 def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
-  """Builds the DataSource for `cfg.data` (binary files, tfds or synthetic).
+  """Builds the DataSource for `cfg.data` (binary files, tfds, a folder of
+  class folders, or synthetic).
 
   Raises:
-    DataError: see `cifar_binary.locate`, `count_records`, `check_labels`.
+    DataError: see `cifar_binary.locate`, `count_records`, `check_labels`,
+      and the other sources' `get_source`.
   """
   data = cfg.data
-  if data.name == "synthetic":
-    return _synthetic(data.synthetic_train_size, data.synthetic_eval_size)
+  layout = cifar.DATASETS[data.name]
+  if data.source == "folder":
+    from estimator_cifar.data import folder_source
+    return folder_source.get_source(layout, data_dir or default_data_dir())
+  if data.name == cifar.SYNTHETIC.name:
+    return _synthetic(layout, data.synthetic_train_size, data.synthetic_eval_size)
   if data.source == "tfds":
     from estimator_cifar.data import tfds_source
     return tfds_source.get_source(cfg)
-  layout = cifar_binary.LAYOUTS[data.name]
-  kind = cifar_binary.label_kind(layout, data.label)
+  kind = layout.label_kind(data.label)
   folder = cifar_binary.locate(data_dir or default_data_dir(), layout)
   files = {split: [os.path.join(folder, f) for f in names] for split, names in
            (("train", layout.train_files), ("test", layout.test_files))}
@@ -48,15 +53,16 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
       label_names=cifar_binary.read_label_names(folder, layout, kind),
       records=lambda split: cifar_binary.record_dataset(
           files[split], counts[split], read),
-      files=files, file_records=counts, read_records=read)
+      image_shape=layout.image_shape, files=files, file_records=counts, read_records=read)
 
 
-def _synthetic(num_train: int, num_eval: int) -> DataSource:
-  """Random images and labels of CIFAR's shapes, the same on every epoch.
+def _synthetic(spec: DatasetSpec, num_train: int, num_eval: int) -> DataSource:
+  """Random images and labels of the spec's shapes, the same on every epoch.
 
   Generated SYNTHETIC_CHUNK records at a time, the image bytes as bits of
   uint32 draws: one record at a time would pay an op dispatch per record.
   """
+  classes = spec.num_classes["fine"]
 
   def records(split):
     import tensorflow as tf
@@ -65,17 +71,17 @@ def _synthetic(num_train: int, num_eval: int) -> DataSource:
     def make(indices):
       count = tf.shape(indices)[0]
       seed = tf.stack([tf.cast(indices[0], tf.int32), salt])
-      words = tf.random.stateless_uniform([count, 32 * 32 * 3 // 4], seed,
+      words = tf.random.stateless_uniform([count, spec.image_bytes // 4], seed,
                                           dtype=tf.uint32, minval=None,
                                           maxval=None)
-      images = tf.reshape(tf.bitcast(words, tf.uint8), [count, 32, 32, 3])
-      labels = tf.random.stateless_uniform([count], seed + [0, 2], 0,
-                                           SYNTHETIC_CLASSES, tf.int32)
+      images = tf.reshape(tf.bitcast(words, tf.uint8), [count, *spec.image_shape])
+      labels = tf.random.stateless_uniform([count], seed + [0, 2], 0, classes,
+                                           tf.int32)
       return images, labels
 
     n = num_train if split == "train" else num_eval
     ds = tf.data.Dataset.range(n).batch(SYNTHETIC_CHUNK)
     return ds.map(make, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
-  return DataSource("synthetic", SYNTHETIC_CLASSES, num_train, num_eval,
-                    [str(i) for i in range(SYNTHETIC_CLASSES)], records)
+  return DataSource(spec.name, classes, num_train, num_eval,
+                    [str(i) for i in range(classes)], records, spec.image_shape)

@@ -22,12 +22,13 @@ shuffle is as good as the block is large against the files;
 `data.shuffle_buffer` <= 1 keeps the files' order.
 """
 
+import math
 import os
 
 from absl import logging
 
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import augment, cifar, cifar_binary
+from estimator_cifar.data import augment, cifar_binary
 from estimator_cifar.data import permutation
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.model.keys import IMAGES_KEY
@@ -37,8 +38,6 @@ from estimator_cifar.model.keys import IMAGES_KEY
 IN_MEMORY_COPIES = 3
 MEMORY_SHARE = 0.5
 MAX_OPEN_FILES = 8
-# Bytes of one record where the source has no files to measure.
-RECORD_BYTES = cifar.IMAGE_BYTES + 1
 
 
 def available_memory() -> int:
@@ -48,12 +47,13 @@ def available_memory() -> int:
 
 
 def split_bytes(source: DataSource, split: str = "train") -> int:
-  """The split's size on disk (its record count x a record, without files)."""
+  """The split's size on disk (without files: its record count x a record
+  of the image's bytes and one label byte)."""
   files = source.files.get(split, [])
   if files:
     return sum(os.path.getsize(path) for path in files)
   count = source.num_train if split == "train" else source.num_eval
-  return count * RECORD_BYTES
+  return count * (math.prod(source.image_shape) + 1)
 
 
 def should_stream(cfg: ExperimentConfig, source: DataSource) -> bool:

@@ -9,11 +9,10 @@ to prepare it, once, on a machine with network access.
 
 from estimator_cifar import paths
 from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.data import cifar
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.errors import DataError
 
-# tfds feature holding each label kind (CIFAR-10 has only `label`).
-LABEL_FEATURES = {"fine": "label", "coarse": "coarse_label"}
 SPLITS = {"train": "train", "test": "test"}
 
 
@@ -36,23 +35,25 @@ def get_source(cfg: ExperimentConfig) -> DataSource:
         "install tensorflow-datasets==4.9.10 tensorflow-metadata==1.16.1), or "
         "use --params_override=data.source=binary.") from None
   data = cfg.data
+  spec = cifar.DATASETS[data.name]
+  name = spec.tfds_name
   tfds_dir = paths.expand(data.tfds_dir)
-  builder = tfds.builder(data.name, data_dir=tfds_dir or None)
+  builder = tfds.builder(name, data_dir=tfds_dir or None)
   # Look for the info file first: is_prepared() alone logs a warning on an
   # absent folder, before the error below says the same more usefully.
   info_file = builder.data_path / "dataset_info.json"
   if not info_file.exists() or not builder.is_prepared():
     folder = tfds_dir or "~/tensorflow_datasets"
     raise DataError(
-        f"data.source=tfds: {data.name} is not prepared under {folder} "
+        f"data.source=tfds: {name} is not prepared under {folder} "
         f"(no {info_file}), and runs never download. "
-        f"Prepare it once with network access: `tfds build {data.name} "
-        f"--data_dir={folder}` (or in Python: tfds.builder('{data.name}', "
+        f"Prepare it once with network access: `tfds build {name} "
+        f"--data_dir={folder}` (or in Python: tfds.builder('{name}', "
         f"data_dir='{folder}').download_and_prepare()), then set "
         "data.tfds_dir to that folder. Or use the binary files instead: "
         "--params_override=data.source=binary (fetched by "
         "python -m tools.download_cifar or on first run).")
-  feature = LABEL_FEATURES[data.label] if data.name == "cifar100" else "label"
+  feature = spec.tfds_label_feature[spec.label_kind(data.label)]
   label_info = builder.info.features[feature]
   sizes = {split: builder.info.splits[tfds_split].num_examples
            for split, tfds_split in SPLITS.items()}
@@ -66,4 +67,5 @@ def get_source(cfg: ExperimentConfig) -> DataSource:
   return DataSource(
       name=data.name, num_classes=label_info.num_classes,
       num_train=sizes["train"], num_eval=sizes["test"],
-      label_names=list(label_info.names), records=records)
+      label_names=list(label_info.names), records=records,
+      image_shape=spec.image_shape)

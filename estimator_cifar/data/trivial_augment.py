@@ -27,17 +27,18 @@ FILL = 128.0
 class Ranges:
   """Each op's strength at the top level (level 1)."""
   shear: float
-  translate: float  # Pixels.
+  translate: float  # Fraction of the image's side (the paper's 32 px: 1.0).
   rotate: float  # Degrees.
   enhance: float  # Enhance factors 1 +- this.
   posterize: int  # Bits dropped: 8 - this are kept.
 
 
 # The paper's two augmentation spaces; config.TRIVIAL_AUGMENT_RANGES names them.
-RANGES = {"wide": Ranges(shear=0.99, translate=32.0, rotate=135.0, enhance=0.99,
+# The paper gives translations in pixels of CIFAR's 32: 32 (wide) and 10.
+RANGES = {"wide": Ranges(shear=0.99, translate=1.0, rotate=135.0, enhance=0.99,
                          posterize=6),
-          "standard": Ranges(shear=0.3, translate=10.0, rotate=30.0, enhance=0.9,
-                             posterize=4)}
+          "standard": Ranges(shear=0.3, translate=10 / 32, rotate=30.0,
+                             enhance=0.9, posterize=4)}
 
 _GRAY = (0.299, 0.587, 0.114)  # PIL's "L" conversion.
 
@@ -172,10 +173,11 @@ _OP_FNS = {
                                                 0.0, 1.0, 0.0)),
     "shear_y": _geometric(lambda v, cy, cx, r: (1.0, 0.0, 0.0,
                                                 v * r.shear, 1.0, -v * r.shear * cx)),
-    "translate_x": _geometric(lambda v, cy, cx, r: (1.0, 0.0, -v * r.translate,
-                                                    0.0, 1.0, 0.0)),
-    "translate_y": _geometric(lambda v, cy, cx, r: (1.0, 0.0, 0.0,
-                                                    0.0, 1.0, -v * r.translate)),
+    # The side is 2 * centre + 1.
+    "translate_x": _geometric(lambda v, cy, cx, r: (
+        1.0, 0.0, -v * r.translate * (2 * cx + 1), 0.0, 1.0, 0.0)),
+    "translate_y": _geometric(lambda v, cy, cx, r: (
+        1.0, 0.0, 0.0, 0.0, 1.0, -v * r.translate * (2 * cy + 1))),
     "rotate": _geometric(_rotation),
     "brightness": _blend(tf.zeros_like),
     "color": _blend(_gray),

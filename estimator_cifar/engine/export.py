@@ -29,7 +29,7 @@ from absl import logging
 
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import augment
+from estimator_cifar.data import augment, cifar
 from estimator_cifar.engine import precision
 from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.errors import CheckpointError
@@ -44,7 +44,7 @@ BYTES_INPUT = "image_bytes"
 # Estimator names an alternative receiver's signatures "<receiver>:<output>".
 BYTES_SIGNATURE = BYTES_INPUT + ":serving_default"
 EVAL_RESULT_FILE = "eval_result.json"  # Beside saved_model.pb in export/best.
-SIDE = 32                              # CIFAR images are 32x32 RGB.
+SIDE = cifar.SIDE                      # Every dataset's images: 32x32 RGB.
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:

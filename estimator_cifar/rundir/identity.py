@@ -16,10 +16,12 @@ import os
 
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.data import cifar
 from estimator_cifar.errors import CheckpointError
 
 # Fields that change the variables or the meaning of the logits. data.label
-# only matters for CIFAR-100 (fine or coarse classes).
+# only matters for a dataset with several label kinds (CIFAR-100's fine or
+# coarse classes).
 IDENTITY_FIELDS = ("model.name", "model.depth", "model.version", "model.width",
                    "data.name", "data.label")
 
@@ -32,8 +34,9 @@ def config_differences(old: dict, new: ExperimentConfig) -> list[str]:
     section, name = key.split(".")
     before = old.get(section, {}).get(name)
     after = new_dict[section][name]
-    if key == "data.label" and "cifar100" not in (
-        old.get("data", {}).get("name"), new.data.name):
+    if key == "data.label" and all(
+        len(cifar.label_kinds(name)) == 1
+        for name in (old.get("data", {}).get("name"), new.data.name)):
       continue
     if before is not None and before != after:
       diffs.append(f"{key}: {before!r} -> {after!r}")

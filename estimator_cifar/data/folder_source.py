@@ -1,0 +1,168 @@
+"""`data.source=folder`: images in class folders, read as Keras'
+`image_dataset_from_directory` reads them.
+
+    <data_dir>/train/<class>/<image>    <data_dir>/test/<class>/<image>
+
+The classes are the sorted names of train/'s subfolders, label i the i-th
+(and the run's label_names.txt); test/ may lack a class but not add one. In
+each class folder the regular files ending in .png, .jpg or .jpeg are read,
+in name order; anything else (links, subfolders, other files) is skipped.
+Each image's header is read at start-up, so a file that is not a PNG or
+JPEG, or would decode to more than MAX_DECODED_PIXELS, fails at once with
+its name. Images are decoded to RGB and resized to the dataset spec's side
+(data.name's, 32 for the CIFARs) by the exporter's `decode_images`: training
+sees exactly what serving the model will see.
+"""
+
+import os
+
+from estimator_cifar.data.cifar import DatasetSpec
+from estimator_cifar.data.source import DataSource
+from estimator_cifar.errors import DataError
+
+SPLIT_FOLDERS = {"train": "train", "test": "test"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# PIL's decompression-bomb limit: a small file can claim a huge image.
+MAX_DECODED_PIXELS = 89_478_485
+DECODE_CHUNK = 64  # Images decoded together.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8"
+# JPEG start-of-frame markers (they hold the size); C4, C8, CC are not frames.
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def get_source(spec: DatasetSpec, data_dir: str) -> DataSource:
+  """The DataSource of the class folders under `data_dir`.
+
+  Raises:
+    DataError: no train/ folder or no class folder in it, a test class that
+      train/ lacks, a split without images, or an image that is not a PNG or
+      JPEG or is too large to decode (see check_image).
+  """
+  train_dir = os.path.join(data_dir, SPLIT_FOLDERS["train"])
+  classes = [e.name for e in _entries(train_dir, missing_ok=True)
+             if e.is_dir(follow_symlinks=False)]
+  if not classes:
+    raise DataError(
+        f"data.source=folder: no class folders in {train_dir}/. Put the "
+        "training images in <data_dir>/train/<class>/*.png (or .jpg) and the "
+        "test images in <data_dir>/test/<class>/*, then pass that folder as "
+        "--data_dir.")
+  listing = {split: list_images(os.path.join(data_dir, folder), classes)
+             for split, folder in SPLIT_FOLDERS.items()}
+
+  def records(split: str):
+    import tensorflow as tf
+
+    # Deferred: the exporter's decode is TensorFlow's, and so is the engine.
+    from estimator_cifar.engine import export
+    paths, labels = listing[split]
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, tf.string), tf.constant(labels, tf.int32)))
+    ds = ds.map(lambda path, label: (tf.io.read_file(path), label))
+    return ds.batch(DECODE_CHUNK).map(
+        lambda data, labels: (export.decode_images(data), labels),
+        num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+  return DataSource(
+      name=spec.name, num_classes=len(classes),
+      num_train=len(listing["train"][0]), num_eval=len(listing["test"][0]),
+      label_names=classes, records=records, image_shape=spec.image_shape)
+
+
+def list_images(split_dir: str, classes: list[str]) -> tuple[list[str], list[int]]:
+  """The split's image paths and labels, each image checked (check_image).
+
+  Raises:
+    DataError: see get_source.
+  """
+  paths, labels = [], []
+  for entry in _entries(split_dir):
+    if entry.is_dir(follow_symlinks=False) and entry.name not in classes:
+      raise DataError(
+          f"data.source=folder: {entry.path}/ is a class that "
+          f"{os.path.dirname(split_dir)}/train/ lacks (its classes: "
+          f"{', '.join(classes)}). Add a train/{entry.name}/ folder with its "
+          "training images, or move the folder out of the test split.")
+  for label, name in enumerate(classes):
+    folder = os.path.join(split_dir, name)
+    files = sorted(e.path for e in _entries(folder, missing_ok=True)
+                   if e.is_file(follow_symlinks=False)
+                   and e.name.lower().endswith(IMAGE_EXTENSIONS))
+    for path in files:
+      check_image(path)
+    paths.extend(files)
+    labels.extend([label] * len(files))
+  if not paths:
+    raise DataError(
+        f"data.source=folder: no {'/'.join(IMAGE_EXTENSIONS)} images in the "
+        f"class folders of {split_dir}/. Put each image in "
+        f"{split_dir}/<class>/ (one folder per class).")
+  return paths, labels
+
+
+def _entries(folder: str, missing_ok: bool = False) -> list[os.DirEntry]:
+  """The folder's entries, by name; a DataError if it is not readable."""
+  try:
+    with os.scandir(folder) as it:
+      return sorted(it, key=lambda e: e.name)
+  except FileNotFoundError:
+    if missing_ok:
+      return []
+    raise DataError(
+        f"data.source=folder: {folder}/ does not exist. Put the images in "
+        "<data_dir>/train/<class>/ and <data_dir>/test/<class>/, then pass "
+        "that folder as --data_dir.") from None
+  except OSError as e:
+    raise DataError(f"data.source=folder: cannot read {folder}/ ({e.strerror}). "
+                    "Fix its permissions or pass another --data_dir.") from None
+
+
+def check_image(path: str, max_pixels: int = MAX_DECODED_PIXELS) -> None:
+  """Refuses a file that is not a PNG or JPEG, or would decode to too many
+  pixels, from its header alone (nothing is decoded).
+
+  Raises:
+    DataError: names the file, what is wrong and the fix.
+  """
+  try:
+    size = image_size(path)
+  except OSError as e:
+    raise DataError(f"Cannot read {path} ({e.strerror}). Fix its "
+                    "permissions or remove it.") from None
+  if size is None:
+    raise DataError(f"{path} is not a PNG or JPEG image (its header does not "
+                    "parse as either). Convert it, or remove it.")
+  width, height = size
+  if width * height > max_pixels:
+    raise DataError(
+        f"{path} claims {width}x{height} pixels, more than the "
+        f"{max_pixels:,} this package decodes (a small file can claim a huge "
+        "image and exhaust memory). Shrink the image first, or remove it.")
+
+
+def image_size(path: str) -> tuple[int, int] | None:
+  """(width, height) from a PNG's or JPEG's header; None if it is neither."""
+  with open(path, "rb") as f:
+    head = f.read(24)
+    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+      return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if not head.startswith(_JPEG_SIGNATURE):
+      return None
+    f.seek(len(_JPEG_SIGNATURE))
+    while f.read(1) == b"\xff":  # Each segment: ff, marker, length, data.
+      marker = f.read(1)
+      while marker == b"\xff":  # Fill bytes.
+        marker = f.read(1)
+      if not marker or marker[0] == 0xD9:  # The end, with no frame.
+        return None
+      if 0xD0 <= marker[0] <= 0xD7 or marker[0] == 0x01:  # No length.
+        continue
+      length = int.from_bytes(f.read(2), "big")
+      if marker[0] in _JPEG_FRAMES:
+        frame = f.read(5)  # Precision, height, width.
+        if len(frame) < 5:
+          return None
+        return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+      f.seek(length - 2, os.SEEK_CUR)
+  return None
