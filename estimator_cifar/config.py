@@ -67,7 +67,7 @@ class DataConfig:
   tfds_dir: str = ""
   shuffle_buffer: int = 50000  # <= 1: no shuffle; any larger value is a
                                # full permutation per epoch.
-  image_size: int = 32       # Side of the training/eval crop (the tutorial uses 24).
+  image_size: int = cifar.SIDE  # Side of the training/eval crop (the tutorial uses 24).
   augment: list[str] = field(
       default_factory=lambda: ["pad_crop", "flip", "standardize"])
   pad: int = 4
