@@ -61,8 +61,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
   name: str = "cifar10"
-  source: str = "binary"     # binary files under data_dir, tensorflow-datasets,
-                             # or data_dir/{train,test}/<class>/ image folders.
+  source: str = "binary"     # binary files, tensorflow-datasets or class folders.
   label: str = "fine"        # CIFAR-100 only: fine (100) or coarse (20) labels.
   tfds_dir: str = ""
   shuffle_buffer: int = 50000  # <= 1: no shuffle; any larger value is a
@@ -353,8 +352,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     raise ConfigError("ema.eval_with_ema=true needs ema.decay > 0.")
   spec = cifar.DATASETS[cfg.data.name]
   if not 0 < cfg.data.image_size <= spec.side:
-    raise ConfigError(f"data.image_size={cfg.data.image_size} must be in "
-                      f"1..{spec.side}.")
+    raise ConfigError(f"data.image_size={cfg.data.image_size} must be in 1..{spec.side}.")
   if cfg.data.source == "tfds" and not spec.tfds_name:
     raise ConfigError(f"data.source=tfds cannot serve data.name={spec.name}; "
                       "use data.source=binary.")
