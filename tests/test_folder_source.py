@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import rundir
-from estimator_cifar.data import cifar, folder_source, sources
+from estimator_cifar.data import cifar, folder_source, sources, streaming
+from estimator_cifar.data.input_pipeline import IMAGES_KEY, make_input_fn
 from estimator_cifar.errors import DataError
 from tests.testutil import (TINY, checkpoint_steps, cli_in_process, error_line,
                             run_cli, tiny_config)
@@ -91,11 +92,19 @@ def test_bad_folders_are_refused_naming_the_file_and_fix(tmp_path, arrange, mess
     folder_source.get_source(cifar.CIFAR10, str(tmp_path))
 
 
-def test_the_config_picks_the_folder_source(tmp_path):
-  _write(tmp_path / "train/a/1.png", _noise(32, 32))
+@pytest.mark.parametrize("in_memory", ["true", "false"])
+def test_the_config_picks_the_folder_source_in_memory_or_streamed(tmp_path, in_memory):
+  for i in range(5):
+    _write(tmp_path / f"train/{'ab'[i % 2]}/{i}.png", _noise(40, 40, seed=i))
   _write(tmp_path / "test/a/1.png", _noise(32, 32))
-  source = sources.get_source(tiny_config("data.source=folder"), str(tmp_path))
-  assert source.label_names == ["a"] and source.image_shape == (32, 32, 3)
+  cfg = tiny_config("data.source=folder", f"data.in_memory={in_memory}",
+                    "train.batch_size=4")
+  source = sources.get_source(cfg, str(tmp_path))
+  assert source.label_names == ["a", "b"] and source.image_shape == (32, 32, 3)
+  assert streaming.should_stream(cfg, source) == (in_memory == "false")
+  for features, labels in make_input_fn(cfg, source, training=True)().take(3):
+    assert features[IMAGES_KEY].shape == (4, 32, 32, 3)
+    assert set(labels.numpy()) <= {0, 1}
 
 
 def _class_image(label: int, rng) -> np.ndarray:
