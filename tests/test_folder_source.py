@@ -66,6 +66,12 @@ def test_image_size_reads_png_and_jpeg_headers(tmp_path):
   assert folder_source.image_size(str(tmp_path / "c.png")) is None
 
 
+def _truncate(path) -> None:
+  """Its header intact, half its pixel data gone (an interrupted copy)."""
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 2])
+
+
 def _huge_png_header(path, width: int, height: int) -> None:
   """A real PNG whose header claims width x height (never decoded)."""
   data = bytearray(tf.io.encode_png(_noise(2, 2)).numpy())
@@ -82,11 +88,14 @@ def _huge_png_header(path, width: int, height: int) -> None:
     (lambda d: _huge_png_header(d / "test/cat/huge.png", 20000, 20000),
      r"huge.png claims 20000x20000 pixels, more than the 89,478,485"),
     (lambda d: os.remove(d / "test/cat/t.png"), r"no .* images in the class folders of"),
+    (lambda d: _truncate(d / "test/cat/t.png"),
+     r"test/cat/t.png does not decode \(Invalid PNG data, size \d+\): the file is "
+     "truncated"),
 ])
 def test_bad_folders_are_refused_naming_the_file_and_fix(tmp_path, arrange, message):
   if "no class folders" not in message:
     _write(tmp_path / "train/cat/c.png", _noise(8, 8))
-    _write(tmp_path / "test/cat/t.png", _noise(8, 8))
+    _write(tmp_path / "test/cat/t.png", _noise(16, 16))
   arrange(tmp_path)
   with pytest.raises(DataError, match=message):
     folder_source.get_source(cifar.CIFAR10, str(tmp_path))

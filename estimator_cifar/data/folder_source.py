@@ -9,12 +9,16 @@ each class folder the regular files ending in .png, .jpg or .jpeg are read,
 in name order; anything else (links, subfolders, other files) is skipped.
 Each image's header is read at start-up, so a file that is not a PNG or
 JPEG, or would decode to more than MAX_DECODED_PIXELS, fails at once with
-its name. Images are decoded to RGB and resized to the dataset spec's side
-(data.name's, 32 for the CIFARs) by the exporter's `decode_images`: training
-sees exactly what serving the model will see.
+its name. Then every image is decoded once, to RGB resized to the dataset
+spec's side (data.name's, 32 for the CIFARs) by the exporter's
+`decode_images`, so training sees what serving the model will see; a file
+that does not decode (truncated, corrupt) fails there, named, not mid-run.
+Memory: the decoded splits, side x side x 3 bytes an image.
 """
 
 import os
+
+import numpy as np
 
 from estimator_cifar.data.cifar import DatasetSpec
 from estimator_cifar.data.source import DataSource
@@ -37,7 +41,7 @@ def get_source(spec: DatasetSpec, data_dir: str) -> DataSource:
   Raises:
     DataError: no train/ folder or no class folder in it, a test class that
       train/ lacks, a split without images, or an image that is not a PNG or
-      JPEG or is too large to decode (see check_image).
+      JPEG, is too large to decode (check_image) or does not decode.
   """
   train_dir = os.path.join(data_dir, SPLIT_FOLDERS["train"])
   classes = [e.name for e in _entries(train_dir, missing_ok=True)
@@ -48,25 +52,30 @@ def get_source(spec: DatasetSpec, data_dir: str) -> DataSource:
         "training images in <data_dir>/train/<class>/*.png (or .jpg) and the "
         "test images in <data_dir>/test/<class>/*, then pass that folder as "
         "--data_dir.")
-  listing = {split: list_images(os.path.join(data_dir, folder), classes)
-             for split, folder in SPLIT_FOLDERS.items()}
+  decoded = {}
+  for split, folder in SPLIT_FOLDERS.items():
+    paths, labels = list_images(os.path.join(data_dir, folder), classes)
+    decoded[split] = decode(paths), np.array(labels, np.int32)
 
   def records(split: str):
     import tensorflow as tf
+    images, labels = decoded[split]
 
-    # Deferred: the exporter's decode is TensorFlow's, and so is the engine.
-    from estimator_cifar.engine import export
-    paths, labels = listing[split]
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(paths, tf.string), tf.constant(labels, tf.int32)))
-    ds = ds.map(lambda path, label: (tf.io.read_file(path), label))
-    return ds.batch(DECODE_CHUNK).map(
-        lambda data, labels: (export.decode_images(data), labels),
-        num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    def read(first, count):  # Slices of the arrays, not graph constants.
+      first, count = int(first), int(count)
+      return images[first:first + count], labels[first:first + count]
+
+    def chunk(first):
+      count = tf.minimum(len(labels) - first, DECODE_CHUNK)
+      part = tf.numpy_function(read, [first, count], [tf.uint8, tf.int32],
+                               stateful=False)
+      return tf.reshape(part[0], [-1, *spec.image_shape]), tf.reshape(part[1], [-1])
+
+    return tf.data.Dataset.range(0, len(labels), DECODE_CHUNK).map(chunk).unbatch()
 
   return DataSource(
       name=spec.name, num_classes=len(classes),
-      num_train=len(listing["train"][0]), num_eval=len(listing["test"][0]),
+      num_train=len(decoded["train"][1]), num_eval=len(decoded["test"][1]),
       label_names=classes, records=records, image_shape=spec.image_shape)
 
 
@@ -99,6 +108,54 @@ def list_images(split_dir: str, classes: list[str]) -> tuple[list[str], list[int
         f"class folders of {split_dir}/. Put each image in "
         f"{split_dir}/<class>/ (one folder per class).")
   return paths, labels
+
+
+def decode(paths: list[str]) -> np.ndarray:
+  """uint8 [N, side, side, 3]: the image files decoded and resized, a chunk
+  at a time.
+
+  Raises:
+    DataError: names the first file that does not decode.
+  """
+  import tensorflow as tf
+
+  # Deferred: the exporter's decode needs TensorFlow, as does the engine.
+  from estimator_cifar.engine import export
+
+  # One graph for every chunk: eager map_fn would run Python per image.
+  decode_images = tf.function(export.decode_images,
+                              input_signature=[tf.TensorSpec([None], tf.string)])
+
+  def run(part):
+    data = []
+    for path in part:
+      with open(path, "rb") as f:
+        data.append(f.read())
+    return decode_images(tf.constant(data, tf.string)).numpy()
+
+  chunks = []
+  for start in range(0, len(paths), DECODE_CHUNK):
+    part = paths[start:start + DECODE_CHUNK]
+    try:
+      chunks.append(run(part))
+    except tf.errors.InvalidArgumentError:
+      for path in part:  # Which one.
+        try:
+          run([path])
+        except tf.errors.InvalidArgumentError as e:
+          raise DataError(f"{path} does not decode ({_cause(e.message)}): the "
+                          "file is truncated or corrupt. Replace it, or remove "
+                          "it.") from None
+      raise
+  return np.concatenate(chunks)
+
+
+def _cause(message: str) -> str:
+  """TensorFlow's reason: the line before the failing node's `[[...]]`."""
+  lines = message.splitlines()
+  node = next((i for i, line in enumerate(lines) if "[[" in line), len(lines))
+  reason = [line.strip() for line in lines[:node] if line.strip()]
+  return reason[-1] if reason else "undecodable data"
 
 
 def _entries(folder: str, missing_ok: bool = False) -> list[os.DirEntry]:
