@@ -1,4 +1,4 @@
-"""A shortened fault soak (tools/fault_soak.py): 4 SIGKILLs, everything checks."""
+"""A shortened fault soak (tools/bench/fault_soak.py): 4 SIGKILLs, everything checks."""
 
 import json
 import os
@@ -17,7 +17,7 @@ def test_four_sigkills_lose_nothing(tmp_path, cifar10_dir):
   env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   env.pop("TF_CONFIG", None)
   proc = subprocess.run(
-      [sys.executable, "-m", "tools.fault_soak", "--kills=4", "--seed=3",
+      [sys.executable, "-m", "tools.bench.fault_soak", "--kills=4", "--seed=3",
        "--steps=1500", f"--work_dir={tmp_path / 'soak'}",
        f"--data_dir={cifar10_dir}"],
       cwd=testutil.REPO_ROOT, env=env, capture_output=True, text=True,

@@ -1,11 +1,11 @@
-"""tools/gpu_check: stops at once without a GPU; the plan and its time budget."""
+"""tools/bench/gpu_check: stops at once without a GPU; the plan and its time budget."""
 
 import os
 import subprocess
 import sys
 
 from tests.testutil import REPO_ROOT, subprocess_env
-from tools import gpu_check
+from tools.bench import gpu_check
 
 
 def _env(tmp_path, nvidia_smi: str | None = None, version: str = "3.11") -> dict:
@@ -35,7 +35,7 @@ def _env(tmp_path, nvidia_smi: str | None = None, version: str = "3.11") -> dict
 
 
 def test_script_without_nvidia_smi_fails_fast_before_installing(tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/bench/gpu_check.sh")],
                           env=_env(tmp_path), capture_output=True, text=True,
                           timeout=60)
   assert result.returncode == 2
@@ -45,7 +45,7 @@ def test_script_without_nvidia_smi_fails_fast_before_installing(tmp_path):
 
 
 def test_script_with_a_driver_that_lists_no_gpu_fails_fast(tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/bench/gpu_check.sh")],
                           env=_env(tmp_path, "echo 'No devices were found'; exit 6"),
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 2 and "error: no NVIDIA GPU here" in result.stderr
@@ -57,7 +57,7 @@ GPU_LISTED = "echo 'GPU 0: NVIDIA H200 (UUID: GPU-0)'"
 
 def test_script_on_a_python_without_tensorflow_2_15_wheels_fails_before_installing(
     tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/bench/gpu_check.sh")],
                           env=_env(tmp_path, GPU_LISTED, version="3.12"),
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 2
@@ -67,7 +67,7 @@ def test_script_on_a_python_without_tensorflow_2_15_wheels_fails_before_installi
 
 
 def test_script_without_a_package_index_fails_after_one_short_try(tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
+  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/bench/gpu_check.sh")],
                           env=_env(tmp_path, GPU_LISTED), capture_output=True,
                           text=True, timeout=60)
   assert result.returncode == 2 and result.stdout == ""
@@ -79,7 +79,7 @@ def test_script_without_a_package_index_fails_after_one_short_try(tmp_path):
 def test_module_without_gpu_exits_2_before_importing_tensorflow(tmp_path):
   env = subprocess_env(PATH=str(tmp_path))
   result = subprocess.run(
-      [sys.executable, "-X", "importtime", "-m", "tools.gpu_check"],
+      [sys.executable, "-X", "importtime", "-m", "tools.bench.gpu_check"],
       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
   assert result.returncode == 2
   errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]

@@ -106,7 +106,7 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   source.mkdir()
   for name in ("setup.py", "README.md"):
     shutil.copy(os.path.join(REPO_ROOT, name), source)
-  for name in ("estimator_cifar", "experiments"):
+  for name in ("estimator_cifar", "experiments", "tools"):
     shutil.copytree(os.path.join(REPO_ROOT, name), source / name,
                     ignore=shutil.ignore_patterns("__pycache__"))
   wheels = tmp_path / "wheels"
@@ -116,7 +116,8 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   (wheel,) = wheels.glob("estimator_cifar-*.whl")
   names = zipfile.ZipFile(wheel).namelist()
   assert "estimator_cifar/experiments/resnet_sgd.py" in names
-  assert not any(n.startswith("experiments/") for n in names)
+  assert "estimator_cifar/tools/bench/gpu_check.sh" in names
+  assert not any(n.startswith(("experiments/", "tools/")) for n in names)
 
   target = tmp_path / "site"
   installed = _python("-m", "pip", "install", "--no-deps", "-q", "--target",
@@ -139,6 +140,13 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
              if name.endswith(".py") and name != "__init__.py"}
   assert names == shipped  # Every built-in experiment, from the wheel too.
 
+  # The tools, from any folder: listed, and each runs by its installed name.
+  tools = _python("-m", "estimator_cifar.tools", cwd=elsewhere, env=env)
+  assert "python -m estimator_cifar.tools.sweep " in tools.stdout, tools.stderr[-3000:]
+  helped = _python("-m", "estimator_cifar.tools.run_records", "--help",
+                   cwd=elsewhere, env=env)
+  assert helped.returncode == 0 and "MODEL_DIR" in helped.stdout, helped.stderr[-3000:]
+
   run = _python("-m", "estimator_cifar.run", "--experiment=resnet_sgd",
                 "--model_dir=run", "--params_override=data.name=synthetic,"
                 "model.name=tiny,train.steps=3,train.batch_size=8,"
@@ -148,6 +156,9 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   assert run.returncode == 0, run.stderr[-3000:]
   assert "Done: resnet_sgd mode=train_and_eval step=3" in run.stdout
   assert (elsewhere / "run" / "config.json").is_file()
+  table = _python("-m", "estimator_cifar.tools.results_table", "run",
+                  cwd=elsewhere, env=env)
+  assert table.returncode == 0 and "resnet_sgd" in table.stdout, table.stderr[-3000:]
 
 
 def test_listing_reads_docstrings_without_running_files(tmp_path, monkeypatch):

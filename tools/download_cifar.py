@@ -11,11 +11,16 @@ Failures print one paragraph on stderr and exit non-zero, without traceback.
 
 import sys
 
+if not __package__:  # Run as a file: the relative imports below need -m.
+  print("error: run it as python -m tools.download_cifar from the repository root"
+        " (python -m estimator_cifar.tools.download_cifar once installed)", file=sys.stderr)
+  sys.exit(2)
+
 from absl import flags
 
 from estimator_cifar import errors, paths
 from estimator_cifar.data import cifar, download
-from tools import cli
+from . import cli
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("data_dir", None, "Folder for the archive and the "

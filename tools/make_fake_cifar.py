@@ -9,11 +9,16 @@ real data:
 
 import sys
 
+if not __package__:  # Run as a file: the relative imports below need -m.
+  print("error: run it as python -m tools.make_fake_cifar from the repository root"
+        " (python -m estimator_cifar.tools.make_fake_cifar once installed)", file=sys.stderr)
+  sys.exit(2)
+
 from absl import flags
 
 from estimator_cifar import paths
 from estimator_cifar.data import cifar, fake
-from tools import cli
+from . import cli
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("data_dir", None, "Where to write the dataset's folder.",

@@ -18,10 +18,15 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
+if not __package__:  # Run as a file: the relative imports below need -m.
+  print("error: run it as python -m tools.results_table from the repository root"
+        " (python -m estimator_cifar.tools.results_table once installed)", file=sys.stderr)
+  sys.exit(2)
+
 from absl import app, flags, logging
 
 from estimator_cifar import paths
-from tools import run_records
+from . import cli, run_records
 
 FORMATS = ("markdown", "csv")
 MISSING = "-"
@@ -171,14 +176,14 @@ def define_flags() -> None:
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
-    sys.exit("results_table: error: give exactly one RUNS_DIR")
+    cli.exit_error("give exactly one RUNS_DIR: python -m tools.results_table DIR")
   root = paths.expand(argv[1])
   if not os.path.isdir(root):
-    sys.exit(f"results_table: error: {root} is not a directory")
+    cli.exit_error(f"{root} is not a directory: give the folder that holds the runs")
   try:
     rows = results_rows(root)
   except run_records.NoRunsError as e:
-    sys.exit(f"results_table: error: {e}")
+    cli.exit_error(str(e))
   text = format_table(rows, FLAGS.format)
   if FLAGS.out:
     out = paths.expand(FLAGS.out)

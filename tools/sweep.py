@@ -42,17 +42,21 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
+if not __package__:  # Run as a file: the relative imports below need -m.
+  print("error: run it as python -m tools.sweep from the repository root"
+        " (python -m estimator_cifar.tools.sweep once installed)", file=sys.stderr)
+  sys.exit(2)
+
 from absl import app, flags
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import overrides, paths
 from estimator_cifar.errors import ConfigError
-from tools.sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
+from . import cli
+from .sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
                               SweepError, make_points, parse_grid,
                               point_config, point_name, point_state)
 
-# The points run this checkout's code (it goes first on their PYTHONPATH).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_FILE = "sweep.log"
 STATE_FILE = "sweep.json"
 RESULTS_MD = "results.md"
@@ -111,14 +115,6 @@ def point_command(experiment: str, common: Sequence[str], point: Point,
   return cmd
 
 
-def _child_env() -> dict[str, str]:
-  """This checkout first on PYTHONPATH: the points run the code of the sweep."""
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
-  env["PYTHONPATH"] = os.pathsep.join(
-      p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
-  return env
-
-
 class _Stop(Exception):
   """SIGTERM reached the sweep: stop the points, keep what they wrote."""
 
@@ -163,7 +159,7 @@ def run_points(jobs: Sequence[tuple[Point, list[str]]], parallel: int,
           log.write(f"{LOG_HEADER}{stamp}: {shlex.join(cmd)}\n".encode())
           log.flush()
           process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=_child_env())
+                                     stdin=subprocess.DEVNULL, env=cli.child_env())
         running[process] = (point, offset, time.monotonic())
         say(f"start    {point.name}")
       time.sleep(POLL_SECONDS)
@@ -361,26 +357,25 @@ def define_flags() -> None:
 
 def main(argv: Sequence[str]) -> int:
   if len(argv) > 1:
-    sys.exit(f"sweep: error: unexpected arguments {' '.join(argv[1:])}")
+    cli.exit_error(f"unexpected arguments {' '.join(argv[1:])}: pass everything as --flags")
   if not FLAGS.root:
-    sys.exit("sweep: error: pass --root=DIR")
+    cli.exit_error("no --root: pass --root=DIR, the folder that holds the points")
   root = paths.expand(FLAGS.root)
   if FLAGS.report_only:
     written = write_report(root, _failures_on_record(root))
     if not written:
-      sys.exit(f"sweep: error: no run under {root}")
+      cli.exit_error(f"no run under {root}: check --root")
     for path in written:
       print(f"wrote    {path}")
     return 0
   if not FLAGS.experiment:
-    sys.exit("sweep: error: pass --experiment=NAME")
+    cli.exit_error("no --experiment: pass --experiment=NAME")
   signal.signal(signal.SIGTERM, _raise_stop)
   try:
     return sweep(FLAGS.experiment, FLAGS.grid, root, FLAGS.params_override,
                  FLAGS.parallel, paths.expand(FLAGS.data_dir), FLAGS.dry_run)
   except SweepError as e:
-    print(f"sweep: error: {e}", file=sys.stderr)
-    return 2
+    cli.exit_error(str(e))
   except (KeyboardInterrupt, _Stop):
     print("sweep: stopped; rerun the same command to resume", file=sys.stderr)
     return 130

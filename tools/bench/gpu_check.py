@@ -1,7 +1,7 @@
 r"""GPU speed in one command: training, eval and pipeline images/sec, as ONE JSON line.
 
-  tools/gpu_check.sh            # installs the .[gpu] extra, then runs this
-  python -m tools.gpu_check     # the measurements alone
+  tools/bench/gpu_check.sh            # installs the .[gpu] extra, then runs this
+  python -m tools.bench.gpu_check     # the measurements alone
 
 On a CUDA machine: ResNet-20 (`resnet_sgd`) and WRN-28-10 (`wrn28_10_sgd`)
 training images/sec at float32, mixed_float16 and mixed_float16 with XLA,
@@ -53,9 +53,9 @@ def check_gpu() -> str:
   """
   if shutil.which("nvidia-smi") is None:
     raise NoGpuError(
-        "no NVIDIA GPU here: nvidia-smi is not on PATH. tools/gpu_check.sh "
+        "no NVIDIA GPU here: nvidia-smi is not on PATH. tools/bench/gpu_check.sh "
         "measures GPU speed and needs a CUDA machine with the NVIDIA driver; "
-        "on a CPU, measure with `python -m tools.loop_bench` instead.")
+        "on a CPU, measure with `python -m tools.bench.loop_bench` instead.")
   listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True,
                            text=True, timeout=60)
   gpus = [line for line in listing.stdout.splitlines() if line.startswith("GPU")]
