@@ -6,6 +6,7 @@ A block runs when the line before its fence is a comment such as
 README's `/tmp/ec_demo`, so a later block can use what an earlier one wrote.
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -49,6 +50,18 @@ def test_documents_need_nothing_outside_the_repository():
     # They speak about the package, not about how it was made.
     found = re.findall(r"\b(issues?|branch(?:es)?|lent)\b", text, re.I)
     assert not found, (path, found)
+
+
+def test_each_high_figure_has_one_home():
+  # A result and the table that lists it: at most two files name a figure.
+  sources = [README] + glob.glob(os.path.join(REPO_ROOT, "docs", "*.md")) + glob.glob(
+      os.path.join(REPO_ROOT, "experiments", "*.py")) + glob.glob(
+      os.path.join(REPO_ROOT, "estimator_cifar", "**", "*.py"), recursive=True)
+  homes: dict[str, set[str]] = {}
+  for path in sources:
+    for figure in set(re.findall(r"\b[5-9]\d\.\d\d%", open(path).read())):
+      homes.setdefault(figure, set()).add(os.path.relpath(path, REPO_ROOT))
+  assert {f: h for f, h in homes.items() if len(h) > 2} == {}
 
 
 @pytest.mark.slow
