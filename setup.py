@@ -4,7 +4,7 @@ import re
 
 from setuptools import find_packages, setup
 
-with open("estimator_cifar/__init__.py") as f:
+with open("estimator_cifar/version.py") as f:
   VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 # tf.estimator is gone from TensorFlow >= 2.16: 2.15 is the last line with it.

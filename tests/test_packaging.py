@@ -1,6 +1,7 @@
 """Installed like a library: experiments ship in the wheel, user folders add
 experiments, tools name their missing extra."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -171,3 +172,20 @@ def test_listing_reads_docstrings_without_running_files(tmp_path, monkeypatch):
   assert listed["explodes"] == "Would fail if run."
   assert listed["broken"].startswith("(cannot be read:")
   assert "resnet_sgd" in listed
+
+
+def test_no_package_module_imports_the_package_itself():
+  # `import estimator_cifar` inside the package closes a cycle through its
+  # __init__; the version has a home of its own (estimator_cifar/version.py).
+  package = os.path.join(REPO_ROOT, "estimator_cifar")
+  offenders = []
+  for folder, _, names in os.walk(package):
+    for name in names:
+      if name.endswith(".py"):
+        path = os.path.join(folder, name)
+        tree = ast.parse(open(path, encoding="utf-8").read(), path)
+        if any(isinstance(node, ast.Import) and
+               any(alias.name == "estimator_cifar" for alias in node.names)
+               for node in ast.walk(tree)):
+          offenders.append(os.path.relpath(path, REPO_ROOT))
+  assert offenders == []

@@ -26,12 +26,6 @@ def test_checkpoint_step(path, step):
   assert checkpoint_check.step_of(path or "x") == (-1 if step is None else step)
 
 
-def test_checkpoint_prefix_round_trips_the_step(tmp_path):
-  prefix = rundir.checkpoint_prefix(str(tmp_path), 64000)
-  assert prefix == os.path.join(str(tmp_path), "model.ckpt-64000")
-  assert rundir.checkpoint_step(prefix) == 64000
-
-
 def test_state_checkpoint_reads_the_state_file(tmp_path):
   assert rundir.state_checkpoint(str(tmp_path)) is None
   (tmp_path / rundir.STATE_FILE).write_text(
