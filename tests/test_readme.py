@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.testutil import MULTI_PROCESS_TIMEOUT_SECS, REPO_ROOT, seconds
+from tests.testutil import MULTI_PROCESS_TIMEOUT_SECS, REPO_ROOT, seconds, subprocess_env
 
 README = os.path.join(REPO_ROOT, "README.md")
 DOCS = [README] + [os.path.join(REPO_ROOT, "docs", f) for f in
@@ -68,10 +68,8 @@ def test_each_high_figure_has_one_home():
 @pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)
 def test_readme_blocks_run(tmp_path):
   demo = str(tmp_path / "ec_demo")
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONUNBUFFERED="1",
-             PATH=os.path.dirname(sys.executable) + os.pathsep +
-             os.environ.get("PATH", ""))
+  env = subprocess_env(PATH=os.path.dirname(sys.executable) + os.pathsep +
+                       os.environ.get("PATH", ""))
   for block in tagged_blocks(open(README).read()):
     body = block["body"].replace(DEMO_DIR, demo)
     command = (["bash", "-e", "-c", body] if block["lang"] == "sh" else

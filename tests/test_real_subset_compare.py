@@ -1,7 +1,6 @@
 """tools/bench/real_subset_compare.py: the comparison arithmetic, and one tiny run."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -45,13 +44,12 @@ def test_a_target_the_package_never_reaches():
 
 @testutil.multi_process
 def test_three_contenders_on_fake_data(cifar10_dir, tmp_path):
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run(
       [sys.executable, "-m", "tools.bench.real_subset_compare",
        f"--data_dir={cifar10_dir}", "--budget_secs=4", "--points=2",
        f"--work_dir={tmp_path}",
        "--params_override=model.name=tiny,eval.batch_size=50"],
-      cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+      cwd=REPO_ROOT, env=testutil.subprocess_env(), capture_output=True, text=True,
       timeout=testutil.seconds(testutil.MULTI_PROCESS_TIMEOUT_SECS))
   assert proc.returncode == 0, proc.stderr[-2000:]
   report = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -104,7 +104,7 @@ def test_draws_are_uniform_over_ops_levels_and_signs():
 
 
 @pytest.mark.parametrize("pipeline", ["batch", "per_image"])
-def test_both_pipelines_apply_it_between_flip_and_standardize(pipeline):
+def test_both_pipelines_apply_it_and_change_most_images(pipeline):
   cfg = DataConfig(augment=["trivial_augment"])
   images = tf.constant(_IMAGES[:3])
   _assert_pipeline_augments(pipeline, cfg, images)
