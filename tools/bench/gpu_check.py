@@ -22,6 +22,12 @@ import tempfile
 import threading
 import time
 
+if not __package__:  # Run as a file: the relative import of loop_bench needs -m.
+  print("error: run it as python -m tools.bench.gpu_check from the repository root"
+        " (python -m estimator_cifar.tools.bench.gpu_check once installed)",
+        file=sys.stderr)
+  sys.exit(2)
+
 from absl import app, flags
 
 FLAGS = flags.FLAGS
@@ -172,7 +178,7 @@ def run_all(measure, budget_secs: float, clock=time.monotonic) -> dict:
 
 def measure_job(job, sampler: UtilisationSampler) -> dict:
   """One measurement of `plan()` on this machine."""
-  from tools import loop_bench
+  from . import loop_bench
   kind, model = job[0], job[1]
   experiment = MODELS[model]
   if kind == "pipeline":
