@@ -25,13 +25,26 @@ def hparams_content(model_dir: str) -> dict[str, bytes]:
   return loader.PluginTagToContent(metadata.PLUGIN_NAME)
 
 
-def test_train_run_records_config_as_hparams(cifar10_dir, tmp_path):
-  rate = 0.05
-  model_dir = str(tmp_path / "run")
-  cfg = tiny_config("train.steps=2", f"optimizer.learning_rate={rate}",
-                    "schedule.boundaries_epochs=[1,2]")
-  modes.run(cfg, model_dir, "train", cifar10_dir)
-  content = hparams_content(model_dir)
+# A sweep of three points; two have the same config.
+RATES = {"lr=0.05": 0.05, "lr=0.05_again": 0.05, "lr=0.2": 0.2}
+
+
+def _config(rate: float):
+  return tiny_config("train.steps=2", f"optimizer.learning_rate={rate}",
+                     "schedule.boundaries_epochs=[1,2]")
+
+
+@pytest.fixture(scope="module")
+def sweep_root(cifar10_dir, tmp_path_factory):
+  root = tmp_path_factory.mktemp("sweep")
+  for name, rate in RATES.items():
+    modes.run(_config(rate), str(root / name), "train_and_eval", cifar10_dir)
+  return root
+
+
+def test_train_run_records_config_as_hparams(sweep_root):
+  rate = RATES["lr=0.05"]
+  content = hparams_content(str(sweep_root / "lr=0.05"))
 
   start = metadata.parse_session_start_info_plugin_data(
       content[metadata.SESSION_START_INFO_TAG])
@@ -43,7 +56,7 @@ def test_train_run_records_config_as_hparams(cifar10_dir, tmp_path):
   assert values["ema.eval_with_ema"] is False
   assert values["schedule.boundaries_epochs"] == "[1.0, 2.0]"
   assert values["name"] == "resnet_sgd" and "description" not in values
-  assert set(values) == set(hparams.flatten(cfg))
+  assert set(values) == set(hparams.flatten(_config(rate)))
   # No session group (the row takes the run's name) and no experiment summary
   # (TensorBoard builds the columns from every run's values).
   assert start.group_name == ""
@@ -70,13 +83,8 @@ def hparams_tab(logdir: str) -> tuple[api_pb2.Experiment, list]:
 
 
 def test_a_sweep_of_three_shows_three_rows_swept_field_and_accuracy_first(
-    cifar10_dir, tmp_path):
-  root = tmp_path / "sweep"
-  # Two points with the same config: rows by run name keep them apart.
-  runs = {"lr=0.05": 0.05, "lr=0.05_again": 0.05, "lr=0.2": 0.2}
-  for name, rate in runs.items():
-    modes.run(tiny_config("train.steps=2", f"optimizer.learning_rate={rate}"),
-              str(root / name), "train_and_eval", cifar10_dir)
+    sweep_root):
+  root, runs = sweep_root, RATES
   experiment, groups = hparams_tab(str(root))
   assert experiment.hparam_infos[0].name == "optimizer.learning_rate"
   assert experiment.hparam_infos[0].differs
@@ -84,6 +92,7 @@ def test_a_sweep_of_three_shows_three_rows_swept_field_and_accuracy_first(
   first_metric = experiment.metric_infos[0].name
   assert (first_metric.tag, first_metric.group) == ("accuracy", "eval")
 
+  # The two points with the same config stay two rows, named by their runs.
   assert sorted(g.name for g in groups) == sorted(runs)
   for group in groups:
     assert group.hparams["optimizer.learning_rate"].number_value == runs[group.name]
