@@ -1,4 +1,4 @@
-"""What the tools' command lines share: absl flags and one-line errors.
+"""What the tools share: absl flags, one-line errors, child processes, the listing.
 
 Each tool defines its flags on a `flags.FlagValues` of its own rather than on
 the global `flags.FLAGS`, so tools can be imported side by side (tests do) and
