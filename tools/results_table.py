@@ -139,6 +139,8 @@ def _csv_cell(key: str, value: Any) -> str:
     return f"{value:.1f}"
   if isinstance(value, float):
     return repr(value)  # Round-trips exactly through float().
+  if isinstance(value, (list, dict)):
+    return json.dumps(value)
   return str(value)
 
 
