@@ -1,4 +1,4 @@
-"""Read what a training run left in its model_dir: config, events, eval metrics.
+"""Reads what a training run left in its model_dir: config, events, eval metrics.
 
 Shared by `plot_curves`, `results_table` and `sweep`. A model_dir holds the
 files `estimator_cifar.rundir` names (config.json, run_info.json, the
