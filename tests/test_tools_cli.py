@@ -76,3 +76,11 @@ def test_a_folder_of_garbage_files_is_one_error(tool, tmp_path):
   (tmp_path / "sub" / "model.ckpt.data").write_bytes(os.urandom(64))
   proc = run_tool(tool, str(tmp_path))
   assert "no run found" in error_line(proc.returncode, proc.stderr)
+
+
+def test_a_field_no_run_has_is_one_error(tmp_path):
+  (tmp_path / "a").mkdir()
+  (tmp_path / "a" / "config.json").write_text('{"train": {"seed": 1}}')
+  proc = run_tool("results_table", str(tmp_path), "--fields=train.seed,train.sede")
+  line = error_line(proc.returncode, proc.stderr)
+  assert "train.sede" in line and "train.seed," not in line and "--list_params" in line

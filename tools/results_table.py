@@ -267,6 +267,11 @@ def main(argv: Sequence[str]) -> None:
     rows = results_rows(root, FLAGS.fields)
   except run_records.NoRunsError as e:
     cli.exit_error(str(e))
+  unknown = [key for key in FLAGS.fields if all(row[key] is None for row in rows)]
+  if unknown:
+    cli.exit_error(f"no run under {root} has {', '.join(unknown)} in its config.json: "
+                   "--fields takes dotted config keys such as train.seed (python -m "
+                   "estimator_cifar.run --experiment=NAME --list_params lists them)")
   text = format_table(rows, FLAGS.format, FLAGS.fields)
   if FLAGS.out:
     out = paths.expand(FLAGS.out)
