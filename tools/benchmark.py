@@ -101,9 +101,8 @@ import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.benchmark from the repository root"
-        " (python -m estimator_cifar.tools.benchmark once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.benchmark", file=sys.stderr)
   sys.exit(2)
 
 from absl import flags

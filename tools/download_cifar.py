@@ -11,9 +11,8 @@ Failures print one paragraph on stderr and exit non-zero, without traceback.
 
 import sys
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.download_cifar from the repository root"
-        " (python -m estimator_cifar.tools.download_cifar once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.download_cifar", file=sys.stderr)
   sys.exit(2)
 
 from absl import flags

@@ -31,10 +31,8 @@ import sys
 import threading
 import time
 
-if not __package__:  # Run as a file: the relative import below needs -m.
-  print("error: run it as python -m tools.launch_local_cluster from the repository root"
-        " (python -m estimator_cifar.tools.launch_local_cluster once installed)",
-        file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.launch_local_cluster", file=sys.stderr)
   sys.exit(2)
 
 from . import cli

@@ -9,9 +9,8 @@ real data:
 
 import sys
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.make_fake_cifar from the repository root"
-        " (python -m estimator_cifar.tools.make_fake_cifar once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.make_fake_cifar", file=sys.stderr)
   sys.exit(2)
 
 from absl import flags

@@ -19,9 +19,8 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.plot_curves from the repository root"
-        " (python -m estimator_cifar.tools.plot_curves once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.plot_curves", file=sys.stderr)
   sys.exit(2)
 
 from absl import app, flags, logging

@@ -25,9 +25,8 @@ import statistics
 import sys
 from typing import Any, Optional, Sequence
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.results_table from the repository root"
-        " (python -m estimator_cifar.tools.results_table once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.results_table", file=sys.stderr)
   sys.exit(2)
 
 from absl import app, flags, logging

@@ -23,9 +23,8 @@ import struct
 import sys
 from typing import Any, Iterator, Optional, Sequence
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.run_records from the repository root"
-        " (python -m estimator_cifar.tools.run_records once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.run_records", file=sys.stderr)
   sys.exit(2)
 
 import numpy as np

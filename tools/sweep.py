@@ -48,9 +48,8 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.sweep from the repository root"
-        " (python -m estimator_cifar.tools.sweep once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.sweep", file=sys.stderr)
   sys.exit(2)
 
 from absl import app, flags

@@ -32,10 +32,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.bench.compare_contenders from the repository root"
-        " (python -m estimator_cifar.tools.bench.compare_contenders once installed)",
-        file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.compare_contenders", file=sys.stderr)
   sys.exit(2)
 
 import numpy as np  # noqa: E402

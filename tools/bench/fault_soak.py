@@ -32,9 +32,8 @@ import subprocess
 import sys
 import time
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.bench.fault_soak from the repository root"
-        " (python -m estimator_cifar.tools.bench.fault_soak once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.fault_soak", file=sys.stderr)
   sys.exit(2)
 
 from .. import cli, launch_local_cluster

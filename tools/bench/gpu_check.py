@@ -22,10 +22,8 @@ import tempfile
 import threading
 import time
 
-if not __package__:  # Run as a file: the relative import of loop_bench needs -m.
-  print("error: run it as python -m tools.bench.gpu_check from the repository root"
-        " (python -m estimator_cifar.tools.bench.gpu_check once installed)",
-        file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.gpu_check", file=sys.stderr)
   sys.exit(2)
 
 from absl import app, flags

@@ -22,10 +22,8 @@ import subprocess
 import sys
 import tempfile
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.bench.real_subset_compare from the repository root"
-        " (python -m estimator_cifar.tools.bench.real_subset_compare once installed)",
-        file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.real_subset_compare", file=sys.stderr)
   sys.exit(2)
 
 from absl import flags

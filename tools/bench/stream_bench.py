@@ -26,9 +26,8 @@ import sys
 import tempfile
 import time
 
-if not __package__:  # Run as a file: the relative imports below need -m.
-  print("error: run it as python -m tools.bench.stream_bench from the repository root"
-        " (python -m estimator_cifar.tools.bench.stream_bench once installed)", file=sys.stderr)
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.stream_bench", file=sys.stderr)
   sys.exit(2)
 
 import numpy as np
