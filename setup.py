@@ -4,7 +4,7 @@ import re
 
 from setuptools import find_packages, setup
 
-with open("estimator_cifar/__init__.py") as f:
+with open("estimator_cifar/version.py") as f:
   VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 # tf.estimator is gone from TensorFlow >= 2.16: 2.15 is the last line with it.
@@ -24,6 +24,10 @@ INSTALL_REQUIRES = [
 # Only tools/ and the tests use these; tools name the extra when one is missing
 # (estimator_cifar/extras.py).
 TOOLS_REQUIRE = ["matplotlib", "psutil"]
+# Top-level folders installed as subpackages of estimator_cifar.
+PACKAGE_DIRS = {"estimator_cifar.experiments": "experiments",
+                "estimator_cifar.tools": "tools",
+                "estimator_cifar.tools.bench": "tools/bench"}
 
 setup(
     name="estimator_cifar",
@@ -32,11 +36,13 @@ setup(
                 "evaluate, warm-start and scale without writing the plumbing.",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    # The built-in experiments stay in the top-level experiments/ folder and
-    # install inside the package, never as a top-level `experiments` package.
+    # The built-in experiments and the tools stay in their top-level folders
+    # and install inside the package, never as top-level `experiments` or
+    # `tools` packages: `python -m estimator_cifar.tools` lists the tools.
     packages=find_packages(include=["estimator_cifar", "estimator_cifar.*"])
-    + ["estimator_cifar.experiments"],
-    package_dir={"estimator_cifar.experiments": "experiments"},
+    + list(PACKAGE_DIRS),
+    package_dir=PACKAGE_DIRS,
+    package_data={"estimator_cifar.tools.bench": ["*.sh"]},
     python_requires=">=3.10,<3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require={

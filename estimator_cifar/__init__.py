@@ -6,8 +6,7 @@ and loads on first use, so `import estimator_cifar` stays light (no TensorFlow).
 
 # First, before anything imports TensorFlow: oneDNN kernels on x86-64 CPUs.
 from estimator_cifar import cpu_kernels  # noqa: F401
-
-__version__ = "0.1.0"
+from estimator_cifar.version import __version__  # noqa: F401
 
 _API = ("train", "evaluate", "Predictor", "Prediction")
 __all__ = list(_API)

@@ -1,15 +1,16 @@
-"""The classic TensorFlow CIFAR-10 tutorial convnet and recipe: ~86% at 100K steps.
+"""The classic TensorFlow CIFAR-10 tutorial convnet and recipe.
 
 Command:
   python -m estimator_cifar.run --experiment=cifar10_tutorial
 
 Reproduces tensorflow/models tutorials/image/cifar10 (cifar10.py,
-cifar10_input.py): random 24x24 crops, horizontal flip, random brightness
-(max delta 63/255) and contrast (0.2..1.8), per-image standardization; conv5x5-64,
-max-pool, LRN, conv5x5-64, LRN, max-pool, FC 384, FC 192, linear; weight decay
-0.004 on the two FC layers only; SGD at 0.1 decayed x0.1 every 350 epochs
-(staircase); moving average of the weights with decay 0.9999, used for eval.
-The tutorial reports ~86% test accuracy after 100K steps (batch 128).
+cifar10_input.py), the recipe many Estimator users started from: random 24x24
+crops, horizontal flip, random brightness (max delta 63/255) and contrast
+(0.2..1.8), per-image standardization; conv5x5-64, max-pool, LRN, conv5x5-64,
+LRN, max-pool, FC 384, FC 192, linear; weight decay 0.004 on the two FC layers
+only; SGD at 0.1 decayed x0.1 every 350 epochs (staircase); moving average of
+the weights with decay 0.9999, used for eval. The tutorial's reported accuracy
+is in docs/results.md.
 Runtime: not measured yet; docs/design.md, "Experiment costs", gives the command.
 """
 

@@ -1,15 +1,13 @@
-"""ResNet-20 v2 (pre-activation) on CIFAR-10, momentum SGD, 182 epochs: ~91-92%.
+"""ResNet-20 v2 (pre-activation) on CIFAR-10, momentum SGD, 182 epochs.
 
 Command:
   python -m estimator_cifar.run --experiment=resnet20_v2_sgd
 
 resnet_sgd's recipe with the pre-activation block of He et al. 2016b
 ("Identity Mappings in Deep Residual Networks"): BN-ReLU-conv twice, identity
-shortcut added without a ReLU after it, one BN-ReLU before the pooling.
-Literature: that paper reports no 20-layer figure. Its pre-activation
-ResNet-110 reaches 6.37% error (93.63%) against 6.61% for v1 (Table 3), so
-expect about ResNet-20 v1's 91.25% (He et al. 2016a, Table 6), give or take a
-few tenths.
+shortcut added without a ReLU after it, one BN-ReLU before the pooling. It
+isolates the block's effect: only model.version differs from resnet_sgd. The
+paper reports no 20-layer figure; docs/results.md says what to expect.
 Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 

@@ -1,4 +1,4 @@
-"""ResNet-20 v1 on CIFAR-10, AdamW with cosine decay: expect ~90-91%, below SGD.
+"""ResNet-20 v1 on CIFAR-10, AdamW with cosine decay, beside resnet_sgd's SGD.
 
 Command:
   python -m estimator_cifar.run --experiment=resnet_adam
@@ -6,18 +6,14 @@ Command:
    optimizer.weight_decay=0,train.weight_decay=1e-4)
 
 resnet_sgd's model, data and length (182 epochs, batch 128) with AdamW
-(Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"): Adam
-lr 1e-3 (x batch / 128), betas 0.9/0.999, a 1-epoch linear warm-up, then
-cosine decay to 0 over the run. The decay is decoupled and applied to the
-kernels only: each step w <- w - 2e-4 * (lr / 1e-3) * w, their normalized
-weight decay 0.05 converted to this run's length (0.05 * sqrt(128 / (50000 *
-182))); train.weight_decay (the L2 term) is 0.
-What to expect, honestly: no paper reports this exact recipe. Adaptive methods
-usually land 1-3 points below momentum SGD on CIFAR ResNets (Wilson et al.
-2017, "The Marginal Value of Adaptive Gradient Methods"); decoupling the
-weight decay and annealing the rate closes much of that gap (Loshchilov &
-Hutter 2019). So expect roughly 90-91% against resnet_sgd's 91.25%; this
-package has not measured it (no GPU was available to run it to the end).
+(Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"), for
+users who compare an adaptive optimizer with momentum SGD: Adam lr 1e-3
+(x batch / 128), betas 0.9/0.999, a 1-epoch linear warm-up, then cosine decay
+to 0 over the run. The decay is decoupled and applied to the kernels only:
+each step w <- w - 2e-4 * (lr / 1e-3) * w, their normalized weight decay 0.05
+converted to this run's length (0.05 * sqrt(128 / (50000 * 182)));
+train.weight_decay (the L2 term) is 0. No paper reports this exact recipe;
+docs/results.md says what the literature leads one to expect.
 Runtime: see docs/design.md, "Experiment costs" (measured, with the command).
 """
 

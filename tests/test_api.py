@@ -13,7 +13,7 @@ from estimator_cifar import config as config_lib
 from estimator_cifar.data import fake
 from estimator_cifar.errors import ConfigError, DataError
 from estimator_cifar.rundir import metrics_log
-from tests.testutil import REPO_ROOT, TINY, seconds
+from tests.testutil import TINY, seconds, subprocess_env
 
 # Every test here trains (or runs the CLI on) a tiny model.
 pytestmark = pytest.mark.slow
@@ -108,8 +108,7 @@ def test_progress_lines_reach_stderr_from_python(tmp_path):
           "'data.synthetic_train_size': 32, 'data.synthetic_eval_size': 50, "
           "'eval.batch_size': 50, 'eval.export_best': False, "
           "'eval.export_latest': 0}, model_dir='run')")
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+  proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=subprocess_env(),
                         capture_output=True, text=True, timeout=seconds(300))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "step 3/3, loss = " in proc.stderr

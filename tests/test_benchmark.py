@@ -10,7 +10,9 @@ import psutil
 import pytest
 
 from tests.testutil import seconds, subprocess_env
-from tools import bench_measure, bench_peers, benchmark
+from tools import benchmark
+from tools.bench import measure as bench_measure
+from tools.bench import peers as bench_peers
 
 # tiny: conv3x3/2 3->8 (16x16 out), conv3x3/2 8->16 (8x8 out), dense 16->10.
 TINY_FORWARD_FLOPS = (2 * 16 * 16 * 8 * 3 * 3 * 3 + 2 * 8 * 8 * 16 * 3 * 3 * 8

@@ -3,32 +3,26 @@
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from estimator_cifar.data import fake
 from estimator_cifar.errors import CheckpointError, DataError
-from tests.testutil import REPO_ROOT, TINY, seconds, tiny_config
+from tests.testutil import TINY, cli_command, seconds, subprocess_env, tiny_config
+from tests import testutil
 
 
 def run_in(cwd, *args, env=None, timeout=300):
   """`python -m estimator_cifar.run ARGS` with `cwd` as working directory."""
-  full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-                  PYTHONUNBUFFERED="1")
-  full_env.update(env or {})
-  return subprocess.run([sys.executable, "-m", "estimator_cifar.run", *args],
-                        cwd=cwd, env=full_env, capture_output=True, text=True,
+  return subprocess.run(cli_command(*args), cwd=cwd,
+                        env=subprocess_env(**(env or {})), capture_output=True, text=True,
                         timeout=seconds(timeout))
 
 
 def error_line(proc) -> str:
-  assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-  assert "Traceback" not in proc.stderr and "FATAL" not in proc.stderr
-  lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
-  assert len(lines) == 1, proc.stderr[-2000:]
-  return lines[0]
+  assert "FATAL" not in proc.stderr, proc.stderr[-2000:]
+  return testutil.error_line(proc.returncode, proc.stderr)
 
 
 @pytest.mark.slow

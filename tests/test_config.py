@@ -1,6 +1,7 @@
 """Config: experiment loading, typed overrides, validation, config.json round trip."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -110,5 +111,7 @@ def test_experiment_by_path(tmp_path):
 
 def test_config_json_round_trip():
   cfg = config_lib.resolve("cifar10_tutorial", ["train.steps=3"])
-  again = config_lib.from_dict(cfg.to_dict())
+  text = cfg.to_json()
+  again = config_lib.from_dict(json.loads(text))
   assert dataclasses.asdict(again) == dataclasses.asdict(cfg)
+  assert again.to_json() == text and json.loads(text)["train"]["steps"] == 3

@@ -156,9 +156,10 @@ def test_a_checkpoint_deleted_after_listing_is_skipped(watched, tmp_path, caplog
     os.remove(path)
   estimator, input_fn = _estimator(model_dir, watched["data_dir"])
   with caplog.at_level(logging.WARNING):
-    result = continuous_eval.evaluate_checkpoints(
-        estimator, input_fn, [gone, half_gone, kept], STEPS)
-  assert result["global_step"] == 3 * SAVE
+    results = [continuous_eval.evaluate_one(estimator, input_fn, path)
+               for path in (gone, half_gone, kept)]
+  assert results[:2] == [None, None]
+  assert results[2]["global_step"] == 3 * SAVE
   assert [r["checkpoint"] for r in metrics_log.read(model_dir)] == \
       [f"model.ckpt-{3 * SAVE}"]
   skipped = [r.getMessage() for r in caplog.records if "disappeared" in
@@ -175,8 +176,7 @@ def test_continuous_eval_with_ema_weights(watched, tmp_path):
   estimator, input_fn = _estimator(model_dir, watched["data_dir"],
                                    "ema.eval_with_ema=true")
   final = os.path.join(model_dir, f"model.ckpt-{STEPS}")
-  result = continuous_eval.evaluate_checkpoints(estimator, input_fn, [final],
-                                                STEPS)
+  result = continuous_eval.evaluate_one(estimator, input_fn, final)
   assert result["global_step"] == STEPS
   # The averaged weights give another model than the raw ones.
   assert result["loss"] != pytest.approx(raw[f"model.ckpt-{STEPS}"]["loss"],

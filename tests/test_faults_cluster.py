@@ -1,6 +1,6 @@
 """A parameter-server cluster on loopback ends on time, by itself or on signals.
 
-Real processes (tools/fault_soak.py's Cluster: 1 ps, chief, 1 worker,
+Real processes (tools/bench/fault_soak.py's Cluster: 1 ps, chief, 1 worker,
 evaluator; tiny model) and real signals. Every limit is the promised time
 times LOAD_MARGIN, scaled like every test limit by ESTIMATOR_CIFAR_TIME_SCALE
 (testutil.seconds); docs/faults.md gives the times measured.
@@ -15,7 +15,7 @@ import pytest
 
 from estimator_cifar.rundir import metrics_log, run_record
 from tests import testutil
-from tools import fault_soak
+from tools.bench import fault_soak
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.timeout(testutil.MULTI_PROCESS_TIMEOUT_SECS)]

@@ -7,7 +7,6 @@ LOAD_MARGIN, scaled by ESTIMATOR_CIFAR_TIME_SCALE (testutil.seconds).
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -28,41 +27,41 @@ LONG_RUN = testutil.TINY + ["train.steps=100000", "checkpoint.save_steps=100000"
 
 
 def start_training(model_dir, data_dir):
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONUNBUFFERED="1")
-  env.pop("TF_CONFIG", None)
-  return subprocess.Popen(
-      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-       "--params_override=" + ",".join(LONG_RUN)],
-      cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True)
+  return testutil.start_cli(
+      "--experiment=resnet_sgd", "--mode=train", f"--model_dir={model_dir}",
+      f"--data_dir={data_dir}", "--params_override=" + ",".join(LONG_RUN),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_training(proc, model_dir):
-  """Until the step-0 checkpoint is written and a first step logged past it."""
+def wait_for_training(proc, output: testutil.OutputReader, model_dir):
+  """Until the step-0 checkpoint is written and a step past it logged."""
   import tensorflow as tf
-  deadline = time.monotonic() + testutil.seconds(240)
-  while time.monotonic() < deadline and proc.poll() is None and \
-      tf.train.latest_checkpoint(model_dir) is None:
-    time.sleep(0.1)
-  time.sleep(0.5)  # A few steps in: the saved step is past 0.
-  assert proc.poll() is None, proc.communicate()[1][-3000:]
+
+  def past_step_0():
+    return proc.poll() is not None or (
+        tf.train.latest_checkpoint(model_dir) is not None and
+        any(int(m.group(1)) > 0 for m in map(testutil.PROGRESS.search, output.err) if m))
+
+  testutil.wait_until(past_step_0, timeout=240, interval=0.1, message="a step past 0")
+  assert proc.poll() is None, "".join(output.err)[-3000:]
 
 
 def signal_training(model_dir, data_dir, *signals):
   """Starts training, sends `signals` once it runs; (proc, out, err, seconds
   from the signals to the exit)."""
   proc = start_training(model_dir, data_dir)
+  output = testutil.OutputReader(proc)
   try:
-    wait_for_training(proc, model_dir)
+    wait_for_training(proc, output, model_dir)
     for sig in signals:
       proc.send_signal(sig)
     sent = time.monotonic()
-    out, err = proc.communicate(timeout=120)
-    return proc, out, err, time.monotonic() - sent
+    proc.wait(timeout=testutil.seconds(120))
+    took = time.monotonic() - sent
   finally:
     proc.kill()
+    proc.wait()
+  return (proc, *output.text(), took)
 
 
 @pytest.mark.slow
@@ -114,16 +113,11 @@ def test_continuous_eval_with_default_settings_is_on_time(tmp_path, cifar10_dir)
   from estimator_cifar.rundir import metrics_log
   model_dir = str(tmp_path / "run")
   overrides = testutil.TINY + ["train.steps=120", "checkpoint.save_steps=40"]
-  env = dict(os.environ, PYTHONPATH=testutil.REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("TF_CONFIG", None)
-
   def cli(mode):
-    return subprocess.Popen(
-        [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-         f"--mode={mode}", f"--model_dir={model_dir}",
-         f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides)],
-        cwd=testutil.REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
+    return testutil.start_cli(
+        "--experiment=resnet_sgd", f"--mode={mode}", f"--model_dir={model_dir}",
+        f"--data_dir={cifar10_dir}", "--params_override=" + ",".join(overrides),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
   evaluator = cli("continuous_eval")
   trainer = cli("train")

@@ -1,11 +1,11 @@
-"""tools/gpu_check: stops at once without a GPU; the plan and its time budget."""
+"""tools/bench/gpu_check: stops at once without a GPU; the plan and its time budget."""
 
 import os
 import subprocess
 import sys
 
-from tests.testutil import REPO_ROOT, subprocess_env
-from tools import gpu_check
+from tests.testutil import REPO_ROOT, seconds, subprocess_env
+from tools.bench import gpu_check
 
 
 def _env(tmp_path, nvidia_smi: str | None = None, version: str = "3.11") -> dict:
@@ -34,10 +34,14 @@ def _env(tmp_path, nvidia_smi: str | None = None, version: str = "3.11") -> dict
   return {"PATH": str(bin_dir), "PYTHON": str(fake_python), "HOME": str(tmp_path)}
 
 
+def _run_script(env: dict) -> subprocess.CompletedProcess:
+  """Runs tools/bench/gpu_check.sh with only `env` (fake tools on its PATH)."""
+  return subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/bench/gpu_check.sh")],
+                        env=env, capture_output=True, text=True, timeout=seconds(60))
+
+
 def test_script_without_nvidia_smi_fails_fast_before_installing(tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
-                          env=_env(tmp_path), capture_output=True, text=True,
-                          timeout=60)
+  result = _run_script(_env(tmp_path))
   assert result.returncode == 2
   assert result.stderr.startswith("error: no NVIDIA GPU here")
   assert result.stdout == ""
@@ -45,9 +49,7 @@ def test_script_without_nvidia_smi_fails_fast_before_installing(tmp_path):
 
 
 def test_script_with_a_driver_that_lists_no_gpu_fails_fast(tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
-                          env=_env(tmp_path, "echo 'No devices were found'; exit 6"),
-                          capture_output=True, text=True, timeout=60)
+  result = _run_script(_env(tmp_path, "echo 'No devices were found'; exit 6"))
   assert result.returncode == 2 and "error: no NVIDIA GPU here" in result.stderr
   assert not (tmp_path / "python_ran").exists()
 
@@ -57,9 +59,7 @@ GPU_LISTED = "echo 'GPU 0: NVIDIA H200 (UUID: GPU-0)'"
 
 def test_script_on_a_python_without_tensorflow_2_15_wheels_fails_before_installing(
     tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
-                          env=_env(tmp_path, GPU_LISTED, version="3.12"),
-                          capture_output=True, text=True, timeout=60)
+  result = _run_script(_env(tmp_path, GPU_LISTED, version="3.12"))
   assert result.returncode == 2
   assert result.stderr.startswith("error: ") and "Python 3.12" in result.stderr
   assert "PYTHON=/path/to/python3.11" in result.stderr
@@ -67,9 +67,7 @@ def test_script_on_a_python_without_tensorflow_2_15_wheels_fails_before_installi
 
 
 def test_script_without_a_package_index_fails_after_one_short_try(tmp_path):
-  result = subprocess.run(["/bin/bash", os.path.join(REPO_ROOT, "tools/gpu_check.sh")],
-                          env=_env(tmp_path, GPU_LISTED), capture_output=True,
-                          text=True, timeout=60)
+  result = _run_script(_env(tmp_path, GPU_LISTED))
   assert result.returncode == 2 and result.stdout == ""
   assert result.stderr.splitlines()[-1].startswith("error: could not install")
   install = (tmp_path / "python_ran").read_text()
@@ -79,8 +77,8 @@ def test_script_without_a_package_index_fails_after_one_short_try(tmp_path):
 def test_module_without_gpu_exits_2_before_importing_tensorflow(tmp_path):
   env = subprocess_env(PATH=str(tmp_path))
   result = subprocess.run(
-      [sys.executable, "-X", "importtime", "-m", "tools.gpu_check"],
-      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+      [sys.executable, "-X", "importtime", "-m", "tools.bench.gpu_check"],
+      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=seconds(120))
   assert result.returncode == 2
   errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
   assert errors == [errors[0]] and "nvidia-smi is not on PATH" in errors[0]

@@ -1,6 +1,7 @@
 """Console hooks: progress lines on due steps only, NaN stops, finite checkpoints."""
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -98,7 +99,8 @@ def _checkpoint_steps_all_finite(model_dir: str) -> list[int]:
   """The steps of the checkpoints on disk, asserting every float is finite."""
   steps = checkpoint_steps(model_dir)
   for step in steps:
-    reader = tf.train.load_checkpoint(rundir.checkpoint_prefix(model_dir, step))
+    reader = tf.train.load_checkpoint(
+        os.path.join(model_dir, f"{rundir.CHECKPOINT_BASENAME}-{step}"))
     for name in reader.get_variable_to_shape_map():
       value = np.asarray(reader.get_tensor(name))
       if value.dtype.kind == "f":

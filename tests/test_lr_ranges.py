@@ -4,8 +4,7 @@ import pytest
 
 from estimator_cifar import config as config_lib
 from estimator_cifar.model import lr_ranges
-from tests import test_training
-from tests.testutil import tiny_config
+from tests.testutil import OPTIMIZER_RATES, tiny_config
 
 
 def test_every_optimizer_has_a_range_holding_its_suggestion():
@@ -15,7 +14,7 @@ def test_every_optimizer_has_a_range_holding_its_suggestion():
 
 
 def test_the_rates_the_training_tests_use_are_in_range():
-  for name, rate in test_training.RATES.items():
+  for name, rate in OPTIMIZER_RATES.items():
     assert lr_ranges.out_of_range_message(name, rate) is None, (name, rate)
 
 

@@ -1,4 +1,4 @@
-"""tools/measure_throughput.py: which log lines count, and the arithmetic."""
+"""tools/bench/measure_throughput.py: which log lines count, and the arithmetic."""
 
 import json
 import sys
@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tests.testutil import seconds
-from tools import measure_throughput
+from tools.bench import measure_throughput
 
 FAKE_RUN = """
 import time

@@ -1,6 +1,7 @@
 """Installed like a library: experiments ship in the wheel, user folders add
 experiments, tools name their missing extra."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -106,7 +107,7 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   source.mkdir()
   for name in ("setup.py", "README.md"):
     shutil.copy(os.path.join(REPO_ROOT, name), source)
-  for name in ("estimator_cifar", "experiments"):
+  for name in ("estimator_cifar", "experiments", "tools"):
     shutil.copytree(os.path.join(REPO_ROOT, name), source / name,
                     ignore=shutil.ignore_patterns("__pycache__"))
   wheels = tmp_path / "wheels"
@@ -116,7 +117,8 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   (wheel,) = wheels.glob("estimator_cifar-*.whl")
   names = zipfile.ZipFile(wheel).namelist()
   assert "estimator_cifar/experiments/resnet_sgd.py" in names
-  assert not any(n.startswith("experiments/") for n in names)
+  assert "estimator_cifar/tools/bench/gpu_check.sh" in names
+  assert not any(n.startswith(("experiments/", "tools/")) for n in names)
 
   target = tmp_path / "site"
   installed = _python("-m", "pip", "install", "--no-deps", "-q", "--target",
@@ -139,6 +141,13 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
              if name.endswith(".py") and name != "__init__.py"}
   assert names == shipped  # Every built-in experiment, from the wheel too.
 
+  # The tools, from any folder: listed, and each runs by its installed name.
+  tools = _python("-m", "estimator_cifar.tools", cwd=elsewhere, env=env)
+  assert "python -m estimator_cifar.tools.sweep " in tools.stdout, tools.stderr[-3000:]
+  helped = _python("-m", "estimator_cifar.tools.run_records", "--help",
+                   cwd=elsewhere, env=env)
+  assert helped.returncode == 0 and "MODEL_DIR" in helped.stdout, helped.stderr[-3000:]
+
   run = _python("-m", "estimator_cifar.run", "--experiment=resnet_sgd",
                 "--model_dir=run", "--params_override=data.name=synthetic,"
                 "model.name=tiny,train.steps=3,train.batch_size=8,"
@@ -148,6 +157,9 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
   assert run.returncode == 0, run.stderr[-3000:]
   assert "Done: resnet_sgd mode=train_and_eval step=3" in run.stdout
   assert (elsewhere / "run" / "config.json").is_file()
+  table = _python("-m", "estimator_cifar.tools.results_table", "run",
+                  cwd=elsewhere, env=env)
+  assert table.returncode == 0 and "resnet_sgd" in table.stdout, table.stderr[-3000:]
 
 
 def test_listing_reads_docstrings_without_running_files(tmp_path, monkeypatch):
@@ -160,3 +172,20 @@ def test_listing_reads_docstrings_without_running_files(tmp_path, monkeypatch):
   assert listed["explodes"] == "Would fail if run."
   assert listed["broken"].startswith("(cannot be read:")
   assert "resnet_sgd" in listed
+
+
+def test_no_package_module_imports_the_package_itself():
+  # `import estimator_cifar` inside the package closes a cycle through its
+  # __init__; the version has a home of its own (estimator_cifar/version.py).
+  package = os.path.join(REPO_ROOT, "estimator_cifar")
+  offenders = []
+  for folder, _, names in os.walk(package):
+    for name in names:
+      if name.endswith(".py"):
+        path = os.path.join(folder, name)
+        tree = ast.parse(open(path, encoding="utf-8").read(), path)
+        if any(isinstance(node, ast.Import) and
+               any(alias.name == "estimator_cifar" for alias in node.names)
+               for node in ast.walk(tree)):
+          offenders.append(os.path.relpath(path, REPO_ROOT))
+  assert offenders == []

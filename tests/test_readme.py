@@ -6,6 +6,7 @@ A block runs when the line before its fence is a comment such as
 README's `/tmp/ec_demo`, so a later block can use what an earlier one wrote.
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.testutil import MULTI_PROCESS_TIMEOUT_SECS, REPO_ROOT, seconds
+from tests.testutil import MULTI_PROCESS_TIMEOUT_SECS, REPO_ROOT, seconds, subprocess_env
 
 README = os.path.join(REPO_ROOT, "README.md")
 DOCS = [README] + [os.path.join(REPO_ROOT, "docs", f) for f in
@@ -51,14 +52,24 @@ def test_documents_need_nothing_outside_the_repository():
     assert not found, (path, found)
 
 
+def test_each_high_figure_has_one_home():
+  # A result and the table that lists it: at most two files name a figure.
+  sources = [README] + glob.glob(os.path.join(REPO_ROOT, "docs", "*.md")) + glob.glob(
+      os.path.join(REPO_ROOT, "experiments", "*.py")) + glob.glob(
+      os.path.join(REPO_ROOT, "estimator_cifar", "**", "*.py"), recursive=True)
+  homes: dict[str, set[str]] = {}
+  for path in sources:
+    for figure in set(re.findall(r"\b[5-9]\d\.\d\d%", open(path).read())):
+      homes.setdefault(figure, set()).add(os.path.relpath(path, REPO_ROOT))
+  assert {f: h for f, h in homes.items() if len(h) > 2} == {}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)
 def test_readme_blocks_run(tmp_path):
   demo = str(tmp_path / "ec_demo")
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-             PYTHONUNBUFFERED="1",
-             PATH=os.path.dirname(sys.executable) + os.pathsep +
-             os.environ.get("PATH", ""))
+  env = subprocess_env(PATH=os.path.dirname(sys.executable) + os.pathsep +
+                       os.environ.get("PATH", ""))
   for block in tagged_blocks(open(README).read()):
     body = block["body"].replace(DEMO_DIR, demo)
     command = (["bash", "-e", "-c", body] if block["lang"] == "sh" else

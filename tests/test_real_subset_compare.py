@@ -1,13 +1,12 @@
-"""tools/real_subset_compare.py: the comparison arithmetic, and one tiny run."""
+"""tools/bench/real_subset_compare.py: the comparison arithmetic, and one tiny run."""
 
 import json
-import os
 import subprocess
 import sys
 
 from tests import testutil
 from tests.testutil import REPO_ROOT
-from tools import real_subset_compare as compare_lib
+from tools.bench import real_subset_compare as compare_lib
 
 CURVES = {  # [seconds, step, accuracy]
     "package": [[10, 5, 0.30], [20, 10, 0.55], [30, 15, 0.70]],
@@ -45,13 +44,12 @@ def test_a_target_the_package_never_reaches():
 
 @testutil.multi_process
 def test_three_contenders_on_fake_data(cifar10_dir, tmp_path):
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run(
-      [sys.executable, "-m", "tools.real_subset_compare",
+      [sys.executable, "-m", "tools.bench.real_subset_compare",
        f"--data_dir={cifar10_dir}", "--budget_secs=4", "--points=2",
        f"--work_dir={tmp_path}",
        "--params_override=model.name=tiny,eval.batch_size=50"],
-      cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+      cwd=REPO_ROOT, env=testutil.subprocess_env(), capture_output=True, text=True,
       timeout=testutil.seconds(testutil.MULTI_PROCESS_TIMEOUT_SECS))
   assert proc.returncode == 0, proc.stderr[-2000:]
   report = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -12,7 +12,6 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -22,8 +21,8 @@ from estimator_cifar.rundir import checkpoint_check, checkpoint_step, run_record
 from estimator_cifar.engine import modes
 from estimator_cifar.data import cifar, fake
 from estimator_cifar.errors import CheckpointError
-from tests.testutil import (TINY, error_line, run_cli, seconds, start_cli,
-                            tiny_config, wait_until)
+from tests.testutil import (TINY, OutputReader, error_line, run_cli, seconds,
+                            start_cli, tiny_config, wait_until)
 from tests.testutil import cli_in_process as cli
 
 OVERRIDES = "--params_override=" + ",".join(TINY)
@@ -296,17 +295,13 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
       f"--model_dir={model_dir}", f"--data_dir={cifar10_dir}",
       "--params_override=" + ",".join(overrides),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  out, err = [], []  # Read as the run goes, so its pipes never fill.
-  readers = [threading.Thread(target=lines.extend, args=(stream,), daemon=True)
-             for lines, stream in ((out, proc.stdout), (err, proc.stderr))]
-  for reader in readers:
-    reader.start()
+  output = OutputReader(proc)
   try:
     # SIGTERM once a train step has run (hooks.ProgressHook logs step 1).
     wait_until(lambda: proc.poll() is not None or
-               any(FIRST_STEP.search(line) for line in err), timeout=120,
+               any(FIRST_STEP.search(line) for line in output.err), timeout=120,
                message="the first train step")
-    assert proc.poll() is None, "".join(err)[-3000:]
+    assert proc.poll() is None, "".join(output.err)[-3000:]
     proc.send_signal(signal.SIGTERM)
     sent = time.time()
     proc.wait(timeout=seconds(60))
@@ -314,9 +309,7 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
   finally:
     proc.kill()
     proc.wait()
-  for reader in readers:
-    reader.join()
-  out, err = "".join(out), "".join(err)
+  out, err = output.text()
   assert proc.returncode == 0, err[-3000:]
   assert took < seconds(15), f"took {took:.1f}s to stop"
   assert "Traceback" not in err

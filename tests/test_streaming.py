@@ -140,8 +140,6 @@ def test_read_records_names_a_file_that_shrank(tmp_path):
 def test_a_file_cut_short_mid_run_is_an_error_naming_it(tmp_path):
   # A real process streaming real files; one is truncated while it trains.
   import subprocess
-  import sys
-  import time
 
   from estimator_cifar.data import fake
   from tests import testutil
@@ -150,22 +148,23 @@ def test_a_file_cut_short_mid_run_is_an_error_naming_it(tmp_path):
   victim = tmp_path / "data" / "cifar-10-batches-bin" / "data_batch_3.bin"
   overrides = testutil.TINY + ["data.in_memory=false", "train.steps=1000000",
                                "data.shuffle_buffer=1000", "log.every_steps=20"]
-  proc = subprocess.Popen(
-      [sys.executable, "-m", "estimator_cifar.run", "--experiment=resnet_sgd",
-       "--mode=train", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-       "--params_override=" + ",".join(overrides)],
-      cwd=testutil.REPO_ROOT, env=testutil.subprocess_env(),
+  proc = testutil.start_cli(
+      "--experiment=resnet_sgd", "--mode=train", f"--model_dir={model_dir}",
+      f"--data_dir={data_dir}", "--params_override=" + ",".join(overrides),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  output = testutil.OutputReader(proc)
   try:
     import tensorflow as tf
-    deadline = time.monotonic() + testutil.seconds(240)
-    while proc.poll() is None and time.monotonic() < deadline and \
-        tf.train.latest_checkpoint(model_dir) is None:
-      time.sleep(0.2)
+    testutil.wait_until(lambda: proc.poll() is not None or
+                        tf.train.latest_checkpoint(model_dir) is not None,
+                        timeout=240, interval=0.2, message="the first checkpoint")
+    assert proc.poll() is None, "".join(output.err)[-3000:]  # Still streaming.
     os.truncate(victim, 1000 * 3073)  # 1,000 of its 2,500 records left.
-    _, err = proc.communicate(timeout=testutil.seconds(120))
+    proc.wait(timeout=testutil.seconds(120))
   finally:
     proc.kill()
+    proc.wait()
+  err = output.text()[1]
   assert proc.returncode == 2, err[-3000:]
   last = err.strip().splitlines()[-1]
   assert last.startswith("error: ") and str(victim) in last

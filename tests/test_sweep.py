@@ -150,6 +150,21 @@ def test_dry_run_lists_points_and_writes_nothing(tmp_path):
              for line in bogus)
 
 
+def test_a_grid_past_max_points_is_refused_before_anything_runs(tmp_path):
+  root = str(tmp_path / "sweep")
+  with pytest.raises(sweep.SweepError, match="--max_points=3 to run them all"):
+    sweep.sweep("resnet_sgd", ["train.seed=1,2,3"], root, COMMON, max_points=2,
+                say=lambda line: None)
+  assert not os.path.exists(root)
+  # From the command line, the default limit holds without any flag.
+  seeds = ",".join(str(s) for s in range(1, sweep.DEFAULT_MAX_POINTS + 2))
+  proc = testutil.run_tool("sweep", "--experiment=resnet_sgd", f"--root={root}",
+                           f"--grid=train.seed={seeds}")
+  line = testutil.error_line(proc.returncode, proc.stderr)
+  assert f"{sweep.DEFAULT_MAX_POINTS + 1} points" in line and "--max_points=" in line
+  assert not os.path.exists(root)
+
+
 # ------------------------------------------------------------- real sweeps
 
 @pytest.mark.slow
@@ -278,6 +293,10 @@ def test_sweep_2x2_killed_resumed_and_reported(tmp_path, cifar10_dir):
     table = list(csv.DictReader(f))
   assert sorted(row["run"] for row in table) == NAMES
   for row in table:
+    # A column per grid key, with the point's value from its config.json.
+    lr, wd = (float(part.split("=")[1]) for part in row["run"].split("__"))
+    assert float(row["optimizer.learning_rate"]) == lr
+    assert float(row["train.weight_decay"]) == wd
     last = metrics_log.read(os.path.join(root, row["run"]))[-1]
     assert row["final_step"] == "4"
     assert float(row["final_accuracy"]) == last["accuracy"]

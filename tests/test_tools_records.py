@@ -9,6 +9,7 @@ exactly representable in float32 so that reads can be compared with `==`.
 import csv
 import io
 import json
+import re
 
 import pytest
 import tensorflow as tf
@@ -315,3 +316,35 @@ def test_cli_empty_dir_fails_cleanly(tool, tmp_path):
   assert proc.returncode != 0
   assert "no run found" in proc.stderr
   assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def _run_with(root, name, lr, seed, accuracy):
+  """A finished-looking run: its config.json and one evaluation."""
+  run = root / name
+  (run / "eval").mkdir(parents=True)
+  (run / "config.json").write_text(json.dumps(
+      {"name": "resnet_sgd", "optimizer": {"learning_rate": lr},
+       "train": {"seed": seed}}))
+  (run / "eval" / "metrics.jsonl").write_text(
+      json.dumps({"global_step": 10, "accuracy": accuracy}) + "\n")
+
+
+def test_swept_fields_are_columns_and_seeds_are_summarised(tmp_path):
+  accuracies = {0.1: [0.5, 0.75, 0.625], 0.2: [0.25, 0.375, 0.5]}
+  for lr, accs in accuracies.items():
+    for seed, acc in enumerate(accs, start=1):
+      _run_with(tmp_path, f"lr={lr}__seed={seed}", lr, seed, acc)
+  fields = ["optimizer.learning_rate", "train.seed"]
+  rows = results_table.results_rows(str(tmp_path), fields)
+  assert {(r["optimizer.learning_rate"], r["train.seed"], r["best_accuracy"])
+          for r in rows} == {(lr, seed, acc) for lr, accs in accuracies.items()
+                             for seed, acc in enumerate(accs, start=1)}
+  summary = results_table.seed_summary(rows, fields)
+  assert [(s["optimizer.learning_rate"], s["runs"]) for s in summary] == [(0.1, 3), (0.2, 3)]
+  assert summary[0]["median"] == 0.625 and summary[0]["mean"] == pytest.approx(0.625)
+  assert summary[0]["std"] == pytest.approx(0.125)  # Sample standard deviation.
+  markdown = re.sub(" +", " ", results_table.format_table(rows, "markdown", fields))
+  assert "| run | optimizer.learning_rate | train.seed | experiment |" in markdown
+  assert "| 0.1 | 3 | 62.50% | 62.50% | 12.50% |" in markdown
+  csv_header = results_table.format_table(rows, "csv", fields).splitlines()[0]
+  assert csv_header.startswith("run,optimizer.learning_rate,train.seed,experiment")

@@ -1,9 +1,9 @@
 """Short real trainings: every optimizer learns, CIFAR-100 fine labels, mixed
 precision on CPU, frozen scopes, clipping, multipliers, seeded determinism.
 
-The issue asks for 80 steps of ResNet-20 per optimizer; nine of those cost
-~70 s on this 2-core CPU, so the optimizer test trains ResNet-8 (the same
-v1 blocks, one per stage) at batch 32 for 80 steps, ~4 s each. Batch-norm
+80 steps of ResNet-20 for each of the nine optimizers would cost ~70 s on a
+2-core CPU, so the optimizer test trains ResNet-8 (the same v1 blocks, one
+per stage) at batch 32 for 80 steps, ~4 s each. Batch-norm
 momentum is 0.9 in these short runs so that the moving statistics used at
 evaluation have caught up after a few dozen steps.
 """
@@ -20,6 +20,7 @@ from estimator_cifar.engine import modes
 from estimator_cifar.data import sources
 from estimator_cifar.model.model_fn import configure_determinism
 from tests import graph_train
+from tests.testutil import OPTIMIZER_RATES as RATES
 from tests.testutil import TINY, TINY_TRAINABLE
 
 SHORT = ["model.depth=8", "train.batch_size=32", "model.bn_momentum=0.9",
@@ -27,10 +28,6 @@ SHORT = ["model.depth=8", "train.batch_size=32", "model.bn_momentum=0.9",
          "schedule.boundaries_epochs=[]", "schedule.multipliers=[]",
          "ema.decay=0", "train.seed=1"]  # Seeded: thresholds must not flake.
 
-# A sensible rate for each optimizer on this task (batch 32, 80 steps).
-RATES = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 2e-3,
-         "adamw": 2e-3, "adagrad": 0.1, "adadelta": 1.0, "rmsprop": 1e-3,
-         "ftrl": 0.1}
 
 
 def _config(*overrides: str, experiment: str = "resnet_sgd"):
@@ -53,8 +50,8 @@ def test_optimizer_learns_above_chance(name, cifar10_dir):
   result = graph_train.train(cfg, cifar10_dir, 80)
   first, last = np.mean(result.losses[:5]), np.mean(result.losses[-5:])
   assert last < 0.6 * first, (name, first, last)
-  # 10 classes: chance is 0.1; 15 of 50 right by chance has p < 1e-4.
-  assert result.accuracy >= 0.3, (name, result.accuracy)
+  # The easy data is learnable: every seeded run scores 50 of 50 (chance: 5).
+  assert result.accuracy >= 0.9, (name, result.accuracy)
   if name == "adamw":
     # The rate the train op used at each step is the documented formula.
     steps = (0, 3, 6, 7, 40, 79)

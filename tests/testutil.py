@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -34,6 +35,12 @@ TINY = ["model.name=tiny", "train.batch_size=16", "eval.batch_size=16",
 TINY_TRAINABLE = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
                   "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",
                   "tiny/logits/kernel", "tiny/logits/bias"]
+
+# A sensible rate for each optimizer on the easy data (batch 32, 80 steps);
+# the training tests use them and the learning-rate ranges must hold them.
+OPTIMIZER_RATES = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 2e-3,
+                   "adamw": 2e-3, "adagrad": 0.1, "adadelta": 1.0, "rmsprop": 1e-3,
+                   "ftrl": 0.1}
 
 # hooks.ProgressHook's line after the first: step, max, lr, examples/sec.
 PROGRESS = re.compile(
@@ -122,6 +129,25 @@ def run_tool(name: str, *args: str, timeout: float = 60, **kwargs):
   return subprocess.run(tool_command(name, *args), cwd=REPO_ROOT,
                         capture_output=True, text=True,
                         timeout=seconds(timeout), check=False, **kwargs)
+
+
+class OutputReader:
+  """Reads a child's stdout and stderr in threads as it runs, so its pipes
+  never fill and a test can poll what it printed so far (`out`, `err`)."""
+
+  def __init__(self, proc: subprocess.Popen):
+    self.out: list[str] = []
+    self.err: list[str] = []
+    self._threads = [threading.Thread(target=lines.extend, args=(stream,), daemon=True)
+                     for lines, stream in ((self.out, proc.stdout), (self.err, proc.stderr))]
+    for thread in self._threads:
+      thread.start()
+
+  def text(self) -> tuple[str, str]:
+    """(stdout, stderr) in full, once the child has exited and closed them."""
+    for thread in self._threads:
+      thread.join()
+    return "".join(self.out), "".join(self.err)
 
 
 def run_probe(module: str, *args: str, timeout: float = 300) -> dict:

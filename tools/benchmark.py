@@ -1,4 +1,4 @@
-r"""Speed of an experiment on this machine, printed as ONE JSON line (last line).
+r"""Speed of an experiment on the local CPU or GPU, as ONE JSON line (the last).
 
 Usage (from the repository root):
 
@@ -57,11 +57,11 @@ Fields of the JSON line:
   trials, in the training's compute dtype (`peak_gflops` lists every probe).
   achieved_fraction_of_peak = train_images_per_sec x train_flops_per_image /
   conv_peak_gflops.
-- keras_images_per_sec (`--vs_keras`): tools/peer_keras.py (tf.keras model.fit,
+- keras_images_per_sec (`--vs_keras`): tools/bench/peer_keras.py (tf.keras model.fit,
   same network, batch and augmentation, data in memory) run as a child process
   right after each training measurement, in float32 as a user runs it by
   default (keras_precision); ratio_vs_keras = train / keras. Its CPU time is
-  taken over its own timed section (see bench_peers.PEER_WRAPPER); keras_runs
+  taken over its own timed section (see bench/peers.py PEER_WRAPPER); keras_runs
   lists each repeat's wall rate (null: that run gave none, see notes).
 - keras_same_precision_images_per_sec (`--vs_keras` when train.precision is
   not float32): the same peer again, right after the float32 one, under the
@@ -71,19 +71,19 @@ Fields of the JSON line:
   With _per_cpu_sec, ratio_vs_keras_same_precision(_cpu) and _runs as for
   the float32 peer; all null in a float32 run. The target stays on
   ratio_vs_keras.
-- minimal_images_per_sec (`--vs_minimal`): tools/minimal_estimator.py, the
+- minimal_images_per_sec (`--vs_minimal`): tools/bench/minimal_estimator.py, the
   short hand-written Estimator, by its own timing (which includes its second
   train() call's graph building); without --data_dir it trains on noise
   written in the CIFAR-10 binary layout. Every peer field is null when the
   peer did not run; a note says why.
-- targets: the targets in TARGETS, each with its value, bound and whether it is met
+- targets: the speed goals in TARGETS, each with its value, bound and whether it is met
   (wall clock and CPU time).
 - machine: CPU count and model, load average before and after (load above the
   CPU count means the wall-clock figures are low: read the _cpu figures), TF
   version, GPUs; notes: anything skipped, and why.
 
-This module is the command line; bench_measure measures in this process,
-bench_peers runs the peers, bench_report builds the JSON line.
+This module is the command line; bench/measure.py measures in this process,
+bench/peers.py runs the peers, bench/report.py builds the JSON line.
 """
 
 import time
@@ -101,18 +101,23 @@ import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.benchmark", file=sys.stderr)
+  sys.exit(2)
+
 from absl import flags
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import paths
 from estimator_cifar.errors import UserError
-from tools import bench_report, cli
-from tools.bench_measure import (PEAK_DTYPES, count_flops, load_average,
+from . import cli
+from .bench import report as bench_report
+from .bench.measure import (PEAK_DTYPES, count_flops, load_average,
                                  machine_info, mean_rate, measure_peak,
                                  measure_pipeline, steady_rate, step_timer,
                                  window_rates)
-from tools.bench_peers import build_peers
-from tools.bench_report import Measurements
+from .bench.peers import build_peers
+from .bench.report import Measurements
 
 CHECKPOINT_SECS = 86400  # No checkpoint inside the timed steps.
 SKIPPABLE = ("eval", "pipeline", "peak", "flops")
@@ -179,7 +184,7 @@ flags.DEFINE_list("skip", [], f"Parts to leave out: {','.join(SKIPPABLE)}.",
 flags.DEFINE_bool("vs_keras", False, "Run the Keras peer too.",
                   flag_values=FLAGS)
 flags.DEFINE_string("keras_peer", "", "Path of the Keras peer script; "
-                    "default: tools/peer_keras.py.", flag_values=FLAGS)
+                    "default: tools/bench/peer_keras.py.", flag_values=FLAGS)
 flags.DEFINE_bool("vs_minimal", False, "Run the minimal Estimator peer too.",
                   flag_values=FLAGS)
 flags.DEFINE_float("peer_timeout", 1800, "Seconds a peer may run.",
@@ -285,7 +290,7 @@ def _measure_once(args, cfg, plan, estimator, train_input,
 
 
 def targets(result: dict) -> dict:
-  """Each issue-8 target: value (wall and CPU time), bound, met (None: not measured)."""
+  """Each speed goal in TARGETS: value (wall and CPU time), bound, met (None: not measured)."""
 
   def met(value, op, bound):
     if value is None:

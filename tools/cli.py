@@ -1,14 +1,40 @@
-"""What the tools' command lines share: absl flags and one-line errors.
+"""What the tools share: absl flags, one-line errors, child processes, the listing.
 
 Each tool defines its flags on a `flags.FlagValues` of its own rather than on
 the global `flags.FLAGS`, so tools can be imported side by side (tests do) and
 their `main(argv)` called more than once in one process.
 """
 
+import os
+import re
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from absl import flags
+
+import estimator_cifar
+from estimator_cifar import experiment_files
+
+# The folder holding the estimator_cifar package these tools run (the checkout,
+# or site-packages once installed): children get it first on PYTHONPATH, so
+# they run the same code as the tool that starts them.
+CODE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(estimator_cifar.__file__)))
+
+MAIN_BLOCK = re.compile(r'^if __name__ == "__main__":', re.M)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+  """This process's environment, CODE_ROOT first on PYTHONPATH, plus `extra`."""
+  env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
+  env["PYTHONPATH"] = os.pathsep.join(
+      p for p in (CODE_ROOT, os.environ.get("PYTHONPATH")) if p)
+  return env
+
+
+def exit_error(message: str) -> NoReturn:
+  """Prints `error: message` to stderr and exits 2, the status of a user error."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
 
 
 def parse(flag_values: flags.FlagValues, argv: Sequence[str],
@@ -26,8 +52,30 @@ def parse(flag_values: flags.FlagValues, argv: Sequence[str],
   try:
     rest = flag_values(["tool"] + list(argv))
   except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    exit_error(str(e))
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()  # Else absl logging warns on first use.
   return rest[1:]
+
+
+def runnable_tools(folder: str) -> dict[str, str]:
+  """Each module in `folder` that runs as a tool -> its docstring's first line.
+
+  A tool is a module with a `__main__` block; the files are read, not run.
+  """
+  found = {}
+  for name in sorted(os.listdir(folder)):
+    path = os.path.join(folder, name)
+    if name.endswith(".py") and not name.startswith("_"):
+      with open(path, encoding="utf-8") as f:
+        if MAIN_BLOCK.search(f.read()):
+          found[name[:-3]] = experiment_files.summary(path)
+  return found
+
+
+def print_tools(folder: str, package: str) -> None:
+  """Prints `python -m PACKAGE.NAME` and its one-line summary for each tool."""
+  tools = runnable_tools(folder)
+  width = max(len(f"{package}.{name}") for name in tools)
+  for name, summary in tools.items():
+    print(f"python -m {package + '.' + name:<{width}}  {summary}")

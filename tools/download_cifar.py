@@ -11,11 +11,15 @@ Failures print one paragraph on stderr and exit non-zero, without traceback.
 
 import sys
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.download_cifar", file=sys.stderr)
+  sys.exit(2)
+
 from absl import flags
 
 from estimator_cifar import errors, paths
 from estimator_cifar.data import cifar, download
-from tools import cli
+from . import cli
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("data_dir", None, "Folder for the archive and the "

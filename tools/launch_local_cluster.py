@@ -24,7 +24,6 @@ one failed; 124 after `--timeout_secs`; 130 on Ctrl-C.
 
 import argparse
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -32,7 +31,12 @@ import sys
 import threading
 import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.launch_local_cluster", file=sys.stderr)
+  sys.exit(2)
+
+from . import cli
+
 HOST = "127.0.0.1"
 POLL_SECS = 0.2
 STOP_SECS = 5.0   # SIGTERM, then this long, then SIGKILL.
@@ -80,14 +84,12 @@ class Task:
     self.returncode: int | None = None
 
   def start(self) -> None:
-    env = dict(os.environ, TF_CONFIG=tf_config(self.spec, self.role, self.index),
-               PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+    # In the launcher's folder, so relative paths mean what the user typed.
+    env = cli.child_env(TF_CONFIG=tf_config(self.spec, self.role, self.index))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     self.proc = subprocess.Popen(
         [sys.executable, "-m", "estimator_cifar.run", *self.run_args],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, bufsize=1)
     self.returncode = None
     self.say(f"started pid={self.proc.pid}")

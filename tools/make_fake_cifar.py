@@ -9,11 +9,15 @@ real data:
 
 import sys
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.make_fake_cifar", file=sys.stderr)
+  sys.exit(2)
+
 from absl import flags
 
 from estimator_cifar import paths
 from estimator_cifar.data import cifar, fake
-from tools import cli
+from . import cli
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("data_dir", None, "Where to write the dataset's folder.",

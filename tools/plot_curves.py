@@ -19,6 +19,10 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.plot_curves", file=sys.stderr)
+  sys.exit(2)
+
 from absl import app, flags, logging
 
 from estimator_cifar import extras
@@ -31,7 +35,7 @@ from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 from estimator_cifar import paths, rundir  # noqa: E402
-from tools import run_records  # noqa: E402
+from . import cli, run_records  # noqa: E402
 
 # Tags tried in order for each panel. `loss` is what the Estimator logs; the
 # others cover runs that log only the components.
@@ -243,31 +247,16 @@ def define_flags() -> None:
       "EMA weight for the train loss, in [0, 1) as in TensorBoard.")
 
 
-def _runs_in(names: Sequence[str]) -> tuple[list[str], list[str]]:
-  """Runs named by `names`: each path if it is a run, else the runs below it.
-
-  Returns:
-    The runs, in argument order without repeats, and the paths that held none.
-  """
-  runs, empty = [], []
-  for path in names:
-    found = [path] if run_records.is_run(path) else run_records.find_runs(path)
-    if not found:
-      empty.append(path)
-    runs.extend(r for r in found if r not in runs)
-  return runs, empty
-
-
 def main(argv: Sequence[str]) -> None:
   if len(argv) < 2:
-    sys.exit("plot_curves: error: give at least one MODEL_DIR")
+    cli.exit_error("give at least one MODEL_DIR: python -m tools.plot_curves DIR ...")
   if not 0.0 <= FLAGS.smoothing < 1.0:
-    sys.exit(f"plot_curves: error: --smoothing must be in [0, 1), "
-             f"got {FLAGS.smoothing}")
-  runs, empty = _runs_in([paths.expand(a) for a in argv[1:]])
+    cli.exit_error(f"--smoothing must be in [0, 1), got {FLAGS.smoothing}")
+  runs, empty = run_records.runs_in([paths.expand(a) for a in argv[1:]])
   if not runs:
-    sys.exit("plot_curves: error: no run found in " + ", ".join(argv[1:])
-             + " (a run holds config.json, event files or eval/metrics.jsonl)")
+    cli.exit_error("no run found in " + ", ".join(argv[1:]) + ": give a model_dir"
+                   " (it holds config.json, event files or eval/metrics.jsonl)"
+                   " or a folder of them")
   for path in empty:
     logging.warning("%s: no config.json, event files or eval metrics at or "
                     "below it; skipping it", path)
@@ -275,7 +264,7 @@ def main(argv: Sequence[str]) -> None:
   try:
     plot_runs(runs, out, FLAGS.smoothing)
   except OSError as e:
-    sys.exit(f"plot_curves: error: cannot write {out}: {e}")
+    cli.exit_error(f"cannot write {out} ({e}): pass a writable --out path")
   logging.info("wrote %s (%d run%s)", out, len(runs),
                "" if len(runs) == 1 else "s")
 

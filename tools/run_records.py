@@ -1,4 +1,4 @@
-"""Read what a training run left in its model_dir: config, events, eval metrics.
+"""Reads what a training run left in its model_dir: config, events, eval metrics.
 
 Shared by `plot_curves`, `results_table` and `sweep`. A model_dir holds the
 files `estimator_cifar.rundir` names (config.json, run_info.json, the
@@ -20,14 +20,20 @@ import math
 import os
 import re
 import struct
-from typing import Any, Iterator, Optional
+import sys
+from typing import Any, Iterator, Optional, Sequence
+
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.run_records", file=sys.stderr)
+  sys.exit(2)
 
 import numpy as np
-from absl import logging
+from absl import flags, logging
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
-from estimator_cifar import rundir
+from estimator_cifar import paths, rundir
+from . import cli
 
 EVENT_GLOB = "events.out.tfevents.*"
 
@@ -49,11 +55,14 @@ def _iter_records(path: str) -> Iterator[bytes]:
   corrupt record is caught by the protobuf parse in `_iter_events` anyway.
   """
   with open(path, "rb") as f:
+    size = os.fstat(f.fileno()).st_size
     while True:
       header = f.read(_HEADER.size)
       if len(header) < _HEADER.size:
         return
       (length, _) = _HEADER.unpack(header)
+      if length > size - f.tell():
+        return  # Unflushed, or a garbage length: never read past the file.
       payload = f.read(length)
       footer = f.read(_FOOTER_BYTES)
       if len(payload) < length or len(footer) < _FOOTER_BYTES:
@@ -161,7 +170,7 @@ def read_metrics_jsonl(model_dir: str) -> list[dict[str, Any]]:
 
   Returns:
     The records in file order; entries without an integer `global_step` are
-    dropped. A missing file gives an empty list. A line that does not parse is
+    dropped. A missing or unreadable file gives an empty list. A line that does not parse is
     skipped with a warning: the last one is usually an append that an
     evaluator still has in flight, so it is expected, not an error.
   """
@@ -169,8 +178,13 @@ def read_metrics_jsonl(model_dir: str) -> list[dict[str, Any]]:
   if not os.path.isfile(path):
     return []
   records = []
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().splitlines()
+  try:
+    # Undecodable bytes become U+FFFD, so such a line fails to parse below.
+    with open(path, encoding="utf-8", errors="replace") as f:
+      lines = f.read().splitlines()
+  except OSError as e:
+    logging.warning("%s: cannot read (%s); skipping it", path, e)
+    return []
   for line_number, line in enumerate(lines, start=1):
     if not line.strip():
       continue
@@ -340,3 +354,42 @@ def run_summary(model_dir: str) -> dict[str, Any]:
       "wall_time_s": wall_time,
       "status": run_info.get("status"),
   }
+
+
+def runs_in(names: Sequence[str]) -> tuple[list[str], list[str]]:
+  """(runs: each name if a run, else the runs below it; names that held none)."""
+  runs, empty = [], []
+  for path in names:
+    found = [path] if is_run(path) else find_runs(path)
+    if not found:
+      empty.append(path)
+    runs.extend(r for r in found if r not in runs)
+  return runs, empty
+
+
+USAGE = """Prints what each run at or below MODEL_DIR left, one JSON line per run.
+
+  python -m tools.run_records MODEL_DIR [MODEL_DIR ...]
+
+Each line holds model_dir, experiment, final_step, best_accuracy, best_step,
+final_accuracy, wall_time_s and status; null where the run does not say.
+"""
+FLAGS = flags.FlagValues()  # No flags of its own: --help only.
+
+
+def main(argv: Sequence[str]) -> None:
+  """Prints `run_summary` of each run named by `argv` (no program name)."""
+  names = cli.parse(FLAGS, argv, USAGE)
+  runs, empty = runs_in([paths.expand(name) for name in names])
+  if not runs:
+    cli.exit_error(f"no run found in {', '.join(names) or '(nothing given)'}: give a "
+                   "model_dir (it holds config.json, event files or "
+                   "eval/metrics.jsonl) or a folder of them")
+  for path in empty:
+    logging.warning("%s: no run at or below it; skipping it", path)
+  for run in runs:
+    print(json.dumps(run_summary(run)))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

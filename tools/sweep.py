@@ -27,8 +27,14 @@ resumes from their newest checkpoint. A failed point is reported with its error
 line and the sweep goes on; the exit status is 1 if any point failed.
 
 At the end (or alone with `--report_only`) it writes `results.md`,
-`results.csv` (tools.results_table) and `curves.png` (tools.plot_curves)
-into the root, and `sweep.json` with the grid and each point's outcome.
+`results.csv` (tools.results_table, with a column per grid key) and
+`curves.png` (tools.plot_curves) into the root, and `sweep.json` with the
+grid and each point's outcome. Seeds are a grid key like any other
+(`--grid train.seed=1,2,3`); with several, results.md also summarises each
+point over its seeds: median, mean and standard deviation of best accuracy.
+
+A grid of more than `--max_points` points (default DEFAULT_MAX_POINTS) is
+refused before anything runs: raise the flag to run it on purpose.
 """
 
 import dataclasses
@@ -42,25 +48,29 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.sweep", file=sys.stderr)
+  sys.exit(2)
+
 from absl import app, flags
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import overrides, paths
 from estimator_cifar.errors import ConfigError
-from tools.sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
+from . import cli
+from .sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
                               SweepError, make_points, parse_grid,
                               point_config, point_name, point_state)
+from .sweep_report import (CURVES_PNG, RESULTS_CSV, RESULTS_MD,  # noqa: F401
+                           write_report)
 
-# The points run this checkout's code (it goes first on their PYTHONPATH).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_FILE = "sweep.log"
 STATE_FILE = "sweep.json"
-RESULTS_MD = "results.md"
-RESULTS_CSV = "results.csv"
-CURVES_PNG = "curves.png"
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 10.0
 LOG_HEADER = "==== sweep "  # Starts the line before each attempt in sweep.log.
+# More points than this need --max_points: a typo in a grid can ask for days.
+DEFAULT_MAX_POINTS = 64
 
 # Point outcomes in sweep.json and the summary.
 FINISHED = "finished"    # Ran in this invocation and exited 0.
@@ -111,14 +121,6 @@ def point_command(experiment: str, common: Sequence[str], point: Point,
   return cmd
 
 
-def _child_env() -> dict[str, str]:
-  """This checkout first on PYTHONPATH: the points run the code of the sweep."""
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
-  env["PYTHONPATH"] = os.pathsep.join(
-      p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
-  return env
-
-
 class _Stop(Exception):
   """SIGTERM reached the sweep: stop the points, keep what they wrote."""
 
@@ -163,7 +165,7 @@ def run_points(jobs: Sequence[tuple[Point, list[str]]], parallel: int,
           log.write(f"{LOG_HEADER}{stamp}: {shlex.join(cmd)}\n".encode())
           log.flush()
           process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=_child_env())
+                                     stdin=subprocess.DEVNULL, env=cli.child_env())
         running[process] = (point, offset, time.monotonic())
         say(f"start    {point.name}")
       time.sleep(POLL_SECONDS)
@@ -203,42 +205,6 @@ def _stop_all(processes: list[subprocess.Popen]) -> None:
 
 # ------------------------------------------------------------------- reports
 
-def write_report(root: str, failures: Optional[dict[str, str]] = None
-                 ) -> list[str]:
-  """Writes results.md, results.csv and curves.png for every run under `root`.
-
-  Args:
-    root: the sweep's root directory.
-    failures: point name -> error line, listed under the Markdown table
-      (points that failed before writing anything have no row in it).
-
-  Returns:
-    The paths written (none if `root` holds no run yet).
-  """
-  # Imported here: matplotlib costs a second that --dry_run should not pay.
-  from tools import plot_curves, results_table, run_records
-  try:
-    rows = results_table.results_rows(root)
-  except run_records.NoRunsError:
-    rows = []
-  written = []
-  if rows:
-    markdown = results_table.format_table(rows, "markdown")
-    if failures:
-      markdown += "\nFailed points:\n\n" + "".join(
-          f"- `{name}`: {line}\n" for name, line in sorted(failures.items()))
-    for name, text in ((RESULTS_MD, markdown),
-                       (RESULTS_CSV, results_table.format_table(rows, "csv"))):
-      out = os.path.join(root, name)
-      with open(out, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-      written.append(out)
-    out = os.path.join(root, CURVES_PNG)
-    plot_curves.plot_runs([row["model_dir"] for row in rows], out)
-    written.append(out)
-  return written
-
-
 def _write_state(root: str, state: dict[str, Any]) -> None:
   """sweep.json, atomically: the grid, the command and each point's outcome."""
   os.makedirs(root, exist_ok=True)
@@ -249,15 +215,17 @@ def _write_state(root: str, state: dict[str, Any]) -> None:
   os.replace(tmp, os.path.join(root, STATE_FILE))
 
 
-def _failures_on_record(root: str) -> dict[str, str]:
-  """Failed points of the last sweep in `root`, from its sweep.json."""
+def _on_record(root: str) -> tuple[dict[str, str], list[str]]:
+  """(failed point -> error line, grid keys) of the last sweep in `root`."""
   try:
     with open(os.path.join(root, STATE_FILE), encoding="utf-8") as f:
-      points = json.load(f).get("points", [])
+      state = json.load(f)
+    points, grid = state.get("points", []), state.get("grid", [])
   except (OSError, ValueError, AttributeError):
-    return {}
-  return {p["name"]: p.get("error") or "" for p in points
-          if isinstance(p, dict) and p.get("status") == FAILED}
+    return {}, []
+  failures = {p["name"]: p.get("error") or "" for p in points
+              if isinstance(p, dict) and p.get("status") == FAILED}
+  return failures, [g[0] for g in grid if isinstance(g, list) and g]
 
 
 # ---------------------------------------------------------------------- main
@@ -265,11 +233,13 @@ def _failures_on_record(root: str) -> dict[str, str]:
 def sweep(experiment: str, grid_specs: Sequence[str], root: str,
           common: Sequence[str] = (), parallel: int = 1,
           data_dir: Optional[str] = None, dry_run: bool = False,
-          say: Callable[[str], None] = print) -> int:
+          say: Callable[[str], None] = print,
+          max_points: int = DEFAULT_MAX_POINTS) -> int:
   """Runs (or lists) a sweep; returns the exit status: 0, or 1 if any failed.
 
   Raises:
-    SweepError: a bad --grid/--params_override, or an unknown experiment.
+    SweepError: a bad --grid/--params_override, an unknown experiment, or
+      more points than `max_points`.
   """
   try:
     base = config_lib.load_experiment(experiment)
@@ -283,6 +253,11 @@ def sweep(experiment: str, grid_specs: Sequence[str], root: str,
     raise SweepError(f"{', '.join(sorted(both))} is both in --params_override "
                      "and --grid")
   points = make_points(grid, root)
+  if len(points) > max_points:
+    raise SweepError(
+        f"the grid has {len(points)} points, more than --max_points="
+        f"{max_points}: pass --max_points={len(points)} to run them all, or "
+        "give --grid fewer values")
   jobs, skipped = [], []
   say(f"{len(points)} point{'s' if len(points) != 1 else ''} under {root}")
   for point in points:
@@ -324,7 +299,7 @@ def sweep(experiment: str, grid_specs: Sequence[str], root: str,
     record(outcomes or {p.name: Outcome(NOT_RUN) for p, _ in jobs})
   failures = {name: o.error or "" for name, o in outcomes.items()
               if o.status == FAILED}
-  for path in write_report(root, failures):
+  for path in write_report(root, failures, [key for key, _ in grid]):
     say(f"wrote    {path}")
   ran = sum(o.status == FINISHED for o in outcomes.values())
   say(f"{ran} finished, {len(skipped)} skipped (finished before), "
@@ -353,6 +328,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("parallel", 1, "Points trained at the same time.",
                        lower_bound=1)
   flags.DEFINE_string("data_dir", None, "Passed to every point.")
+  flags.DEFINE_integer("max_points", DEFAULT_MAX_POINTS, "The most grid points "
+                       "the sweep runs; a larger grid is refused.", lower_bound=1)
   flags.DEFINE_bool("dry_run", False, "List the points and what a run would "
                     "do with each; run nothing.")
   flags.DEFINE_bool("report_only", False, "Only write results.md, results.csv "
@@ -361,26 +338,26 @@ def define_flags() -> None:
 
 def main(argv: Sequence[str]) -> int:
   if len(argv) > 1:
-    sys.exit(f"sweep: error: unexpected arguments {' '.join(argv[1:])}")
+    cli.exit_error(f"unexpected arguments {' '.join(argv[1:])}: pass everything as --flags")
   if not FLAGS.root:
-    sys.exit("sweep: error: pass --root=DIR")
+    cli.exit_error("no --root: pass --root=DIR, the folder that holds the points")
   root = paths.expand(FLAGS.root)
   if FLAGS.report_only:
-    written = write_report(root, _failures_on_record(root))
+    written = write_report(root, *_on_record(root))
     if not written:
-      sys.exit(f"sweep: error: no run under {root}")
+      cli.exit_error(f"no run under {root}: check --root")
     for path in written:
       print(f"wrote    {path}")
     return 0
   if not FLAGS.experiment:
-    sys.exit("sweep: error: pass --experiment=NAME")
+    cli.exit_error("no --experiment: pass --experiment=NAME")
   signal.signal(signal.SIGTERM, _raise_stop)
   try:
     return sweep(FLAGS.experiment, FLAGS.grid, root, FLAGS.params_override,
-                 FLAGS.parallel, paths.expand(FLAGS.data_dir), FLAGS.dry_run)
+                 FLAGS.parallel, paths.expand(FLAGS.data_dir), FLAGS.dry_run,
+                 max_points=FLAGS.max_points)
   except SweepError as e:
-    print(f"sweep: error: {e}", file=sys.stderr)
-    return 2
+    cli.exit_error(str(e))
   except (KeyboardInterrupt, _Stop):
     print("sweep: stopped; rerun the same command to resume", file=sys.stderr)
     return 130

@@ -31,7 +31,7 @@ Scaffold restores the averaged weights, so this job evaluates those.
 
 import os
 import time
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -113,35 +113,6 @@ def evaluate_one(estimator: tf.estimator.Estimator, input_fn, checkpoint: str,
     exporter.export(estimator, os.path.join(model_dir, "export", exporter.name),
                     checkpoint, result, final)
   return result
-
-
-def evaluate_checkpoints(estimator: tf.estimator.Estimator, input_fn,
-                         checkpoints: Iterable[str], max_steps: int) -> dict:
-  """Evaluates each checkpoint of `checkpoints` not yet in metrics.jsonl.
-
-  Lets tests feed a list with a deleted checkpoint in it instead of waiting
-  on a live trainer.
-
-  Returns:
-    The metrics of the last checkpoint evaluated here ({} if none).
-  """
-  done = evaluated_checkpoints(estimator.model_dir)
-  last = {}
-  for checkpoint in checkpoints:
-    name = os.path.basename(checkpoint)
-    step = checkpoint_step(name)
-    if name in done:
-      logging.info("Checkpoint %s is in %s already; not evaluating it again.",
-                   name, metrics_log.path(estimator.model_dir))
-    else:
-      result = evaluate_one(estimator, input_fn, checkpoint)
-      if result is None:
-        continue
-      done.add(name)
-      last = result
-    if step is not None and step >= max_steps:
-      break
-  return last
 
 
 def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,

@@ -218,7 +218,7 @@ class NanGuardHook(v1.train.SessionRunHook):
 
   Checks every step: the loss is a scalar the step computes anyway (Estimator
   fetches it too), so the check adds only a little Python per step
-  (`python -m tools.summary_cost --hook_overhead` measures it). Under a
+  (`python -m tools.bench.summary_cost --hook_overhead` measures it). Under a
   distribution strategy every replica's loss is checked.
   """
 

@@ -25,8 +25,7 @@ import os
 import tensorflow as tf
 
 from estimator_cifar.engine import signals
-
-from estimator_cifar.rundir import CHECKPOINT_BASENAME
+from estimator_cifar.rundir import CHECKPOINT_BASENAME, run_record
 
 v1 = tf.compat.v1
 
@@ -39,7 +38,8 @@ class Preempted(Exception):
     self.step, self.checkpoint = step, checkpoint
     self.signal_name = signal_name
     # What run_info records for a run ended this way.
-    self.run_status = "interrupted" if signal_name == "SIGINT" else "preempted"
+    self.run_status = (run_record.INTERRUPTED if signal_name == "SIGINT"
+                       else run_record.PREEMPTED)
     saved = f"saved {checkpoint}" if checkpoint else "no checkpoint saved here"
     super().__init__(f"{self.run_status} ({signal_name}) at step {step}; {saved}")
 

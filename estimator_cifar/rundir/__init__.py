@@ -48,11 +48,6 @@ def checkpoint_step(path: str | None) -> int | None:
   return int(match.group(1)) if match else None
 
 
-def checkpoint_prefix(model_dir: str, step: int) -> str:
-  """The prefix Estimator gives the checkpoint of `step` in `model_dir`."""
-  return os.path.join(model_dir, f"{CHECKPOINT_BASENAME}-{step}")
-
-
 def state_checkpoint(model_dir: str) -> str | None:
   """The newest checkpoint named by the state file, read without TensorFlow.
 

@@ -49,8 +49,8 @@ from typing import Any
 
 from absl import logging
 
-import estimator_cifar
 from estimator_cifar import config as config_lib
+from estimator_cifar import version
 from estimator_cifar import rundir
 from estimator_cifar.rundir import metrics_log
 from estimator_cifar.errors import ConfigError, UserError
@@ -63,7 +63,7 @@ STOPPED_NAN = "stopped_nan"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 KILLED = "killed_or_preempted"
-PREEMPTED = "preempted"  # An exception's `run_status` (preemption.Preempted).
+PREEMPTED = "preempted"  # preemption.Preempted's `run_status` on SIGTERM.
 
 # Distribution names per reported package; the first one installed wins
 # (TensorFlow ships under several names).
@@ -211,10 +211,9 @@ def outcome(error: BaseException | None) -> tuple[str, str | None]:
 
 def package_info() -> dict[str, Any]:
   """This package's version and, from a git checkout, its commit."""
-  info = {"name": "estimator_cifar", "version": estimator_cifar.__version__,
+  info = {"name": "estimator_cifar", "version": version.__version__,
           "git_commit": None, "git_dirty": None}
-  info.update(git_state(os.path.dirname(os.path.abspath(
-      estimator_cifar.__file__))))
+  info.update(git_state(os.path.dirname(os.path.abspath(version.__file__))))
   return info
 
 

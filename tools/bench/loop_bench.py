@@ -1,6 +1,6 @@
 r"""Training images/sec at several train.steps_per_loop values, side by side.
 
-  python -m tools.loop_bench --experiment=resnet_sgd \
+  python -m tools.bench.loop_bench --experiment=resnet_sgd \
       --params_override=model.name=tiny --loops=1,20 --steps=400 --repeats=3
 
 Every measurement runs the package's own training path (the Estimator from

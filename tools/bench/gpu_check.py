@@ -1,7 +1,7 @@
 r"""GPU speed in one command: training, eval and pipeline images/sec, as ONE JSON line.
 
-  tools/gpu_check.sh            # installs the .[gpu] extra, then runs this
-  python -m tools.gpu_check     # the measurements alone
+  tools/bench/gpu_check.sh            # installs the .[gpu] extra, then runs this
+  python -m tools.bench.gpu_check     # the measurements alone
 
 On a CUDA machine: ResNet-20 (`resnet_sgd`) and WRN-28-10 (`wrn28_10_sgd`)
 training images/sec at float32, mixed_float16 and mixed_float16 with XLA,
@@ -21,6 +21,10 @@ import sys
 import tempfile
 import threading
 import time
+
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.gpu_check", file=sys.stderr)
+  sys.exit(2)
 
 from absl import app, flags
 
@@ -53,9 +57,9 @@ def check_gpu() -> str:
   """
   if shutil.which("nvidia-smi") is None:
     raise NoGpuError(
-        "no NVIDIA GPU here: nvidia-smi is not on PATH. tools/gpu_check.sh "
+        "no NVIDIA GPU here: nvidia-smi is not on PATH. tools/bench/gpu_check.sh "
         "measures GPU speed and needs a CUDA machine with the NVIDIA driver; "
-        "on a CPU, measure with `python -m tools.loop_bench` instead.")
+        "on a CPU, measure with `python -m tools.bench.loop_bench` instead.")
   listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True,
                            text=True, timeout=60)
   gpus = [line for line in listing.stdout.splitlines() if line.startswith("GPU")]
@@ -172,7 +176,7 @@ def run_all(measure, budget_secs: float, clock=time.monotonic) -> dict:
 
 def measure_job(job, sampler: UtilisationSampler) -> dict:
   """One measurement of `plan()` on this machine."""
-  from tools import loop_bench
+  from . import loop_bench
   kind, model = job[0], job[1]
   experiment = MODELS[model]
   if kind == "pipeline":

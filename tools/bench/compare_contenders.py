@@ -1,7 +1,7 @@
-"""One contender of tools/real_subset_compare.py, trained for a wall-clock budget.
+"""One contender of tools/bench/real_subset_compare.py, trained for a wall-clock budget.
 
 Run by real_subset_compare as a child process (its own imports, threads and
-memory): `python -m tools.compare_contenders SPEC_JSON`. The spec names the
+memory): `python -m tools.bench.compare_contenders SPEC_JSON`. The spec names the
 contender (`package`, `minimal` or `keras`), data_dir, work_dir, budget_secs,
 points, experiment and overrides; the result goes to spec["out"] as JSON:
 {"name", "points": [[seconds, step, accuracy], ...], "notes": [...]}.
@@ -15,13 +15,13 @@ checkpoint is evaluated on the test split afterwards, outside the clock.
   feature the experiment turns on). Its schedule needs a length in steps, so
   a short untimed probe of PROBE_STEPS measures steps per second first and
   the run gets train.steps = rate x budget x FIT.
-- minimal: tools/minimal_estimator.py's dataset and model_fn (ResNet-20,
+- minimal: tools/bench/minimal_estimator.py's dataset and model_fn (ResNet-20,
   momentum 0.1, constant rate), in a plain Estimator.
-- keras: tf.keras model.fit on tools/peer_keras.py's ResNet-20 with the usual
+- keras: tf.keras model.fit on tools/bench/peer_keras.py's ResNet-20 with the usual
   recipe (as that peer: pad-crop-flip, per-image standardization, SGD 0.1
   momentum 0.9, L2 1e-4, batch 128), on the real data held in memory.
 
-No absl flags here, so importing tools.minimal_estimator (whatever flags it
+No absl flags here, so importing tools.bench.minimal_estimator (whatever flags it
 defines) cannot collide with them.
 """
 
@@ -31,6 +31,10 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.compare_contenders", file=sys.stderr)
+  sys.exit(2)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -125,7 +129,7 @@ def run_package(spec: dict) -> dict:
 
 
 def run_minimal(spec: dict) -> dict:
-  from tools import minimal_estimator as minimal
+  from . import minimal_estimator as minimal
   budget, points = spec["budget_secs"], spec["points"]
   model_dir = os.path.join(spec["work_dir"], "minimal")
   start = time.perf_counter()
@@ -156,7 +160,7 @@ def read_cifar10(data_dir: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_keras(spec: dict) -> dict:
-  from tools import peer_keras
+  from . import peer_keras
   budget, points = spec["budget_secs"], spec["points"]
   x, y = read_cifar10(spec["data_dir"], True)
   x_test, y_test = read_cifar10(spec["data_dir"], False)

@@ -1,7 +1,7 @@
 """Measures training throughput of any run: examples/sec and per CPU-second.
 
 Usage (everything after `--` is the command to measure):
-  python -m tools.measure_throughput --batch_size=128 -- \\
+  python -m tools.bench.measure_throughput --batch_size=128 -- \\
       python -m tools.launch_local_cluster --workers=1 --ps=1 --no-evaluator -- \\
       --experiment=resnet_sgd --model_dir=/tmp/tp \\
       --params_override=data.name=synthetic,train.steps=70,log.every_steps=10,distribute.strategy=parameter_server
@@ -26,12 +26,16 @@ import subprocess
 import sys
 import time
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.measure_throughput", file=sys.stderr)
+  sys.exit(2)
+
 from absl import flags
 
 from estimator_cifar import extras
-from tools import cli
+from .. import cli
 
-psutil = extras.require_or_exit("psutil", "python -m tools.measure_throughput")
+psutil = extras.require_or_exit("psutil", "python -m tools.bench.measure_throughput")
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_integer("batch_size", None, "Global batch (train.batch_size) of "

@@ -2,12 +2,12 @@ r"""The package's recipe beside the minimal Estimator and Keras, same budget.
 
 Usage (from the repository root):
 
-  python -m tools.real_subset_compare \
+  python -m tools.bench.real_subset_compare \
       --data_dir=/path/to/cifar10_real_subset --budget_secs=600 \
       [--experiment=real_subset] [--params_override=a.b=v,...] \
       [--points=6] [--contenders=package --contenders=keras] [--work_dir=DIR]
 
-Each contender (tools/compare_contenders.py) trains in its own process, one
+Each contender (tools/bench/compare_contenders.py) trains in its own process, one
 after another, on the same data for the same wall-clock budget, saving a
 checkpoint every budget / points seconds; every checkpoint is then scored on
 the test split (outside the clock). Printed: each contender's accuracy at
@@ -22,12 +22,15 @@ import subprocess
 import sys
 import tempfile
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.real_subset_compare", file=sys.stderr)
+  sys.exit(2)
+
 from absl import flags
 
 from estimator_cifar import paths
-from tools import cli
+from .. import cli
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "package"
 CONTENDERS = ("package", "minimal", "keras")  # compare_contenders.CONTENDERS.
 CHILD_TIMEOUT_FACTOR = 6   # A child may take this many budgets (probe, evals).
@@ -128,13 +131,13 @@ def run_contender(spec: dict) -> dict:
   """Runs one contender in a child process; its result dict (see the module)."""
   spec = dict(spec, out=os.path.join(spec["work_dir"],
                                      f"{spec['contender']}.json"))
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  env = cli.child_env(TF_CPP_MIN_LOG_LEVEL="2")
   timeout = CHILD_TIMEOUT_FACTOR * spec["budget_secs"] + CHILD_TIMEOUT_EXTRA
   log = os.path.join(spec["work_dir"], f"{spec['contender']}.log")
   with open(log, "w") as f:
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.compare_contenders", json.dumps(spec)],
-        cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", f"{__package__}.compare_contenders", json.dumps(spec)],
+        cwd=cli.CODE_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
         timeout=timeout)
   if proc.returncode != 0 or not os.path.isfile(spec["out"]):
     with open(log) as f:

@@ -8,7 +8,7 @@ No TensorFlow here.
 
 import dataclasses
 
-from tools.bench_measure import PEAK_DTYPES, Rate, load_average, median
+from .measure import PEAK_DTYPES, Rate, load_average, median
 
 # Report names of the peers, in the JSON line's order; a peer that did not
 # run still gets its fields, as null.

@@ -1,6 +1,6 @@
 """Fault soak: SIGKILL the tasks of a parameter-server cluster, restart, check.
 
-  python -m tools.fault_soak --kills=20 --seed=0 --work_dir=/tmp/soak \\
+  python -m tools.bench.fault_soak --kills=20 --seed=0 --work_dir=/tmp/soak \\
       --data_dir=DATA_DIR [--steps=6000]
 
 Starts 1 ps, a chief, 1 worker and an evaluator of `resnet_sgd` with the tiny
@@ -32,9 +32,12 @@ import subprocess
 import sys
 import time
 
-from tools import launch_local_cluster
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.fault_soak", file=sys.stderr)
+  sys.exit(2)
 
-REPO_ROOT = launch_local_cluster.REPO_ROOT
+from .. import cli, launch_local_cluster
+
 KILLABLE = ("chief", "worker", "evaluator")
 # Frequent checkpoints and evaluations: more writes for a kill to land in.
 SOAK = ["checkpoint.save_steps=200", "log.every_steps=50",
@@ -70,11 +73,8 @@ class Task:
     self.starts = 0
 
   def start(self) -> None:
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               TF_CONFIG=launch_local_cluster.tf_config(self.spec, self.role,
-                                                        self.index))
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+    env = cli.child_env(TF_CONFIG=launch_local_cluster.tf_config(
+        self.spec, self.role, self.index))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
     self.log_offset = os.path.getsize(self.log_path) \
@@ -82,7 +82,7 @@ class Task:
     with open(self.log_path, "a") as log:
       self.proc = subprocess.Popen(
           [sys.executable, "-m", "estimator_cifar.run", *self.args],
-          cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+          cwd=cli.CODE_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     self.started_at = time.monotonic()
     self.starts += 1
 

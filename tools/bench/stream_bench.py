@@ -1,6 +1,6 @@
 r"""Streaming against in-memory training input: peak RSS and images/sec by split size.
 
-  python -m tools.stream_bench --sizes=1,10,30 --in_memory_sizes=1,10 \
+  python -m tools.bench.stream_bench --sizes=1,10,30 --in_memory_sizes=1,10 \
       --batches=400 --repeats=3 --workdir=/tmp
 
 Writes CIFAR-10 binary-layout data sets of 1x, 10x, 30x CIFAR-10's training
@@ -25,6 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.stream_bench", file=sys.stderr)
+  sys.exit(2)
 
 import numpy as np
 from absl import app, flags
@@ -103,7 +107,7 @@ def _peak_rss_mb() -> float:
 def measure(data_dir: str, in_memory: str) -> dict:
   """Runs `child` in a new process (its own peak RSS) and returns its line."""
   out = subprocess.run(
-      [sys.executable, "-m", "tools.stream_bench", f"--child={data_dir}",
+      [sys.executable, "-m", f"{__package__}.stream_bench", f"--child={data_dir}",
        f"--in_memory={in_memory}", f"--batches={FLAGS.batches}",
        f"--warmup={FLAGS.warmup}"],
       capture_output=True, text=True, check=True,

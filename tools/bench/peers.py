@@ -1,8 +1,8 @@
 """The peers tools.benchmark runs beside the training measurement.
 
 A peer is another way to train the same network on the same machine: the
-tf.keras `model.fit` script (tools/peer_keras.py) and the hand-written minimal
-Estimator (tools/minimal_estimator.py). Each runs as a
+tf.keras `model.fit` script (tools/bench/peer_keras.py) and the hand-written minimal
+Estimator (tools/bench/minimal_estimator.py). Each runs as a
 child process, so that its imports, threads and memory are its own and not
 the measured process's, under PEER_WRAPPER, which also takes its CPU time.
 
@@ -17,13 +17,14 @@ import sys
 from typing import Callable
 
 from estimator_cifar.data import cifar
-from tools.bench_measure import Rate
 
-TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(TOOLS_DIR)
+from .. import cli
+from .measure import Rate
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 # The peers are scripts a user would write, run by path in their own process.
-KERAS_PEER = os.path.join(TOOLS_DIR, "peer_keras.py")
-MINIMAL_PEER = os.path.join(TOOLS_DIR, "minimal_estimator.py")
+KERAS_PEER = os.path.join(BENCH_DIR, "peer_keras.py")
+MINIMAL_PEER = os.path.join(BENCH_DIR, "minimal_estimator.py")
 MINIMAL_WARMUP_STEPS = 10  # minimal_estimator.py's own untimed first call.
 
 # Set to a Keras mixed-precision policy name, it makes PEER_WRAPPER set that
@@ -97,7 +98,7 @@ def parse_peer(output: str, pattern: re.Pattern) -> Rate | None:
 
 
 def find_keras_peer(path: str = "") -> str | None:
-  """`path` (default: tools/peer_keras.py) if it exists, else None."""
+  """`path` (default: tools/bench/peer_keras.py) if it exists, else None."""
   path = path or KERAS_PEER
   return os.path.abspath(path) if os.path.isfile(path) else None
 
@@ -128,7 +129,7 @@ def run_peer(script: str, args: list[str], pattern: re.Pattern,
   try:
     proc = subprocess.run([sys.executable, "-c", PEER_WRAPPER, script, *args],
                           capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=REPO_ROOT)
+                          timeout=timeout, cwd=cli.CODE_ROOT)
   except subprocess.TimeoutExpired:
     return None, f"{name} timed out after {timeout:.0f}s"
   rate = parse_peer(proc.stdout, pattern)

@@ -8,7 +8,7 @@ steps (after warm-up) as the last line. A script on purpose (argparse, no
 import of this package): it stands for a user's own, and benchmark runs it by
 path in a process of its own.
 
-Usage: python tools/peer_keras.py [--steps N] [--warmup N] [--batch N]
+Usage: python tools/bench/peer_keras.py [--steps N] [--warmup N] [--batch N]
        [--model resnet20|convnet]
 """
 

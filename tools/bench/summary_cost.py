@@ -25,7 +25,7 @@ are only written outside the window. Prints the median steps/sec of each
 configuration and the slowdown of `default` against `off`.
 
 Usage (the figure in docs/performance.md):
-  python -m tools.summary_cost --repeats=3 --warmup=110 --steps=100 --bare
+  python -m tools.bench.summary_cost --repeats=3 --warmup=110 --steps=100 --bare
 """
 
 import os
@@ -36,13 +36,17 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+if not __package__:  # Run as a file, where relative imports fail.
+  print("error: run it with -m: python -m tools.bench.summary_cost", file=sys.stderr)
+  sys.exit(2)
+
 import tensorflow as tf  # noqa: E402
 from absl import flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
 from estimator_cifar.data.input_pipeline import make_input_fn  # noqa: E402
 from estimator_cifar.engine import estimator_setup, hooks  # noqa: E402
-from tools import cli  # noqa: E402
+from .. import cli  # noqa: E402
 
 BASE = ["data.name=synthetic", "data.shuffle_buffer=1024", "model.depth=20",
         "train.batch_size=128", "checkpoint.save_secs=1000000"]
