@@ -179,3 +179,32 @@ def test_a_folder_of_other_files_is_refused_with_a_listing(tmp_path):
     (run / "notes.txt").write_text("mine")
     (run / marker).write_text("")
     lock.check_is_run_or_empty(str(run))
+
+
+def test_a_stale_lock_that_another_process_is_taking_over_is_left_to_it(
+    tmp_path, monkeypatch):
+  """The claim decides: this process waits, then finds the new holder."""
+  model_dir = str(tmp_path)
+  path = write_lock(model_dir, pid=gone_pid(), **lock.machine())
+  claim = f"{path}.takeover-t0"
+  open(claim, "w").close()
+
+  def other_process_finishes(_):
+    write_lock(model_dir, pid=os.getpid(), token="t1", **lock.machine(),
+               process_start=lock.process_start(os.getpid()))
+    os.remove(claim)
+
+  monkeypatch.setattr(lock.time, "sleep", other_process_finishes)
+  with pytest.raises(errors.CheckpointError, match=f"pid {os.getpid()} on"):
+    lock.acquire(model_dir, lock.TRAINER)
+
+
+def test_a_claim_left_by_a_process_that_died_mid_takeover_expires(tmp_path):
+  model_dir = str(tmp_path)
+  path = write_lock(model_dir, pid=gone_pid(), **lock.machine())
+  claim = f"{path}.takeover-t0"
+  open(claim, "w").close()
+  then = time.time() - lock.CLAIM_STALE_SECS - 1
+  os.utime(claim, (then, then))
+  lock.acquire(model_dir, lock.TRAINER).release()
+  assert os.listdir(os.path.dirname(path)) == []
