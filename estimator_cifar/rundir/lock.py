@@ -173,7 +173,8 @@ def _install(file_path: str, record: dict) -> bool:
     os.link(tmp, file_path)  # Atomic, and fails if the name exists.
     return True
   except FileExistsError:
-    return False
+    # Over NFS a retried link reports EEXIST when its first try succeeded.
+    return os.stat(tmp).st_nlink == 2
   finally:
     os.remove(tmp)
 
