@@ -208,3 +208,9 @@ def test_a_claim_left_by_a_process_that_died_mid_takeover_expires(tmp_path):
   os.utime(claim, (then, then))
   lock.acquire(model_dir, lock.TRAINER).release()
   assert os.listdir(os.path.dirname(path)) == []
+
+
+def test_a_lock_that_cannot_be_written_is_one_user_error(tmp_path):
+  (tmp_path / rundir.LOCK_DIR).write_text("not a folder")
+  with pytest.raises(errors.CheckpointError, match="Cannot take the trainer lock"):
+    lock.acquire(str(tmp_path), lock.TRAINER)

@@ -229,8 +229,9 @@ class Lock:
   def release(self) -> None:
     """Stops the heartbeat and removes the lock file if it is still ours."""
     self._stop.set()
-    if _token(self.path) == self.record["token"]:
-      with contextlib.suppress(FileNotFoundError):
+    # Runs in `finally` blocks: an OSError here must not hide the run's own.
+    with contextlib.suppress(OSError):
+      if _token(self.path) == self.record["token"]:
         os.remove(self.path)
 
 
@@ -238,9 +239,22 @@ def acquire(model_dir: str, role: str) -> Lock:
   """Takes the `role` lock of `model_dir`, taking over a stale one.
 
   Raises:
-    CheckpointError: another live process holds it (named in the message).
+    CheckpointError: another live process holds it (named in the message), or
+      the lock file cannot be written.
   """
   file_path = path(model_dir, role)
+  try:
+    return _acquire(file_path, model_dir, role)
+  except OSError as e:
+    raise CheckpointError(
+        f"Cannot take the {role} lock of --model_dir={model_dir}: writing "
+        f"{file_path} failed ({e.strerror or e}). Free space there or fix its "
+        "permissions, or pass another --model_dir (the lock needs a file "
+        "system with hard links).") from None
+
+
+def _acquire(file_path: str, model_dir: str, role: str) -> Lock:
+  """`acquire`, its OSErrors unexplained."""
   os.makedirs(os.path.dirname(file_path), exist_ok=True)
   record = _holder_record(role)
   for _ in range(_TRIES):
