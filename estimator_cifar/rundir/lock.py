@@ -106,13 +106,13 @@ def process_start(pid: int) -> str | None:
     with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
       # Fields after the command name, which may itself hold spaces and ')'.
       fields = f.read().rsplit(")", 1)[1].split()
+    state, start_ticks = fields[0], fields[19]  # stat(5): fields 3 and 22.
   except FileNotFoundError:
     if os.path.isdir("/proc/self"):
       return None
     return "unknown" if _exists(pid) else None
   except (OSError, IndexError):
     return "unknown"
-  state, start_ticks = fields[0], fields[19]  # stat(5): fields 3 and 22.
   return None if state in ("Z", "X") else start_ticks
 
 
@@ -145,11 +145,11 @@ def describe(holder: dict) -> str:
 def stale_reason(holder: dict | None, age_secs: float) -> str | None:
   """Why the lock of `holder`, last touched `age_secs` ago, is stale; None if
   its holder may still run."""
-  if holder is None:
+  if holder is None or not isinstance(holder.get("pid"), int):
     return "its lock file is unreadable"
   here = machine()
   if all(holder.get(key) == value for key, value in here.items()):
-    start = process_start(int(holder.get("pid", 0)))
+    start = process_start(holder["pid"])
     if start is None:
       return f"pid {holder.get('pid')} is gone"
     if "unknown" not in (start, holder.get("process_start")) and \
@@ -305,16 +305,14 @@ def _take_over(file_path: str, holder: dict | None, reason: str,
     os.remove(claim)
 
 
-def held_error(model_dir: str, role: str, holder: dict | None) -> CheckpointError:
+def held_error(model_dir: str, role: str, holder: dict) -> CheckpointError:
   """The refusal of a second process for `role` in `model_dir`."""
-  who = describe(holder) if holder else "another process"
-  host = (holder or {}).get("host", "its host")
-  pid = (holder or {}).get("pid", "<pid>")
   return CheckpointError(
-      f"--model_dir={model_dir} is in use: its {role} is {who}. One process "
-      f"per role writes a model_dir. Wait for it to finish, stop it (`kill "
-      f"{pid}` on {host}; a trainer saves a checkpoint first), or choose "
-      f"another --model_dir. The lock is {path(model_dir, role)}.")
+      f"--model_dir={model_dir} is in use: its {role} is {describe(holder)}. "
+      "One process per role writes a model_dir. Wait for it to finish, stop "
+      f"it (`kill {holder['pid']}` on {holder.get('host')}; a trainer saves a "
+      "checkpoint first), or choose another --model_dir. The lock is "
+      f"{path(model_dir, role)}.")
 
 
 @contextlib.contextmanager
