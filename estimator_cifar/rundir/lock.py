@@ -233,6 +233,8 @@ class Lock:
     with contextlib.suppress(OSError):
       if _token(self.path) == self.record["token"]:
         os.remove(self.path)
+      # A job that wrote nothing else leaves the folder as it found it.
+      os.rmdir(os.path.dirname(self.path))  # Only if no other lock is there.
 
 
 def acquire(model_dir: str, role: str) -> Lock:
@@ -255,11 +257,14 @@ def acquire(model_dir: str, role: str) -> Lock:
 
 def _acquire(file_path: str, model_dir: str, role: str) -> Lock:
   """`acquire`, its OSErrors unexplained."""
-  os.makedirs(os.path.dirname(file_path), exist_ok=True)
   record = _holder_record(role)
   for _ in range(_TRIES):
-    if _install(file_path, record):
-      return Lock(file_path, record)
+    try:
+      if _install(file_path, record):
+        return Lock(file_path, record)
+    except FileNotFoundError:  # No locks/ yet, or another job's release
+      os.makedirs(os.path.dirname(file_path), exist_ok=True)  # removed it.
+      continue
     try:
       holder, age = _read(file_path)
     except FileNotFoundError:
