@@ -18,6 +18,7 @@ config.json I/O. It imports neither TensorFlow nor the config module, so tools
 can read a model_dir in a fraction of a second.
 """
 
+import fnmatch
 import json
 import os
 import re
@@ -73,8 +74,7 @@ def state_checkpoint(model_dir: str) -> str | None:
 
 def holds_run(entries: Collection[str]) -> bool:
   """Whether a folder with these entries holds a run: a run file or checkpoint."""
-  return any(name in RUN_MARKERS or (name.startswith(CHECKPOINT_BASENAME + "-")
-                                     and name.endswith(".index"))
+  return any(name in RUN_MARKERS or fnmatch.fnmatch(name, CHECKPOINT_INDEX_GLOB)
              for name in entries)
 
 
