@@ -173,7 +173,7 @@ def test_a_folder_of_other_files_is_refused_with_a_listing(tmp_path):
   (tmp_path / "empty").mkdir()
   lock.check_is_run_or_empty(str(tmp_path / "empty"))
   for marker in ("config.json", "checkpoint", "model.ckpt-10.index",
-                 "run_info.json", "locks"):
+                 "run_info.json", "locks", "sweep.log"):
     run = tmp_path / marker.replace(".", "_")
     run.mkdir()
     (run / "notes.txt").write_text("mine")

@@ -45,7 +45,7 @@ from typing import Any, Callable, Optional, Sequence
 from absl import app, flags
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import overrides, paths
+from estimator_cifar import overrides, paths, rundir
 from estimator_cifar.errors import ConfigError
 from tools.sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
                               SweepError, make_points, parse_grid,
@@ -53,7 +53,7 @@ from tools.sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
 
 # The points run this checkout's code (it goes first on their PYTHONPATH).
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOG_FILE = "sweep.log"
+LOG_FILE = rundir.SWEEP_LOG_FILE
 STATE_FILE = "sweep.json"
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"

@@ -11,6 +11,7 @@ A model_dir holds, beside TensorFlow's own event files:
   damaged_checkpoints/      checkpoints moved aside (rundir/checkpoint_check.py)
   tasks/worker-<i>.done     a cluster's finished workers (rundir/job_end.py)
   locks/<role>.lock         the process writing as each role (rundir/lock.py)
+  sweep.log                 a sweep point's runs' output (tools/sweep.py)
 
 This module owns those names and the few facts every reader needs: the step
 in a checkpoint's name, which task of a cluster owns the model_dir, and the
@@ -34,8 +35,9 @@ CHECKPOINT_BASENAME = "model.ckpt"   # As Estimator's CheckpointSaverHook names 
 CHECKPOINT_INDEX_GLOB = CHECKPOINT_BASENAME + "-*.index"
 DAMAGED_DIR = "damaged_checkpoints"
 LOCK_DIR = "locks"
+SWEEP_LOG_FILE = "sweep.log"  # Written before its first run starts.
 # Any of these makes a folder a run (or one being started) to write into.
-RUN_MARKERS = (CONFIG_FILE, RUN_INFO_FILE, STATE_FILE, LOCK_DIR)
+RUN_MARKERS = (CONFIG_FILE, RUN_INFO_FILE, STATE_FILE, LOCK_DIR, SWEEP_LOG_FILE)
 
 # Tasks of a TF_CONFIG cluster that own the model_dir when present.
 CHIEF_ROLES = ("chief", "master")
