@@ -23,6 +23,9 @@ whose file went untouched for STALE_AFTER_SECS is stale. A SIGKILLed holder
 therefore never blocks the next run on its machine, and blocks another
 machine's run for STALE_AFTER_SECS at most.
 
+Before any lock is taken, `check_is_run_or_empty` refuses a folder of other
+files: a lock, like the run after it, must not be written among them.
+
 Imports no TensorFlow.
 """
 
