@@ -38,7 +38,10 @@ def _modes(mode):
 
 def _export(cfg, model_dir, o: RunOptions):
   from estimator_cifar.engine import export
-  return export.run_export(cfg, model_dir, o.data_dir)
+  from estimator_cifar.rundir import lock
+  lock.check_is_run_or_empty(model_dir)
+  with lock.held(model_dir, lock.EXPORT):
+    return export.run_export(cfg, model_dir, o.data_dir)
 
 
 def _predict(cfg, model_dir, o: RunOptions):

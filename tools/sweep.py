@@ -55,7 +55,7 @@ if not __package__:  # Run as a file, where relative imports fail.
 from absl import app, flags
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import overrides, paths
+from estimator_cifar import overrides, paths, rundir
 from estimator_cifar.errors import ConfigError
 from . import cli
 from .sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
@@ -64,7 +64,7 @@ from .sweep_grid import (MAX_NAME_CHARS, Point,  # noqa: F401
 from .sweep_report import (CURVES_PNG, RESULTS_CSV, RESULTS_MD,  # noqa: F401
                            write_report)
 
-LOG_FILE = "sweep.log"
+LOG_FILE = rundir.SWEEP_LOG_FILE
 STATE_FILE = "sweep.json"
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 10.0

@@ -25,8 +25,8 @@ from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model import eval_metrics, lr_ranges, train_loop
 from estimator_cifar.model.model_fn import configure_determinism
 from estimator_cifar.rundir import (checkpoint_check, confusion_plot,
-                                    disk_space, identity, job_end, metrics_log,
-                                    run_record)
+                                    disk_space, identity, job_end, lock,
+                                    metrics_log, run_record)
 
 # Estimator is built on the v1 training APIs; their "deprecated, use tf.keras"
 # notices on every hook say nothing a user of this package can act on.
@@ -78,10 +78,37 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   preemption.py). A cluster's ps and evaluator tasks run their own loops
   (ps_task.py, continuous_eval.py), which end with the job or on a signal.
 
+  Every mode refuses a non-empty folder that holds no run, and the trainer
+  and each continuous-eval job hold the model_dir's lock of their role while
+  they run (rundir/lock.py): a second one for the same role is refused before
+  anything is written.
+
   Raises:
     UserError subclasses for anything the user can fix.
   """
   cluster = distribute.read_tf_config()
+  lock.check_is_run_or_empty(model_dir)
+  with lock.held(model_dir, _lock_role(mode, cluster)):
+    return _run_owned(cfg, model_dir, mode, data_dir, warm_start_from,
+                      allow_config_change, resume_from_previous, cluster)
+
+
+def _lock_role(mode: str, cluster: distribute.Cluster | None) -> str | None:
+  """The lock this process takes: the trainer's is the chief's alone (its
+  workers and ps tasks share its run); one evaluator per eval name."""
+  task = cluster.task_type if cluster is not None else None
+  if mode == "continuous_eval" or (mode in TRAIN_MODES and task == "evaluator"):
+    return lock.evaluator()
+  if mode in TRAIN_MODES and (cluster is None or cluster.is_chief):
+    return lock.TRAINER
+  return None
+
+
+def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
+               data_dir: str | None, warm_start_from: str | None,
+               allow_config_change: bool, resume_from_previous: bool,
+               cluster: distribute.Cluster | None) -> dict:
+  """`run` once this process may write the model_dir as its role."""
   task = cluster.task_type if cluster is not None else None
   if task == "ps" and mode in TRAIN_MODES:
     return ps_task.run(cfg, model_dir, cluster)

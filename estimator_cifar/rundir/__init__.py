@@ -10,6 +10,8 @@ A model_dir holds, beside TensorFlow's own event files:
   model.ckpt-<step>.*       Estimator's checkpoints
   damaged_checkpoints/      checkpoints moved aside (rundir/checkpoint_check.py)
   tasks/worker-<i>.done     a cluster's finished workers (rundir/job_end.py)
+  locks/<role>.lock         the process writing as each role (rundir/lock.py)
+  sweep.log                 a sweep point's runs' output (tools/sweep.py)
 
 This module owns those names and the few facts every reader needs: the step
 in a checkpoint's name, which task of a cluster owns the model_dir, and the
@@ -17,6 +19,7 @@ config.json I/O. It imports neither TensorFlow nor the config module, so tools
 can read a model_dir in a fraction of a second.
 """
 
+import fnmatch
 import json
 import os
 import re
@@ -31,6 +34,10 @@ STATE_FILE = "checkpoint"            # TensorFlow's checkpoint state file.
 CHECKPOINT_BASENAME = "model.ckpt"   # As Estimator's CheckpointSaverHook names them.
 CHECKPOINT_INDEX_GLOB = CHECKPOINT_BASENAME + "-*.index"
 DAMAGED_DIR = "damaged_checkpoints"
+LOCK_DIR = "locks"
+SWEEP_LOG_FILE = "sweep.log"  # Written before its first run starts.
+# Any of these makes a folder a run (or one being started) to write into.
+RUN_MARKERS = (CONFIG_FILE, RUN_INFO_FILE, STATE_FILE, LOCK_DIR, SWEEP_LOG_FILE)
 
 # Tasks of a TF_CONFIG cluster that own the model_dir when present.
 CHIEF_ROLES = ("chief", "master")
@@ -60,6 +67,12 @@ def state_checkpoint(model_dir: str) -> str | None:
   except OSError:
     return None
   return match.group(1) if match else None
+
+
+def holds_run(entries: Collection[str]) -> bool:
+  """Whether a folder with these entries holds a run: a run file or checkpoint."""
+  return any(name in RUN_MARKERS or fnmatch.fnmatch(name, CHECKPOINT_INDEX_GLOB)
+             for name in entries)
 
 
 def is_chief(task_type: str | None, task_index: int = 0,
