@@ -76,8 +76,10 @@ flags.DEFINE_bool("allow_config_change", False, "Train modes: continue in a "
 flags.DEFINE_bool("resume_from_previous", False, "Train modes: if the newest "
                   "checkpoint in --model_dir is damaged, move it aside and "
                   "resume from the newest complete one.")
-flags.DEFINE_string("images", None, "--mode=predict: image files and/or "
-                    "directories, comma-separated (PNG or JPEG).")
+flags.DEFINE_multi_string("images", [], "--mode=predict: PNG or JPEG files "
+                          "and/or directories; repeat the flag or separate "
+                          "with commas (a name holding a comma is taken "
+                          "whole when it exists).")
 flags.DEFINE_integer("top_k", 5, "--mode=predict: classes shown per image.")
 flags.DEFINE_enum("output", "table", ["table", "json"], "--mode=predict: format.")
 flags.DEFINE_bool("verbose", False, "Show tracebacks for user errors too.")
@@ -109,7 +111,7 @@ def main(argv):
       data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
       allow_config_change=FLAGS.allow_config_change,
       resume_from_previous=FLAGS.resume_from_previous,
-      images=FLAGS.images or "", top_k=FLAGS.top_k, output=FLAGS.output))
+      images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output))
   return 0
 
 
