@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar import experiment_files, flag_errors, paths  # noqa: E402
+from estimator_cifar import errors, experiment_files, flag_errors, paths  # noqa: E402
 from estimator_cifar.engine import TRAIN_MODES, RunOptions  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
 from estimator_cifar.rundir import checkpoint_check, recorded  # noqa: E402
@@ -107,11 +107,13 @@ def main(argv):
   model_dir = model_dir or os.path.join("runs", cfg.name)
   if FLAGS.mode in TRAIN_MODES:
     checkpoint_check.check_writable(model_dir)
-  MODES[FLAGS.mode](cfg, model_dir, RunOptions(
-      data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
-      allow_config_change=FLAGS.allow_config_change,
-      resume_from_previous=FLAGS.resume_from_previous,
-      images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output))
+  memory = {key: config_lib.get(cfg, key) for key in errors.MEMORY_SETTINGS}
+  with errors.memory_errors_named(memory):
+    MODES[FLAGS.mode](cfg, model_dir, RunOptions(
+        data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
+        allow_config_change=FLAGS.allow_config_change,
+        resume_from_previous=FLAGS.resume_from_previous,
+        images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output))
   return 0
 
 
