@@ -19,7 +19,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
 from estimator_cifar import errors, experiment_files, flag_errors, paths  # noqa: E402
-from estimator_cifar.engine import TRAIN_MODES, RunOptions  # noqa: E402
+from estimator_cifar.engine import TRAIN_MODES, RunOptions, signals  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
 from estimator_cifar.rundir import checkpoint_check, recorded  # noqa: E402
 
@@ -127,13 +127,16 @@ def run_main(argv):
     print(f"error: {e}", file=sys.stderr, flush=True)
     logging.flush()
     sys.exit(e.exit_code)
-  except KeyboardInterrupt:
-    # Ctrl-C before training caught signals itself (startup): nothing to save.
+  except (KeyboardInterrupt, signals.Stopped) as e:
+    # A signal before training could stop in order (start-up, graph
+    # construction): there is no step to save.
     if FLAGS.verbose:
       traceback.print_exc()
-    print("Interrupted before training started; nothing was saved.",
+    stopped = e if isinstance(e, signals.Stopped) else signals.Stopped("SIGINT")
+    print(f"{stopped.run_status.capitalize()} ({stopped.signal_name}) before "
+          "training started; nothing was saved by this run.",
           file=sys.stderr, flush=True)
-    sys.exit(130)
+    sys.exit(stopped.exit_code)
 
 
 def cli():

@@ -16,6 +16,12 @@ run as "preempted" (SIGTERM) or "interrupted" (SIGINT) and returns normally,
 so the process exits 0 within about one step and a checkpoint write; the same
 command resumes from that step.
 
+Until the training session exists (input pipelines and the graph being built,
+the session created: minutes for a very deep network) there is no step to
+finish: the first signal then raises `signals.Stopped` at once, the run is
+recorded as preempted or interrupted, and the process exits 128 + the signal's
+number. Checkpoints written before are untouched.
+
 Only the chief of a TF_CONFIG cluster saves (it owns the model_dir); other
 tasks just stop.
 """
@@ -39,7 +45,7 @@ class Preempted(Exception):
     self.step, self.checkpoint = step, checkpoint
     self.signal_name = signal_name
     # What run_info records for a run ended this way.
-    self.run_status = "interrupted" if signal_name == "SIGINT" else "preempted"
+    self.run_status = signals.run_status(signal_name)
     saved = f"saved {checkpoint}" if checkpoint else "no checkpoint saved here"
     super().__init__(f"{self.run_status} ({signal_name}) at step {step}; {saved}")
 
@@ -54,7 +60,8 @@ class PreemptionHook(v1.train.SessionRunHook):
   def __init__(self, model_dir: str):
     self._model_dir = model_dir
     self._stop = signals.StopRequest(
-        "saving a checkpoint after the current step")
+        "saving a checkpoint after the current step",
+        early_action="stopping now, before training started")
     self._saver = None
     self._global_step = None
     self._is_chief = tf.estimator.RunConfig().is_chief  # From TF_CONFIG.
@@ -75,6 +82,11 @@ class PreemptionHook(v1.train.SessionRunHook):
 
   def after_create_session(self, session, coord):
     del session, coord
+    # From here after_run polls; before, the graph was being built or the
+    # session created, with no step to finish: a signal raised Stopped. This
+    # hook runs before the chief's CheckpointSaverHook, so its step-0 save
+    # finishes rather than being cut off.
+    self._stop.polled()
     # The Scaffold's Saver, in the SAVERS collection once the graph is final.
     savers = v1.get_collection(v1.GraphKeys.SAVERS)
     self._saver = savers[0] if savers else None
