@@ -16,11 +16,12 @@ run as "preempted" (SIGTERM) or "interrupted" (SIGINT) and returns normally,
 so the process exits 0 within about one step and a checkpoint write; the same
 command resumes from that step.
 
-Until the training session exists (input pipelines and the graph being built,
-the session created: minutes for a very deep network) there is no step to
-finish: the first signal then raises `signals.Stopped` at once, the run is
-recorded as preempted or interrupted, and the process exits 128 + the signal's
-number. Checkpoints written before are untouched.
+Until the training graph is built (the data, the input pipeline, model_fn:
+minutes for a very deep network) there is no step to finish: the first signal
+then raises `signals.Stopped` at once, the run is recorded as preempted or
+interrupted, and the process exits 128 + the signal's number. Checkpoints
+written before are untouched. From the hooks' `begin()` on (session creation,
+the step-0 save, the steps) it is the orderly stop above.
 
 Only the chief of a TF_CONFIG cluster saves (it owns the model_dir); other
 tasks just stop.
@@ -79,14 +80,12 @@ class PreemptionHook(v1.train.SessionRunHook):
 
   def begin(self):
     self._global_step = v1.train.get_global_step()
+    # The graph is built: from here the first signal waits for after_run, so
+    # that a step-0 save or a restore in progress is never cut off.
+    self._stop.polled()
 
   def after_create_session(self, session, coord):
     del session, coord
-    # From here after_run polls; before, the graph was being built or the
-    # session created, with no step to finish: a signal raised Stopped. This
-    # hook runs before the chief's CheckpointSaverHook, so its step-0 save
-    # finishes rather than being cut off.
-    self._stop.polled()
     # The Scaffold's Saver, in the SAVERS collection once the graph is final.
     savers = v1.get_collection(v1.GraphKeys.SAVERS)
     self._saver = savers[0] if savers else None

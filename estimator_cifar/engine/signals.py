@@ -8,14 +8,11 @@ loop polls (handlers run in the main thread, between Python bytecodes, so
 nothing is interrupted half-way), and a second signal of either kind exits the
 process at once, for a user who does not want to wait.
 
-A task whose loop is not polling yet (training while its graph is built and
-its session created, which takes minutes for a deep network) asks for
-`early_action`: until it calls `polled()`, the first signal raises `Stopped`
-in the main thread, which ends the process with 128 + the signal's number.
-Nothing is lost: that stage writes no checkpoint. Python runs handlers only
-between bytecodes, so while the main thread is inside one long native call
-(TensorFlow optimising and initialising a huge graph) a thread that Python's
-C-level handler wakes at once exits the process after EARLY_GRACE_SECS.
+A task whose loop is not polling yet (training while its graph is built, which
+takes minutes for a very deep network) asks for `early_action`: until it calls
+`polled()`, the first signal raises `Stopped` in the main thread, which ends
+the process with 128 + the signal's number. Nothing is lost: that stage
+writes no checkpoint.
 """
 
 import os
@@ -27,9 +24,6 @@ from absl import logging
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 POLL_SECS = 0.2  # How often `StopRequest.wait` looks at the flag.
-# How long an early signal's `Stopped` may take to surface in the main thread
-# before the process exits without it.
-EARLY_GRACE_SECS = 5.0
 
 
 def run_status(signal_name: str) -> str:
@@ -74,7 +68,6 @@ class StopRequest:
     self._early_action = early_action
     self._event = threading.Event()
     self._previous = {}
-    self._watch = None
     self.signal_name = None
 
   def __enter__(self) -> "StopRequest":
@@ -84,17 +77,12 @@ class StopRequest:
       return self
     for signum in STOP_SIGNALS:
       self._previous[signum] = signal.signal(signum, self._handle)
-    if self._early_action is not None:
-      self._watch = _NativeCallWatch(self)
     return self
 
   def __exit__(self, *exc) -> None:
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
     self._previous = {}
-    if self._watch is not None:
-      self._watch.close()
-      self._watch = None
 
   def _handle(self, signum, frame) -> None:
     del frame
@@ -114,11 +102,6 @@ class StopRequest:
   def polled(self) -> None:
     """The task's loop now polls `requested`: a first signal only sets it."""
     self._early_action = None
-
-  @property
-  def early(self) -> bool:
-    """Whether a first signal still raises `Stopped` (before `polled()`)."""
-    return self._early_action is not None
 
   @property
   def requested(self) -> bool:
@@ -143,39 +126,3 @@ class StopRequest:
       time.sleep(min(POLL_SECS, left))
     return True
 
-
-class _NativeCallWatch:
-  """Exits the process when an early signal's `Stopped` cannot surface.
-
-  Python's C-level handler writes each signal's number to the wakeup fd at
-  once, whatever the main thread is doing; this thread reads it and, if the
-  StopRequest is still early and still entered EARLY_GRACE_SECS later (the
-  main thread is stuck in native code), exits with 128 + the number.
-  """
-
-  def __init__(self, stop: StopRequest):
-    self._stop = stop
-    self._closed = threading.Event()
-    read_fd, self._write_fd = os.pipe()
-    os.set_blocking(self._write_fd, False)  # As set_wakeup_fd requires.
-    self._previous_fd = signal.set_wakeup_fd(self._write_fd)
-    threading.Thread(target=self._watch, args=(read_fd,), daemon=True,
-                     name="native-call-watch").start()
-
-  def close(self) -> None:
-    self._closed.set()
-    signal.set_wakeup_fd(self._previous_fd)
-    os.close(self._write_fd)  # The reader sees end-of-file and returns.
-
-  def _watch(self, read_fd: int) -> None:
-    with os.fdopen(read_fd, "rb", buffering=0) as reader:
-      while number := reader.read(1):
-        if number[0] not in STOP_SIGNALS or not self._stop.early or \
-            self._closed.wait(EARLY_GRACE_SECS):
-          continue
-        if self._stop.early:  # polled() may have come while we waited.
-          logging.warning("%s: still in a native call after %.0f s; exiting "
-                          "now.", signal.Signals(number[0]).name,
-                          EARLY_GRACE_SECS)
-          logging.flush()
-          os._exit(128 + number[0])  # pylint: disable=protected-access
