@@ -107,13 +107,14 @@ def main(argv):
   model_dir = model_dir or os.path.join("runs", cfg.name)
   if FLAGS.mode in TRAIN_MODES:
     checkpoint_check.check_writable(model_dir)
+  options = RunOptions(
+      data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
+      allow_config_change=FLAGS.allow_config_change,
+      resume_from_previous=FLAGS.resume_from_previous,
+      images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output)
   memory = {key: config_lib.get(cfg, key) for key in errors.MEMORY_SETTINGS}
   with errors.memory_errors_named(memory):
-    MODES[FLAGS.mode](cfg, model_dir, RunOptions(
-        data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
-        allow_config_change=FLAGS.allow_config_change,
-        resume_from_previous=FLAGS.resume_from_previous,
-        images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output))
+    MODES[FLAGS.mode](cfg, model_dir, options)
   return 0
 
 
