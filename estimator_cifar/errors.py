@@ -3,8 +3,20 @@
 Anything a user can fix (a typo in a flag, a missing data file, a corrupt
 checkpoint) is raised as `UserError` with a one-paragraph message that names the
 culprit and the fix. `run.py` prints it without a traceback and exits non-zero;
-every other exception is a bug and keeps its traceback.
+every other exception is a bug and keeps its traceback, except running out of
+memory, which `memory_errors_named` turns into `OutOfMemoryError`.
 """
+
+import contextlib
+import re
+
+# The config fields that size a run's memory, as an out-of-memory error names
+# them: the batch sizes and the network's size.
+MEMORY_SETTINGS = ("train.batch_size", "eval.batch_size", "model.depth",
+                   "model.width")
+# Python's own, and TensorFlow's (matched by name: this module imports no TF).
+_OUT_OF_MEMORY_TYPES = ("MemoryError", "ResourceExhaustedError")
+_TENSOR_SHAPE = re.compile(r"shape\s*\[(\d+)")
 
 
 def one_line(e: BaseException) -> str:
@@ -37,3 +49,53 @@ class CheckpointError(UserError):
 
 class DiskFullError(UserError):
   """The filesystem of the model_dir (or data_dir) has no room left."""
+
+
+class OutOfMemoryError(UserError):
+  """The host or an accelerator ran out of memory: a setting asks for too much."""
+
+
+@contextlib.contextmanager
+def memory_errors_named(settings: dict[str, object]):
+  """Raises `OutOfMemoryError` in place of running out of memory inside.
+
+  Args:
+    settings: MEMORY_SETTINGS' keys with the run's values, named in the message.
+  """
+  try:
+    yield
+  except Exception as e:  # MemoryError is an Exception too.
+    error = out_of_memory(e, settings)
+    if error is None:
+      raise
+    raise error from None
+
+
+def out_of_memory(e: BaseException,
+                  settings: dict[str, object]) -> OutOfMemoryError | None:
+  """`e`, or an error it wraps, as an OutOfMemoryError; None if not one.
+
+  The likeliest setting comes first: the batch size that a failed tensor's
+  first dimension equals, or the network's depth when Python itself ran out
+  (building a huge graph), else the training batch size.
+  """
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if any(k.__name__ in _OUT_OF_MEMORY_TYPES for k in type(e).__mro__):
+      break
+    e = e.__cause__ or e.__context__
+  else:
+    return None
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  what = next((line for line in lines if "OOM" in line), lines[0] if lines else "")
+  shape = _TENSOR_SHAPE.search(what)
+  likely = next((k for k in MEMORY_SETTINGS if "batch" in k and shape and
+                 str(settings.get(k)) == shape.group(1)),
+                "model.depth" if isinstance(e, MemoryError) else "train.batch_size")
+  order = [likely] + [k for k in MEMORY_SETTINGS if k != likely]
+  values = ", ".join(f"{k}={settings[k]}" for k in order if k in settings)
+  return OutOfMemoryError(
+      f"Out of memory ({type(e).__name__}: {what or 'no details'}). The "
+      f"settings that size memory, likeliest first: {values}. Lower "
+      f"{likely} with --params_override, or run where more memory is free.")

@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar import experiment_files, flag_errors, paths  # noqa: E402
-from estimator_cifar.engine import TRAIN_MODES, RunOptions  # noqa: E402
+from estimator_cifar import errors, experiment_files, flag_errors, paths  # noqa: E402
+from estimator_cifar.engine import TRAIN_MODES, RunOptions, signals  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
 from estimator_cifar.rundir import checkpoint_check, recorded  # noqa: E402
 
@@ -79,8 +79,10 @@ flags.DEFINE_bool("allow_config_change", False, "Train modes: continue in a "
 flags.DEFINE_bool("resume_from_previous", False, "Train modes: if the newest "
                   "checkpoint in --model_dir is damaged, move it aside and "
                   "resume from the newest complete one.")
-flags.DEFINE_string("images", None, "--mode=predict: image files and/or "
-                    "directories, comma-separated (PNG or JPEG).")
+flags.DEFINE_multi_string("images", [], "--mode=predict: PNG or JPEG files "
+                          "and/or directories; repeat the flag or separate "
+                          "with commas (a name holding a comma is taken "
+                          "whole when it exists).")
 flags.DEFINE_integer("top_k", 5, "--mode=predict: classes shown per image.")
 flags.DEFINE_enum("output", "table", ["table", "json"], "--mode=predict: format.")
 flags.DEFINE_bool("verbose", False, "Show tracebacks for user errors too.")
@@ -108,11 +110,14 @@ def main(argv):
   model_dir = model_dir or os.path.join("runs", cfg.name)
   if FLAGS.mode in TRAIN_MODES:
     checkpoint_check.check_writable(model_dir)
-  MODES[FLAGS.mode](cfg, model_dir, RunOptions(
+  options = RunOptions(
       data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
       allow_config_change=FLAGS.allow_config_change,
       resume_from_previous=FLAGS.resume_from_previous,
-      images=FLAGS.images or "", top_k=FLAGS.top_k, output=FLAGS.output))
+      images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output)
+  memory = {key: config_lib.get(cfg, key) for key in errors.MEMORY_SETTINGS}
+  with errors.memory_errors_named(memory):
+    MODES[FLAGS.mode](cfg, model_dir, options)
   return 0
 
 
@@ -126,13 +131,16 @@ def run_main(argv):
     print(f"error: {e}", file=sys.stderr, flush=True)
     logging.flush()
     sys.exit(e.exit_code)
-  except KeyboardInterrupt:
-    # Ctrl-C before training caught signals itself (startup): nothing to save.
+  except (KeyboardInterrupt, signals.Stopped) as e:
+    # A signal before training could stop in order (start-up, graph
+    # construction): there is no step to save.
     if FLAGS.verbose:
       traceback.print_exc()
-    print("Interrupted before training started; nothing was saved.",
+    stopped = e if isinstance(e, signals.Stopped) else signals.Stopped("SIGINT")
+    print(f"{stopped.run_status.capitalize()} ({stopped.signal_name}) before "
+          "training started; nothing was saved by this run.",
           file=sys.stderr, flush=True)
-    sys.exit(130)
+    sys.exit(stopped.exit_code)
 
 
 def cli():

@@ -9,7 +9,8 @@ import pytest
 
 from estimator_cifar.data import fake
 from estimator_cifar.errors import CheckpointError, DataError
-from tests.testutil import TINY, cli_command, seconds, subprocess_env, tiny_config
+from tests.testutil import (TINY, cli_command, png_header, seconds,
+                            subprocess_env, tiny_config)
 from tests import testutil
 
 
@@ -78,7 +79,7 @@ def test_images_and_config_paths_expand(tmp_path, monkeypatch):
   monkeypatch.setenv("HOME", str(tmp_path))
   monkeypatch.setenv("IMAGES", str(tmp_path / "imgs"))
   (tmp_path / "imgs").mkdir()
-  png = b"\x89PNG\r\n\x1a\n" + bytes(8)
+  png = png_header(32, 32)
   (tmp_path / "imgs" / "a.png").write_bytes(png)
   (tmp_path / "b.png").write_bytes(png)
   assert predict.image_paths("$IMAGES,~/b.png") == [

@@ -19,6 +19,6 @@ class RunOptions:
   warm_start_from: str | None = None     # Train modes.
   allow_config_change: bool = False      # Train modes.
   resume_from_previous: bool = False     # Train modes.
-  images: str = ""                       # predict: files and/or directories.
+  images: tuple[str, ...] = ()           # predict: --images values.
   top_k: int = 5                         # predict.
   output: str = "table"                  # predict: table or json.

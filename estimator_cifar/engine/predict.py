@@ -1,7 +1,8 @@
 """`--mode=predict`: top-k classes of image files, as a table or JSON.
 
-Images are PNG or JPEG files (a directory means every .png/.jpg/.jpeg in it,
-sorted), decoded and resized to 32x32 in the graph exactly as the exported
+Images are PNG or JPEG files (a directory means every regular .png/.jpg/.jpeg
+file in it, sorted), checked for size before decoding (data/image_files.py),
+decoded and resized to 32x32 in the graph exactly as the exported
 `image_bytes` signature does, then given the eval transform. The newest
 checkpoint of model_dir is used, with the EMA weights under
 `ema.eval_with_ema`, as in eval and export. Class names come from the
@@ -10,56 +11,79 @@ model_dir's label_names.txt (written at train time), else from the data.
 
 import json
 import os
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from estimator_cifar import paths as paths_lib
 from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.data import image_files
 from estimator_cifar.engine import export
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
 from estimator_cifar.rundir import identity
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 OUTPUTS = ("table", "json")
 BATCH = 64
-_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG signatures.
 
 
-def image_paths(images: str) -> list[str]:
-  """Expands `--images` (comma-separated files and/or directories) to files.
+def image_paths(images: str | Sequence[str]) -> list[str]:
+  """Expands `--images` values (files and/or directories) to checked files.
+
+  A value that names an existing file or directory is taken whole, so a name
+  may hold a comma; any other value is split at commas (`a.png,b.jpg,dir/`).
+  A directory means the PNG/JPEG regular files directly in it, sorted (see
+  `image_files.folder_images`). Each file is checked before anything decodes
+  it (`image_files.check_image`: a regular PNG or JPEG within the pixel limit).
 
   Raises:
     DataError: a path that does not exist, a directory with no images, or a
-      file that is not a PNG or JPEG.
+      file that `image_files.check_image` refuses.
   """
+  values = [images] if isinstance(images, str) else list(images)
   paths = []
-  for item in (paths_lib.expand(p.strip()) for p in images.split(",")):
-    if not item:
-      continue
+  for item in (item for value in values for item in _flag_items(value)):
     if os.path.isdir(item):
-      found = sorted(os.path.join(item, f) for f in os.listdir(item)
-                     if f.lower().endswith(IMAGE_EXTENSIONS))
+      found = image_files.folder_images(item)
       if not found:
         raise DataError(f"--images: directory {item} has no "
-                        f"{'/'.join(IMAGE_EXTENSIONS)} files.")
+                        f"{'/'.join(image_files.IMAGE_EXTENSIONS)} files.")
       paths.extend(found)
-    elif os.path.isfile(item):
+    elif os.path.lexists(item):  # Links too: check_image names a broken one.
       paths.append(item)
     else:
       raise DataError(f"--images: {item} does not exist. Pass image files or "
-                      "directories, comma-separated: --images=a.png,b.jpg,dir/")
+                      "directories: --images=a.png,b.jpg,dir/ or --images "
+                      "repeated (a name with a comma: give it alone).")
   if not paths:
     raise DataError("--mode=predict needs --images=a.png,b.jpg (or a directory).")
   for path in paths:
-    with open(path, "rb") as f:
-      head = f.read(8)
-    if not any(head.startswith(m) for m in _MAGIC):
-      raise DataError(f"--images: {path} is not a PNG or JPEG file (its first "
-                      "bytes do not match either format).")
+    image_files.check_image(path)
   return paths
+
+
+def _flag_items(value: str) -> list[str]:
+  """One `--images` value as paths: whole if it exists, else split at commas."""
+  whole = paths_lib.expand(value.strip())
+  if whole and os.path.lexists(whole):
+    return [whole]
+  return [paths_lib.expand(p.strip()) for p in value.split(",") if p.strip()]
+
+
+def undecodable_image(paths: list[str]) -> tuple[str, str] | None:
+  """(path, why) of the first file TensorFlow cannot decode, else None.
+
+  A failed batch names no file; decoding each on its own finds the culprit.
+  """
+  for path in paths:
+    try:
+      tf.io.decode_image(tf.io.read_file(path), channels=3,
+                         expand_animations=False)
+    except tf.errors.InvalidArgumentError as e:
+      return path, identity.error_cause(e.message)
+  return None
 
 
 def predict_files(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
@@ -102,7 +126,8 @@ def format_results(results: list[dict], output: str) -> str:
   return "\n".join(lines)
 
 
-def run_predict(cfg: ExperimentConfig, model_dir: str, images: str,
+def run_predict(cfg: ExperimentConfig, model_dir: str,
+                images: str | Sequence[str],
                 data_dir: str | None = None, top: int = 5,
                 output: str = "table") -> list[dict]:
   """`--mode=predict`: prints and returns the top-`top` classes per image.
@@ -125,8 +150,11 @@ def run_predict(cfg: ExperimentConfig, model_dir: str, images: str,
   except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
     if "checkpoint" in e.message.lower():  # Raised by the restore.
       raise identity.restore_error(cfg, model_dir, e.message) from None
-    raise DataError(f"Could not decode the images {', '.join(paths)}: "
-                    f"{identity.error_cause(e.message)}") from None
+    path, cause = undecodable_image(paths) or (
+        f"one of {len(paths)} images", identity.error_cause(e.message))
+    raise DataError(f"Could not decode {path}: {cause}. Replace or remove "
+                    "that file.") from None
+  identity.check_label_count(model_dir, names, probabilities.shape[1])
   results = top_k(paths, probabilities, names, top)
   print(format_results(results, output), flush=True)
   return results

@@ -16,6 +16,13 @@ run as "preempted" (SIGTERM) or "interrupted" (SIGINT) and returns normally,
 so the process exits 0 within about one step and a checkpoint write; the same
 command resumes from that step.
 
+Until the training graph is built (the data, the input pipeline, model_fn:
+minutes for a very deep network) there is no step to finish: the first signal
+then raises `signals.Stopped` at once, the run is recorded as preempted or
+interrupted, and the process exits 128 + the signal's number. Checkpoints
+written before are untouched. From the hooks' `begin()` on (session creation,
+the step-0 save, the steps) it is the orderly stop above.
+
 Only the chief of a TF_CONFIG cluster saves (it owns the model_dir); other
 tasks just stop.
 """
@@ -25,7 +32,7 @@ import os
 import tensorflow as tf
 
 from estimator_cifar.engine import signals
-from estimator_cifar.rundir import CHECKPOINT_BASENAME, run_record
+from estimator_cifar.rundir import CHECKPOINT_BASENAME
 
 v1 = tf.compat.v1
 
@@ -38,8 +45,7 @@ class Preempted(Exception):
     self.step, self.checkpoint = step, checkpoint
     self.signal_name = signal_name
     # What run_info records for a run ended this way.
-    self.run_status = (run_record.INTERRUPTED if signal_name == "SIGINT"
-                       else run_record.PREEMPTED)
+    self.run_status = signals.run_status(signal_name)
     saved = f"saved {checkpoint}" if checkpoint else "no checkpoint saved here"
     super().__init__(f"{self.run_status} ({signal_name}) at step {step}; {saved}")
 
@@ -54,7 +60,8 @@ class PreemptionHook(v1.train.SessionRunHook):
   def __init__(self, model_dir: str):
     self._model_dir = model_dir
     self._stop = signals.StopRequest(
-        "saving a checkpoint after the current step")
+        "saving a checkpoint after the current step",
+        early_action="stopping now, before training started")
     self._saver = None
     self._global_step = None
     self._is_chief = tf.estimator.RunConfig().is_chief  # From TF_CONFIG.
@@ -72,6 +79,9 @@ class PreemptionHook(v1.train.SessionRunHook):
 
   def begin(self):
     self._global_step = v1.train.get_global_step()
+    # The graph is built: from here the first signal waits for after_run, so
+    # that a step-0 save or a restore in progress is never cut off.
+    self._stop.polled()
 
   def after_create_session(self, session, coord):
     del session, coord

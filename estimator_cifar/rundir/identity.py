@@ -17,7 +17,7 @@ import os
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar
-from estimator_cifar.errors import CheckpointError
+from estimator_cifar.errors import CheckpointError, DataError
 
 # Fields that change the variables or the meaning of the logits. data.label
 # only matters for a dataset with several label kinds (CIFAR-100's fine or
@@ -129,6 +129,26 @@ def read_label_names(model_dir: str) -> list[str] | None:
     return None
   with open(path) as f:
     return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def check_label_count(model_dir: str, names: list[str], num_classes: int) -> None:
+  """Refuses class names whose count differs from the model's outputs.
+
+  Raises:
+    DataError: naming label_names.txt (or the data, when there is no such
+      file), its count and the model's.
+  """
+  if len(names) == num_classes:
+    return
+  path = os.path.join(model_dir, rundir.LABELS_FILE)
+  if not os.path.isfile(path):
+    raise DataError(f"The data names {len(names)} classes, but the model in "
+                    f"{model_dir} has {num_classes}. Pass the --data_dir and "
+                    "data.* settings it was trained with.")
+  raise DataError(f"{path} names {len(names)} classes, but the model in "
+                  f"{model_dir} has {num_classes}. Write one name per class, "
+                  "one a line, or delete the file to take the names from the "
+                  "data.")
 
 
 def label_names(cfg: ExperimentConfig, model_dir: str,
