@@ -5,6 +5,11 @@ starts rather than fail (or, worse, silently start over) inside TensorFlow:
 
 - `check_writable`: the model_dir can be created and written. Run before
   TensorFlow is imported, so a typo in `--model_dir` fails in a second.
+- `check_state_file`: the `checkpoint` state file names only checkpoints in
+  its own folder. TensorFlow's Saver restores the one it names newest and,
+  as it rotates old checkpoints out, deletes the files of the ones it lists:
+  a state file from elsewhere naming `/home/me/thesis` or `../other_run/...`
+  would make a run read or delete the user's files there.
 - `check_checkpoints`: the checkpoint named by the `checkpoint` state file is
   complete: its index is there and every tensor reads back with a good
   checksum (TensorFlow's bundle reader checks a CRC32C per tensor). Estimator
@@ -36,6 +41,8 @@ from estimator_cifar import rundir
 from estimator_cifar.errors import CheckpointError
 
 FLAG = "--resume_from_previous"
+# What TensorFlow's file matching reads as a pattern (`\\` escapes).
+GLOB_CHARS = "*?[\\"
 
 
 def check_writable(model_dir: str) -> None:
@@ -57,6 +64,41 @@ def check_writable(model_dir: str) -> None:
         f"Cannot write to --model_dir={model_dir} ({e.strerror or e}). "
         "Checkpoints, events and logs go there: pass a directory you can "
         "write to, or fix its permissions.") from None
+
+
+def check_state_file(folder: str) -> None:
+  """Refuses a `checkpoint` state file in `folder` that names files elsewhere.
+
+  Reads it with TensorFlow's own parser, as the Saver does, so an escaped
+  name (`\\056\\056/` is `../`) is seen as TensorFlow sees it. Each name must
+  be a file name directly in `folder` (symlinked folders resolved) without
+  glob characters: the Saver deletes what a name matches as a pattern.
+
+  Raises:
+    CheckpointError: a name points outside `folder`, or the state file names
+      no newest checkpoint.
+  """
+  import tensorflow as tf  # Deferred, as in checkpoint_problem.
+  state_path = os.path.join(folder, rundir.STATE_FILE)
+  fix = (f"Edit {state_path} so that it names only checkpoints in {folder} "
+         "(as model.ckpt-<step>), or use another folder.")
+  try:
+    state = tf.compat.v1.train.get_checkpoint_state(folder)
+  except ValueError:
+    raise CheckpointError(f"The checkpoint state file {state_path} names no "
+                          f"model_checkpoint_path. {fix}") from None
+  if state is None:
+    return
+  home = os.path.realpath(folder)
+  for path in [state.model_checkpoint_path, *state.all_model_checkpoint_paths]:
+    name = os.path.basename(path)
+    if (os.path.realpath(os.path.dirname(path)) != home or not name or
+        any(char in name for char in GLOB_CHARS)):
+      raise CheckpointError(
+          f"The checkpoint state file {state_path} names {path}, which is not "
+          f"a checkpoint in {folder}: TensorFlow would read it and, when it "
+          f"rotates old checkpoints out, delete files there. Nothing was "
+          f"written. {fix}")
 
 
 def step_of(prefix: str) -> int:
@@ -99,9 +141,11 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
 
   Raises:
     CheckpointError: the newest checkpoint (or the state file naming it) is
-      damaged; the message names it and the earlier one the flag would use.
+      damaged, the message names it and the earlier one the flag would use;
+      or the state file names files elsewhere (`check_state_file`).
   """
   import tensorflow as tf  # Deferred, as above.
+  check_state_file(model_dir)
   state_path = os.path.join(model_dir, rundir.STATE_FILE)
   on_disk = sorted((p[:-len(".index")] for p in glob.glob(
       os.path.join(model_dir, rundir.CHECKPOINT_INDEX_GLOB))), key=step_of)
