@@ -21,7 +21,7 @@ from estimator_cifar import config as config_lib  # noqa: E402
 from estimator_cifar import experiment_files, flag_errors, paths  # noqa: E402
 from estimator_cifar.engine import TRAIN_MODES, RunOptions  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
-from estimator_cifar.rundir import checkpoint_check, recorded  # noqa: E402
+from estimator_cifar.rundir import checkpoint_check, disk_space, recorded  # noqa: E402
 
 
 # The engine modules import TensorFlow: each runner imports its own when called,
@@ -38,7 +38,8 @@ def _modes(mode):
 
 def _export(cfg, model_dir, o: RunOptions):
   from estimator_cifar.engine import export
-  return export.run_export(cfg, model_dir, o.data_dir)
+  with disk_space.writes_into(model_dir):
+    return export.run_export(cfg, model_dir, o.data_dir)
 
 
 def _predict(cfg, model_dir, o: RunOptions):

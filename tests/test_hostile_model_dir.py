@@ -1,13 +1,18 @@
 """A model_dir from elsewhere cannot hurt the user: what its files name is
 checked against the folder before anything is read, written or deleted."""
 
+import glob
+import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
 from estimator_cifar.errors import CheckpointError
-from estimator_cifar.rundir import checkpoint_check
+from estimator_cifar.rundir import checkpoint_check, disk_space
 from tests import testutil
+from tests.test_faults_disk import small_tmpfs
 
 VICTIM_SUFFIXES = (".index", ".meta", ".data-00000-of-00001")
 
@@ -104,3 +109,160 @@ def test_state_file_without_a_newest_checkpoint_is_one_error(tmp_path):
   write_state(str(tmp_path), "", "model.ckpt-6")
   with pytest.raises(CheckpointError, match="names no model_checkpoint_path"):
     checkpoint_check.check_state_file(str(tmp_path))
+
+
+# ------------------------------------------- reading modes on a bad folder
+
+READING_MODES = ("eval", "export", "predict")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cifar10_dir):
+  """A model_dir trained 2 steps: checkpoints 0 and 2."""
+  from estimator_cifar.engine import modes
+  model_dir = str(tmp_path_factory.mktemp("trained") / "run")
+  modes.run(testutil.tiny_config("train.steps=2"), model_dir, "train",
+            cifar10_dir)
+  return model_dir
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+  """A PNG for --mode=predict."""
+  import numpy as np
+  from PIL import Image
+  path = str(tmp_path_factory.mktemp("images") / "cat.png")
+  Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(path)
+  return path
+
+
+def copy_of(model_dir, target):
+  shutil.copytree(model_dir, target)
+  return str(target)
+
+
+def read_mode(capsys, mode, model_dir, cifar10_dir, image):
+  """`--mode=MODE` on model_dir in this process: (status, stdout, stderr)."""
+  return testutil.cli_in_process(
+      capsys, f"--mode={mode}", f"--model_dir={model_dir}",
+      f"--data_dir={cifar10_dir}", f"--images={image}")
+
+
+def leftovers(model_dir):
+  """Temp files of failed writes anywhere under model_dir."""
+  return [os.path.join(root, n) for root, dirs, files in os.walk(model_dir)
+          for n in dirs + files if disk_space.TF_TEMP.match(n) or ".tmp" in n]
+
+
+def damage_newest(model_dir):
+  data = glob.glob(os.path.join(model_dir, "model.ckpt-2.data-*"))[0]
+  os.truncate(data, os.path.getsize(data) // 2)  # A copy cut short.
+
+
+@pytest.mark.parametrize("mode", READING_MODES)
+def test_reading_modes_name_a_damaged_checkpoint(trained, tmp_path, capsys,
+                                                 cifar10_dir, image, mode):
+  model_dir = copy_of(trained, tmp_path / "run")
+  damage_newest(model_dir)
+  code, _, err = read_mode(capsys, mode, model_dir, cifar10_dir, image)
+  error = testutil.error_line(code, err)
+  assert f"--mode={mode} cannot read the newest checkpoint in {model_dir}: " \
+      "model.ckpt-2 cannot be read" in error
+  assert "--resume_from_previous" in error
+
+
+def test_warm_start_names_a_damaged_checkpoint(trained, tmp_path, capsys,
+                                               cifar10_dir):
+  source = copy_of(trained, tmp_path / "source")
+  damage_newest(source)
+  code, _, err = testutil.cli_in_process(
+      capsys, "--experiment=resnet_sgd", "--mode=train",
+      f"--model_dir={tmp_path / 'new'}", f"--data_dir={cifar10_dir}",
+      f"--warm_start_from={source}",
+      "--params_override=" + ",".join(testutil.TINY + ["train.steps=1"]))
+  error = testutil.error_line(code, err)
+  assert f"--warm_start_from={source}: the checkpoint is damaged: " \
+      "model.ckpt-2 cannot be read" in error
+  assert not glob.glob(str(tmp_path / "new" / "model.ckpt-*"))
+
+
+@pytest.mark.parametrize("mode", READING_MODES)
+@pytest.mark.parametrize("section, field, value", [
+    ("train", "batch_size", "sixteen"), ("model", "depth", [20]),
+    ("optimizer", "learning_rate", True)])
+def test_reading_modes_name_a_wrong_typed_config_json(
+    trained, tmp_path, capsys, cifar10_dir, image, mode, section, field, value):
+  model_dir = copy_of(trained, tmp_path / "run")
+  path = os.path.join(model_dir, "config.json")
+  with open(path) as f:
+    values = json.load(f)
+  values[section][field] = value
+  with open(path, "w") as f:
+    json.dump(values, f)
+  code, _, err = read_mode(capsys, mode, model_dir, cifar10_dir, image)
+  error = testutil.error_line(code, err)
+  assert f"{path}: Bad value for {section}.{field}: {value!r} is not" in error
+
+
+def remount_read_only(mount):
+  done = subprocess.run(["mount", "-o", "remount,ro", mount],
+                        capture_output=True)
+  if done.returncode != 0:
+    pytest.skip("cannot remount a tmpfs read-only here")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["eval", "export"])
+def test_reading_modes_on_a_read_only_model_dir(trained, tmp_path, capsys,
+                                                cifar10_dir, image, mode):
+  with small_tmpfs(tmp_path / "fs") as mount:
+    model_dir = copy_of(trained, os.path.join(mount, "run"))
+    remount_read_only(mount)
+    code, _, err = read_mode(capsys, mode, model_dir, cifar10_dir, image)
+    error = testutil.error_line(code, err)
+    assert f"Cannot write to --model_dir={model_dir} (Read-only file " \
+        "system)" in error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["eval", "export"])
+def test_reading_modes_on_a_full_model_dir_leave_no_temp_files(
+    trained, tmp_path, capsys, cifar10_dir, image, mode):
+  with small_tmpfs(tmp_path / "fs") as mount:
+    model_dir = copy_of(trained, os.path.join(mount, "run"))
+    before = snapshot(model_dir)
+    fill_up(mount)
+    code, _, err = read_mode(capsys, mode, model_dir, cifar10_dir, image)
+    error = testutil.error_line(code, err)
+    assert f"The filesystem of model_dir {model_dir} is full" in error
+    assert "model.ckpt-2 is intact" in error
+    assert not leftovers(model_dir)
+    after = snapshot(model_dir)
+    assert {k: after[k] for k in before} == before  # Nothing overwritten.
+
+
+def fill_up(mount):
+  """Fills the filesystem at `mount` to the last byte."""
+  with open(os.path.join(mount, "filler"), "wb") as f:
+    try:
+      while True:
+        f.write(b"\0" * 65536)
+        f.flush()
+    except OSError:
+      pass
+
+
+def test_a_meta_graph_cut_short_by_a_full_disk_is_cleaned_up(tmp_path):
+  # Training's Saver writes the meta graph last, through TensorFlow's atomic
+  # write: on a full disk its temp file stayed behind.
+  from tensorflow.python.lib.io import file_io
+  with small_tmpfs(tmp_path / "fs", size="1m") as mount:
+    fill_up(mount)
+    meta = os.path.join(mount, "model.ckpt-4.meta")
+    with pytest.raises(Exception) as raised:
+      file_io.atomic_write_string_to_file(meta, b"x" * 200000)
+    assert disk_space.is_disk_full(raised.value)
+    left = [n for n in os.listdir(mount) if n.startswith("model.ckpt-4.meta")]
+    assert left, "TensorFlow no longer leaves a temp file: drop this test"
+    assert disk_space.remove_temp_files(mount) == left
+    assert not [n for n in os.listdir(mount) if n != "filler"]

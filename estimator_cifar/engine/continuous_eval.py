@@ -38,7 +38,8 @@ from absl import logging
 
 from estimator_cifar import errors
 from estimator_cifar.engine import signals
-from estimator_cifar.rundir import checkpoint_step, job_end, metrics_log
+from estimator_cifar.rundir import (checkpoint_check, checkpoint_step, job_end,
+                                    metrics_log)
 
 POLL_SECS = 1.0  # How often the model_dir is looked at for a new checkpoint.
 # After evaluating a checkpoint at the last step: how long to wait for a later
@@ -96,13 +97,20 @@ def evaluate_one(estimator: tf.estimator.Estimator, input_fn, checkpoint: str,
                  stop.signal_name)
     return None
   except (tf.errors.NotFoundError, tf.errors.DataLossError,
-          tf.errors.FailedPreconditionError, ValueError) as e:
+          tf.errors.OutOfRangeError, tf.errors.FailedPreconditionError,
+          ValueError) as e:
     # The trainer's Saver deletes old checkpoints (checkpoint.keep_max);
     # one listed a moment ago may be gone by the time it is restored.
-    if not _vanished(checkpoint) and isinstance(e, ValueError):
+    if _vanished(checkpoint):
+      logging.warning("Checkpoint %s disappeared before it could be loaded "
+                      "(%s); skipping it.", name, errors.one_line(e))
+      return None
+    if isinstance(e, ValueError):
       raise
-    logging.warning("Checkpoint %s disappeared before it could be loaded "
-                    "(%s); skipping it.", name, errors.one_line(e))
+    # Damaged (truncated, bad checksum): the loop goes on to the next one.
+    logging.warning("Checkpoint %s cannot be read (%s); skipping it.", name,
+                    checkpoint_check.checkpoint_problem(checkpoint) or
+                    errors.one_line(e))
     return None
   model_dir = estimator.model_dir
   row = metrics_log.append(model_dir, result, checkpoint)
@@ -159,6 +167,7 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
   logging.info("Evaluating checkpoints of %s as they land, up to step %d "
                "(at most one evaluation every %ss; %s).", model_dir, max_steps,
                throttle_secs, ends)
+  checkpoint_check.check_state_file(model_dir)
   watch = job_end.ChiefWatch(model_dir)
   done = evaluated_checkpoints(model_dir)
   skipped = set()  # Vanished before they loaded: never tried again.

@@ -21,7 +21,6 @@ from estimator_cifar.engine import (continuous_eval, distribute, export,
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
-from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model import eval_metrics, lr_ranges, train_loop
 from estimator_cifar.model.model_fn import configure_determinism
 from estimator_cifar.rundir import (checkpoint_check, confusion_plot,
@@ -86,7 +85,8 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   if task == "ps" and mode in TRAIN_MODES:
     return ps_task.run(cfg, model_dir, cluster)
   if mode not in TRAIN_MODES or task == "evaluator":
-    return _run(cfg, model_dir, mode, data_dir)
+    with disk_space.writes_into(model_dir):
+      return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
   if cluster is None or cluster.is_chief:
     # Only the chief writes checkpoints; another task checking them could
@@ -121,11 +121,11 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
 
 
 def _raise_if_disk_full(e: BaseException, model_dir: str) -> None:
-  """A full disk, however deep TensorFlow raised it, as one DiskFullError."""
-  if disk_space.is_disk_full(e):
-    disk_space.remove_temp_files(model_dir)
-    raise disk_space.error(model_dir, tf.train.latest_checkpoint(model_dir)) \
-        from None
+  """A full (or read-only) disk, however deep TensorFlow raised it, as one
+  user error."""
+  user_error = disk_space.unwritable_error(e, model_dir)
+  if user_error is not None:
+    raise user_error from None
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
@@ -214,11 +214,7 @@ def _train_and_eval(r: _Run) -> dict:
 
 
 def _eval(r: _Run) -> dict:
-  checkpoint = tf.train.latest_checkpoint(r.model_dir)
-  if checkpoint is None:
-    raise CheckpointError(
-        f"--mode=eval found no checkpoint in {r.model_dir}. Train first "
-        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  checkpoint = checkpoint_check.newest_checkpoint(r.model_dir, "--mode=eval")
   result = r.estimator.evaluate(r.eval_input, checkpoint_path=checkpoint)
   metrics_log.append(r.model_dir, result, checkpoint)
   _plot_confusion(r.cfg, r.model_dir, result, r.plan.source.label_names)

@@ -26,6 +26,9 @@ starts rather than fail (or, worse, silently start over) inside TensorFlow:
   damaged checkpoint; `resume_from_previous` (`--resume_from_previous`)
   moves its files aside into `damaged_checkpoints/<time>/` and points the
   state file at the newest complete earlier checkpoint. Nothing is deleted.
+- `newest_checkpoint`: the same checks for the modes that read a model_dir
+  (eval, export, predict, the Predictor): the newest checkpoint, or one
+  message saying why there is none to read.
 
 Imports TensorFlow only inside `check_checkpoints`.
 """
@@ -38,6 +41,7 @@ import time
 from absl import logging
 
 from estimator_cifar import rundir
+from estimator_cifar.rundir import disk_space
 from estimator_cifar.errors import CheckpointError
 
 FLAG = "--resume_from_previous"
@@ -60,10 +64,8 @@ def check_writable(model_dir: str) -> None:
     with tempfile.TemporaryFile(dir=model_dir):
       pass
   except OSError as e:
-    raise CheckpointError(
-        f"Cannot write to --model_dir={model_dir} ({e.strerror or e}). "
-        "Checkpoints, events and logs go there: pass a directory you can "
-        "write to, or fix its permissions.") from None
+    raise disk_space.not_writable_error(model_dir, e.strerror or str(e)) \
+        from None
 
 
 def check_state_file(folder: str) -> None:
@@ -187,6 +189,35 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
         f"{os.path.join(model_dir, rundir.DAMAGED_DIR)}/, nothing is deleted. Or pass "
         "a new --model_dir to start over.")
   _resume_from(model_dir, previous, damaged, state)
+
+
+def newest_checkpoint(model_dir: str, reader: str) -> str:
+  """The newest checkpoint of `model_dir` for `reader` to load, checked whole.
+
+  Args:
+    model_dir: the trained run's directory.
+    reader: who reads it, as the message names it (`--mode=eval`).
+
+  Raises:
+    CheckpointError: no checkpoint, a state file naming files elsewhere
+      (`check_state_file`), or a damaged newest checkpoint.
+  """
+  import tensorflow as tf  # Deferred, as above.
+  check_state_file(model_dir)
+  newest = tf.train.latest_checkpoint(model_dir)
+  if newest is None:
+    raise CheckpointError(
+        f"{reader} found no checkpoint in {model_dir}. Train first "
+        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  problem = checkpoint_problem(newest)
+  if problem is not None:
+    raise CheckpointError(
+        f"{reader} cannot read the newest checkpoint in {model_dir}: "
+        f"{problem}. A train run there with {FLAG} moves the damaged files "
+        f"into {os.path.join(model_dir, rundir.DAMAGED_DIR)}/ (nothing is "
+        "deleted) and continues from the newest complete checkpoint; or "
+        "point --model_dir at another run.")
+  return newest
 
 
 def _resume_from(model_dir: str, previous: str, damaged: list[str], state) -> None:

@@ -30,7 +30,8 @@ def config_differences(old: dict, new: ExperimentConfig) -> list[str]:
   diffs = []
   for key in IDENTITY_FIELDS:
     section, name = key.split(".")
-    before = old.get(section, {}).get(name)
+    recorded = old.get(section)  # Not a dict in a config.json from elsewhere.
+    before = recorded.get(name) if isinstance(recorded, dict) else None
     after = new_dict[section][name]
     if key == "data.label" and "cifar100" not in (
         old.get("data", {}).get("name"), new.data.name):

@@ -81,6 +81,9 @@ ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "TF_CONFIG", "TF_XLA_FLAGS",
 # A NaN stop is recognised by the exception's class name (NanLossDuringTraining-
 # Error from TF's NanTensorHook, or this package's own NaN error), so this
 # module needs no import of either.
+# What to do about a recorded config.json that cannot be used.
+_RECORDED_FIX = ("It is written by training; retrain, or pass --experiment "
+                 "with the training overrides and a --model_dir without it.")
 _NAN_CLASS = re.compile(r"(?:^|[a-z0-9_])(?:NaN|Nan|NonFinite)(?=[A-Z_]|$)")
 _GIT_TIMEOUT_S = 5
 
@@ -296,18 +299,21 @@ def recorded_config(model_dir: str, overrides: list[str]
     The validated config, or None if `model_dir` has no config.json.
 
   Raises:
-    ConfigError: config.json is unreadable, or an override is invalid.
+    ConfigError: config.json is unreadable or holds a value of the wrong
+      type, or an override is invalid.
   """
   try:
     values = rundir.read_config(model_dir)
   except (OSError, ValueError) as e:
     raise ConfigError(f"Cannot read {rundir.config_path(model_dir)} ({e}). "
-                      "It is written by training; retrain, or pass "
-                      "--experiment with the training overrides and a "
-                      "--model_dir without it.")
+                      f"{_RECORDED_FIX}")
   if values is None:
     return None
-  cfg = config_lib.from_dict(values)
+  try:
+    cfg = config_lib.from_dict(values)
+  except ConfigError as e:
+    raise ConfigError(f"{rundir.config_path(model_dir)}: {e} "
+                      f"{_RECORDED_FIX}") from None
   return config_lib.validate(config_lib.apply_overrides(cfg, overrides))
 
 
