@@ -266,3 +266,62 @@ def test_a_meta_graph_cut_short_by_a_full_disk_is_cleaned_up(tmp_path):
     assert left, "TensorFlow no longer leaves a temp file: drop this test"
     assert disk_space.remove_temp_files(mount) == left
     assert not [n for n in os.listdir(mount) if n != "filler"]
+
+
+# --------------------------------------------------------- the metrics log
+
+TORN = b'{"accuracy": 0.5, "checkpoint": "model.ckpt-1", "glo'
+
+
+def test_eval_after_a_torn_line_sets_it_aside_and_keeps_every_row(
+    trained, tmp_path, capsys, caplog, cifar10_dir, image):
+  from estimator_cifar.rundir import metrics_log
+  model_dir = copy_of(trained, tmp_path / "run")
+  log = metrics_log.path(model_dir)
+  os.makedirs(os.path.dirname(log))
+  whole = json.dumps({"accuracy": 0.25, "checkpoint": "model.ckpt-0",
+                      "global_step": 0}) + "\n"
+  with open(log, "wb") as f:
+    f.write(whole.encode() + TORN)
+
+  code, _, err = read_mode(capsys, "eval", model_dir, cifar10_dir, image)
+
+  assert code == 0, err[-3000:]
+  with open(log + metrics_log.TORN_SUFFIX + "1", "rb") as f:
+    assert f.read() == TORN  # Moved aside, byte for byte.
+  with open(log) as f:
+    lines = f.read().splitlines()
+  assert lines[0] == whole.strip()
+  assert [json.loads(line)["checkpoint"] for line in lines] == \
+      ["model.ckpt-0", "model.ckpt-2"]
+  assert "moved it into" in caplog.text
+
+
+def test_torn_lines_never_overwrite_an_earlier_one(tmp_path):
+  from estimator_cifar.rundir import metrics_log
+  log = str(tmp_path / "metrics.jsonl")
+  for number in (1, 2):
+    with open(log, "ab") as f:
+      f.write(TORN + str(number).encode())
+    assert metrics_log.set_aside_torn_line(log) == \
+        f"{log}{metrics_log.TORN_SUFFIX}{number}"
+  assert os.path.getsize(log) == 0
+  with open(f"{log}{metrics_log.TORN_SUFFIX}1", "rb") as f:
+    assert f.read() == TORN + b"1"
+  assert metrics_log.set_aside_torn_line(log) is None  # Nothing torn now.
+
+
+def test_reader_skips_lines_that_are_not_rows_with_one_warning(tmp_path,
+                                                                caplog):
+  from estimator_cifar.rundir import metrics_log
+  log = metrics_log.path(str(tmp_path))
+  os.makedirs(os.path.dirname(log))
+  with open(log, "wb") as f:
+    f.write(b'{"global_step": 1}\n[1, 2]\n\xff\xfe garbage\n\n'
+            b'{"global_step": 2}\n' + TORN)
+  assert metrics_log.read(str(tmp_path)) == [{"global_step": 1},
+                                             {"global_step": 2}]
+  warnings = [r for r in caplog.records if "not JSON rows" in r.getMessage()]
+  assert len(warnings) == 1
+  assert "skipped 3 line(s)" in warnings[0].getMessage()
+  assert "line 2, 3, 6" in warnings[0].getMessage()

@@ -50,7 +50,7 @@ FINAL_GRACE_SECS = 30.0
 def evaluated_checkpoints(model_dir: str) -> set[str]:
   """Basenames of the checkpoints metrics.jsonl already has a row for."""
   return {row["checkpoint"] for row in metrics_log.read(model_dir)
-          if row.get("checkpoint")}
+          if isinstance(row.get("checkpoint"), str)}
 
 
 def _vanished(checkpoint: str) -> bool:
