@@ -325,3 +325,19 @@ def test_reader_skips_lines_that_are_not_rows_with_one_warning(tmp_path,
   assert len(warnings) == 1
   assert "skipped 3 line(s)" in warnings[0].getMessage()
   assert "line 2, 3, 6" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("holds_data", [True, False])
+def test_a_recorded_data_dir_is_read_from_never_downloaded_into(
+    trained, tmp_path, cifar10_dir, holds_data):
+  from estimator_cifar.rundir import recorded, run_record
+  model_dir = copy_of(trained, tmp_path / "run")
+  named = cifar10_dir if holds_data else str(tmp_path / "someone_elses")
+  os.makedirs(named, exist_ok=True)
+  record = run_record.read(model_dir)
+  record["data_dir"] = named
+  with open(run_record.path(model_dir), "w") as f:
+    json.dump(record, f)
+  _, data_dir = recorded.setup("eval", model_dir, None, [], None)
+  assert data_dir == (named if holds_data else None)
+  assert holds_data or not os.listdir(named)

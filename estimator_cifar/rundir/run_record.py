@@ -320,7 +320,8 @@ def recorded_config(model_dir: str, overrides: list[str]
 def recorded_data_dir(model_dir: str) -> str | None:
   """The data_dir the last training run used, if recorded and still there."""
   data_dir = (read(model_dir) or {}).get("data_dir")
-  return data_dir if data_dir and os.path.isdir(data_dir) else None
+  return data_dir if isinstance(data_dir, str) and os.path.isdir(data_dir) \
+      else None
 
 
 def _is_chief() -> bool:
