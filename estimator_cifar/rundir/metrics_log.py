@@ -85,27 +85,27 @@ def read(model_dir: str) -> list[dict]:
   A line that is not a JSON object (a torn append in flight, garbage in a
   model_dir from elsewhere) is skipped, with one warning naming the lines.
   """
-  rows, bad = [], []
   try:
     with open(path(model_dir), encoding="utf-8", errors="replace") as f:
-      for number, line in enumerate(f, start=1):
-        if not line.strip():
-          continue
-        try:
-          row = json.loads(line)
-        except ValueError:
-          row = None
-        if isinstance(row, dict):
-          rows.append(row)
-        else:
-          bad.append(number)
+      parsed = [(number, _row(line)) for number, line in enumerate(f, start=1)
+                if line.strip()]
   except FileNotFoundError:
-    return rows
+    return []
+  bad = [number for number, row in parsed if row is None]
   if bad:
     shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
     logging.warning("%s: skipped %d line(s) that are not JSON rows (line %s).",
                     path(model_dir), len(bad), shown)
-  return rows
+  return [row for _, row in parsed if row is not None]
+
+
+def _row(line: str) -> dict | None:
+  """The JSON object on `line`, or None if it holds none."""
+  try:
+    row = json.loads(line)
+  except ValueError:
+    return None
+  return row if isinstance(row, dict) else None
 
 
 def plain_metrics(eval_result: dict) -> dict:
