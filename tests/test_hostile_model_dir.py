@@ -341,3 +341,22 @@ def test_a_recorded_data_dir_is_read_from_never_downloaded_into(
   _, data_dir = recorded.setup("eval", model_dir, None, [], None)
   assert data_dir == (named if holds_data else None)
   assert holds_data or not os.listdir(named)
+
+
+def test_a_link_out_of_the_model_dir_is_refused_before_a_write(
+    trained, tmp_path, capsys, cifar10_dir, image):
+  model_dir = copy_of(trained, tmp_path / "run")
+  elsewhere = tmp_path / "users_folder"
+  os.makedirs(elsewhere)
+  os.symlink(elsewhere, os.path.join(model_dir, "eval"))  # metrics.jsonl's.
+  code, _, err = read_mode(capsys, "eval", model_dir, cifar10_dir, image)
+  error = testutil.error_line(code, err)
+  assert f"{os.path.join(model_dir, 'eval')} in the model_dir is a symbolic " \
+      f"link to {elsewhere}" in error
+  assert not os.listdir(elsewhere)
+
+
+def test_links_inside_the_model_dir_are_accepted(tmp_path):
+  os.makedirs(tmp_path / "run" / "export")
+  os.symlink(tmp_path / "run" / "export", tmp_path / "run" / "exports")
+  checkpoint_check.check_links(str(tmp_path / "run"))

@@ -10,6 +10,8 @@ starts rather than fail (or, worse, silently start over) inside TensorFlow:
   as it rotates old checkpoints out, deletes the files of the ones it lists:
   a state file from elsewhere naming `/home/me/thesis` or `../other_run/...`
   would make a run read or delete the user's files there.
+- `check_links`: no symbolic link in the model_dir leads outside it: runs
+  append to, write and delete files through them.
 - `check_checkpoints`: the checkpoint named by the `checkpoint` state file is
   complete: its index is there and every tensor reads back with a good
   checksum (TensorFlow's bundle reader checks a CRC32C per tensor). Estimator
@@ -103,6 +105,29 @@ def check_state_file(folder: str) -> None:
           f"written. {fix}")
 
 
+def check_links(model_dir: str) -> None:
+  """Refuses a symbolic link in `model_dir` that leads outside it.
+
+  Runs write through links (an appended eval/metrics.jsonl, exports under
+  export/) and delete inside them (an older best export), so a link in a
+  model_dir from elsewhere would aim those at the user's own files.
+
+  Raises:
+    CheckpointError: naming the first such link and where it leads.
+  """
+  home = os.path.realpath(model_dir)
+  for folder, dirs, files in os.walk(model_dir):  # Does not follow links.
+    for name in sorted(dirs + files):
+      link = os.path.join(folder, name)
+      target = os.path.realpath(link)
+      if os.path.islink(link) and os.path.commonpath([home, target]) != home:
+        raise CheckpointError(
+            f"{link} in the model_dir is a symbolic link to {target}: runs "
+            "write and delete files through it, outside the model_dir. "
+            "Replace the link with a copy of what it points to, or use "
+            "another --model_dir.")
+
+
 def step_of(prefix: str) -> int:
   """`rundir.checkpoint_step`, with -1 for a name without a step (to sort)."""
   step = rundir.checkpoint_step(prefix)
@@ -144,10 +169,12 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
   Raises:
     CheckpointError: the newest checkpoint (or the state file naming it) is
       damaged, the message names it and the earlier one the flag would use;
-      or the state file names files elsewhere (`check_state_file`).
+      or the state file or a link names files elsewhere (`check_state_file`,
+      `check_links`).
   """
   import tensorflow as tf  # Deferred, as above.
   check_state_file(model_dir)
+  check_links(model_dir)
   state_path = os.path.join(model_dir, rundir.STATE_FILE)
   on_disk = sorted((p[:-len(".index")] for p in glob.glob(
       os.path.join(model_dir, rundir.CHECKPOINT_INDEX_GLOB))), key=step_of)
@@ -199,11 +226,13 @@ def newest_checkpoint(model_dir: str, reader: str) -> str:
     reader: who reads it, as the message names it (`--mode=eval`).
 
   Raises:
-    CheckpointError: no checkpoint, a state file naming files elsewhere
-      (`check_state_file`), or a damaged newest checkpoint.
+    CheckpointError: no checkpoint, a state file or a link naming files
+      elsewhere (`check_state_file`, `check_links`), or a damaged newest
+      checkpoint.
   """
   import tensorflow as tf  # Deferred, as above.
   check_state_file(model_dir)
+  check_links(model_dir)
   newest = tf.train.latest_checkpoint(model_dir)
   if newest is None:
     raise CheckpointError(
