@@ -360,3 +360,21 @@ def test_links_inside_the_model_dir_are_accepted(tmp_path):
   os.makedirs(tmp_path / "run" / "export")
   os.symlink(tmp_path / "run" / "export", tmp_path / "run" / "exports")
   checkpoint_check.check_links(str(tmp_path / "run"))
+
+
+def test_continuous_eval_skips_a_damaged_checkpoint(trained, tmp_path, caplog,
+                                                    cifar10_dir):
+  from estimator_cifar.data.input_pipeline import make_input_fn
+  from estimator_cifar.engine import continuous_eval, estimator_setup
+  model_dir = copy_of(trained, tmp_path / "run")
+  damage_newest(model_dir)
+  cfg = testutil.tiny_config("train.steps=2")
+  plan = estimator_setup.make_plan(cfg, cifar10_dir)
+  estimator = estimator_setup.make_estimator(cfg, model_dir, plan)
+  checkpoints = [os.path.join(model_dir, f"model.ckpt-{s}") for s in (2, 0)]
+  result = continuous_eval.evaluate_checkpoints(
+      estimator, make_input_fn(cfg, plan.source, training=False), checkpoints,
+      max_steps=3)
+  assert result["global_step"] == 0
+  assert "Checkpoint model.ckpt-2 cannot be read (model.ckpt-2 cannot be " \
+      "read: Read less bytes than requested); skipping it." in caplog.text

@@ -29,6 +29,7 @@ loaded is skipped with a log line. With `ema.eval_with_ema` the model_fn's EVAL
 Scaffold restores the averaged weights, so this job evaluates those.
 """
 
+import glob
 import os
 import time
 from typing import Iterable, Sequence
@@ -54,7 +55,9 @@ def evaluated_checkpoints(model_dir: str) -> set[str]:
 
 
 def _vanished(checkpoint: str) -> bool:
-  return not tf.io.gfile.exists(checkpoint + ".index")
+  """Whether the checkpoint's index or data files are gone (retention)."""
+  return not (tf.io.gfile.exists(checkpoint + ".index") and
+              tf.io.gfile.glob(glob.escape(checkpoint) + ".data-*"))
 
 
 class Abandoned(Exception):
