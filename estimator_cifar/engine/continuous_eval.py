@@ -170,8 +170,7 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
   logging.info("Evaluating checkpoints of %s as they land, up to step %d "
                "(at most one evaluation every %ss; %s).", model_dir, max_steps,
                throttle_secs, ends)
-  checkpoint_check.check_state_file(model_dir)
-  checkpoint_check.check_links(model_dir)
+  checkpoint_check.check_contained(model_dir)
   watch = job_end.ChiefWatch(model_dir)
   done = evaluated_checkpoints(model_dir)
   skipped = set()  # Vanished before they loaded: never tried again.

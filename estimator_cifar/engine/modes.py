@@ -96,7 +96,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
   try:
     record = run_record.start(cfg, model_dir, mode, data_dir)
   except OSError as e:
-    _raise_if_disk_full(e, model_dir)
+    _raise_if_unwritable(e, model_dir)
     raise
   error, result = None, None
   try:
@@ -111,7 +111,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     return {}
   except BaseException as e:
     error = e
-    _raise_if_disk_full(e, model_dir)
+    _raise_if_unwritable(e, model_dir)
     shrunk = cifar_binary.shrunk_file_error(e)  # A data file cut short mid-run.
     if shrunk is not None:
       raise shrunk from None
@@ -120,9 +120,8 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     run_record.end(record, error, result)
 
 
-def _raise_if_disk_full(e: BaseException, model_dir: str) -> None:
-  """A full (or read-only) disk, however deep TensorFlow raised it, as one
-  user error."""
+def _raise_if_unwritable(e: BaseException, model_dir: str) -> None:
+  """A full or read-only model_dir, however deep raised, as one user error."""
   user_error = disk_space.unwritable_error(e, model_dir)
   if user_error is not None:
     raise user_error from None

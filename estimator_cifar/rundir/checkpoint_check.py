@@ -32,7 +32,7 @@ starts rather than fail (or, worse, silently start over) inside TensorFlow:
   (eval, export, predict, the Predictor): the newest checkpoint, or one
   message saying why there is none to read.
 
-Imports TensorFlow only inside `check_checkpoints`.
+Imports TensorFlow only inside the functions that read checkpoints.
 """
 
 import glob
@@ -128,6 +128,12 @@ def check_links(model_dir: str) -> None:
             "another --model_dir.")
 
 
+def check_contained(model_dir: str) -> None:
+  """`check_state_file` and `check_links`: nothing there leads outside it."""
+  check_state_file(model_dir)
+  check_links(model_dir)
+
+
 def step_of(prefix: str) -> int:
   """`rundir.checkpoint_step`, with -1 for a name without a step (to sort)."""
   step = rundir.checkpoint_step(prefix)
@@ -169,12 +175,10 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
   Raises:
     CheckpointError: the newest checkpoint (or the state file naming it) is
       damaged, the message names it and the earlier one the flag would use;
-      or the state file or a link names files elsewhere (`check_state_file`,
-      `check_links`).
+      or the state file or a link leads elsewhere (`check_contained`).
   """
   import tensorflow as tf  # Deferred, as above.
-  check_state_file(model_dir)
-  check_links(model_dir)
+  check_contained(model_dir)
   state_path = os.path.join(model_dir, rundir.STATE_FILE)
   on_disk = sorted((p[:-len(".index")] for p in glob.glob(
       os.path.join(model_dir, rundir.CHECKPOINT_INDEX_GLOB))), key=step_of)
@@ -226,13 +230,11 @@ def newest_checkpoint(model_dir: str, reader: str) -> str:
     reader: who reads it, as the message names it (`--mode=eval`).
 
   Raises:
-    CheckpointError: no checkpoint, a state file or a link naming files
-      elsewhere (`check_state_file`, `check_links`), or a damaged newest
-      checkpoint.
+    CheckpointError: no checkpoint, a state file or a link leading elsewhere
+      (`check_contained`), or a damaged newest checkpoint.
   """
   import tensorflow as tf  # Deferred, as above.
-  check_state_file(model_dir)
-  check_links(model_dir)
+  check_contained(model_dir)
   newest = tf.train.latest_checkpoint(model_dir)
   if newest is None:
     raise CheckpointError(

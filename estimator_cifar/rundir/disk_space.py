@@ -111,12 +111,19 @@ def unwritable_error(exc: BaseException, model_dir: str
   write counts only where it names a path in model_dir. None for any other
   exception.
   """
-  if is_disk_full(exc):
-    remove_temp_files(model_dir)
-    newest = state_checkpoint(model_dir)
-    return error(model_dir, os.path.join(model_dir, newest) if newest else None)
-  reason = _cause(exc, NOT_WRITABLE, within=model_dir)
-  return None if reason is None else not_writable_error(model_dir, reason)
+  cause = _unwritable_cause(exc, model_dir)
+  if cause is None:
+    return None
+  if cause not in FULL.values():
+    return not_writable_error(model_dir, cause)
+  remove_temp_files(model_dir)
+  newest = state_checkpoint(model_dir)
+  return error(model_dir, os.path.join(model_dir, newest) if newest else None)
+
+
+def _unwritable_cause(exc: BaseException | None, model_dir: str) -> str | None:
+  """A text of FULL or NOT_WRITABLE that `exc` shows, or None."""
+  return _cause(exc, FULL) or _cause(exc, NOT_WRITABLE, within=model_dir)
 
 
 @contextlib.contextmanager
@@ -129,7 +136,7 @@ def writes_into(model_dir: str):
   previous_hook = threading.excepthook
 
   def quiet_hook(args):
-    if not _unwritable(args.exc_value, model_dir):
+    if _unwritable_cause(args.exc_value, model_dir) is None:
       previous_hook(args)
 
   threading.excepthook = quiet_hook
@@ -144,10 +151,6 @@ def writes_into(model_dir: str):
     raise user_error from None
   finally:
     threading.excepthook = previous_hook
-
-
-def _unwritable(exc: BaseException | None, model_dir: str) -> bool:
-  return is_disk_full(exc) or _cause(exc, NOT_WRITABLE, model_dir) is not None
 
 
 def error(model_dir: str, latest: str | None) -> DiskFullError:
