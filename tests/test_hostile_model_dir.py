@@ -142,10 +142,14 @@ def copy_of(model_dir, target):
 
 
 def read_mode(capsys, mode, model_dir, cifar10_dir, image):
-  """`--mode=MODE` on model_dir in this process: (status, stdout, stderr)."""
-  return testutil.cli_in_process(
-      capsys, f"--mode={mode}", f"--model_dir={model_dir}",
-      f"--data_dir={cifar10_dir}", f"--images={image}")
+  """`--mode=MODE` on model_dir in this process: (status, stdout, stderr);
+  in a new one (as a user runs it) when `capsys` is None."""
+  args = (f"--mode={mode}", f"--model_dir={model_dir}",
+          f"--data_dir={cifar10_dir}", f"--images={image}")
+  if capsys is None:
+    done = testutil.run_cli(*args)
+    return done.returncode, done.stdout, done.stderr
+  return testutil.cli_in_process(capsys, *args)
 
 
 def leftovers(model_dir):
@@ -213,12 +217,12 @@ def remount_read_only(mount):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["eval", "export"])
-def test_reading_modes_on_a_read_only_model_dir(trained, tmp_path, capsys,
+def test_reading_modes_on_a_read_only_model_dir(trained, tmp_path,
                                                 cifar10_dir, image, mode):
   with small_tmpfs(tmp_path / "fs") as mount:
     model_dir = copy_of(trained, os.path.join(mount, "run"))
     remount_read_only(mount)
-    code, _, err = read_mode(capsys, mode, model_dir, cifar10_dir, image)
+    code, _, err = read_mode(None, mode, model_dir, cifar10_dir, image)
     error = testutil.error_line(code, err)
     assert f"Cannot write to --model_dir={model_dir} (Read-only file " \
         "system)" in error
@@ -227,12 +231,12 @@ def test_reading_modes_on_a_read_only_model_dir(trained, tmp_path, capsys,
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["eval", "export"])
 def test_reading_modes_on_a_full_model_dir_leave_no_temp_files(
-    trained, tmp_path, capsys, cifar10_dir, image, mode):
+    trained, tmp_path, cifar10_dir, image, mode):
   with small_tmpfs(tmp_path / "fs") as mount:
     model_dir = copy_of(trained, os.path.join(mount, "run"))
     before = snapshot(model_dir)
     fill_up(mount)
-    code, _, err = read_mode(capsys, mode, model_dir, cifar10_dir, image)
+    code, _, err = read_mode(None, mode, model_dir, cifar10_dir, image)
     error = testutil.error_line(code, err)
     assert f"The filesystem of model_dir {model_dir} is full" in error
     assert "model.ckpt-2 is intact" in error
