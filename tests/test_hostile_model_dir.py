@@ -382,3 +382,19 @@ def test_continuous_eval_skips_a_damaged_checkpoint(trained, tmp_path, caplog,
   assert result["global_step"] == 0
   assert "Checkpoint model.ckpt-2 cannot be read (model.ckpt-2 cannot be " \
       "read: Read less bytes than requested); skipping it." in caplog.text
+
+
+def test_training_goes_on_after_a_run_record_of_the_wrong_shape(
+    trained, tmp_path, capsys, cifar10_dir):
+  from estimator_cifar.rundir import run_record
+  model_dir = copy_of(trained, tmp_path / "run")
+  with open(run_record.path(model_dir), "w") as f:
+    json.dump({"history": 5, "status": ["running"], "config": "x"}, f)
+  code, _, err = testutil.cli_in_process(
+      capsys, "--experiment=resnet_sgd", "--mode=train",
+      f"--model_dir={model_dir}", f"--data_dir={cifar10_dir}",
+      "--params_override=" + ",".join(testutil.TINY + ["train.steps=3"]))
+  assert code == 0, err[-3000:]
+  record = run_record.read(model_dir)
+  assert record["status"] == run_record.FINISHED
+  assert record["history"] == [{"status": ["running"], "config": "x"}]

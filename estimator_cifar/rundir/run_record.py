@@ -129,7 +129,8 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
   history = []
   config = cfg.to_dict()
   if previous is not None:
-    history = list(previous.pop("history", None) or [])
+    history = previous.pop("history", None)
+    history = history if isinstance(history, list) else []  # Garbage: none.
     if previous.get("status") == RUNNING:
       previous["status"] = KILLED
     if previous.get("config") == config:
