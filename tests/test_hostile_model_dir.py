@@ -398,3 +398,28 @@ def test_training_goes_on_after_a_run_record_of_the_wrong_shape(
   record = run_record.read(model_dir)
   assert record["status"] == run_record.FINISHED
   assert record["history"] == [{"status": ["running"], "config": "x"}]
+
+
+def test_a_config_json_section_that_is_not_an_object_is_one_error(
+    trained, tmp_path, capsys, cifar10_dir, image):
+  model_dir = copy_of(trained, tmp_path / "run")
+  path = os.path.join(model_dir, "config.json")
+  with open(path) as f:
+    values = json.load(f)
+  values["model"] = ["tiny"]
+  with open(path, "w") as f:
+    json.dump(values, f)
+  code, _, err = read_mode(capsys, "eval", model_dir, cifar10_dir, image)
+  assert f"{path}: Bad section model: ['tiny'] is not a map" in \
+      testutil.error_line(code, err)
+
+
+def test_warm_start_refuses_a_folder_whose_state_file_leads_elsewhere(
+    trained, tmp_path):
+  from estimator_cifar.engine import warm_start
+  source = copy_of(trained, tmp_path / "downloaded")
+  write_state(source, "model.ckpt-2", str(tmp_path / "thesis" / "chapter1"),
+              "model.ckpt-2")
+  with pytest.raises(CheckpointError, match="chapter1, which is not a "
+                     "checkpoint in"):
+    warm_start.find_checkpoint(source)
