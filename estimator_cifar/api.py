@@ -26,7 +26,7 @@ from absl import logging
 from estimator_cifar import config as config_lib
 from estimator_cifar import experiment_files, paths, rundir
 from estimator_cifar.data import cifar
-from estimator_cifar.errors import CheckpointError, ConfigError, DataError
+from estimator_cifar.errors import ConfigError, DataError
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.rundir import checkpoint_check, recorded
@@ -138,11 +138,7 @@ class Predictor:
         paths.expand(data_dir))
     from estimator_cifar.engine import export
     from estimator_cifar.rundir import identity
-    import tensorflow as tf
-    if not tf.train.latest_checkpoint(self.model_dir):
-      raise CheckpointError(
-          f"Predictor found no checkpoint in {self.model_dir}. Train first "
-          "(estimator_cifar.train) or pass the model_dir of a trained run.")
+    checkpoint_check.newest_checkpoint(self.model_dir, "Predictor")
     self.class_names = identity.label_names(self.config, self.model_dir,
                                             data_dir)
     self._estimator = export.serving_estimator(

@@ -170,16 +170,42 @@ def _example(hint) -> str:
 
 
 def set_from_dict(cfg: T, values: dict[str, Any]) -> T:
-  """Sets `cfg`'s fields from nested dicts (config.json); unknown keys skip."""
+  """Sets `cfg`'s fields from nested dicts (config.json); unknown keys skip.
+
+  Raises:
+    ConfigError: a section that is not a dict, or a value not of its field's
+      type (config.json is a file from elsewhere: check before anything uses it).
+  """
+  hints = typing.get_type_hints(type(cfg))
   for f in dataclasses.fields(cfg):
     if f.name not in values:
       continue
     current = getattr(cfg, f.name)
     if dataclasses.is_dataclass(current):
-      known = {sub.name for sub in dataclasses.fields(current)}
+      if not isinstance(values[f.name], dict):
+        raise ConfigError(f"Bad section {f.name}: {values[f.name]!r} is not "
+                          "a map of field names to values.")
+      section_hints = typing.get_type_hints(type(current))
       for k, v in values[f.name].items():
-        if k in known:
-          setattr(current, k, v)
+        if k in section_hints:
+          setattr(current, k, _typed(f"{f.name}.{k}", v, section_hints[k]))
     else:
-      setattr(cfg, f.name, values[f.name])
+      setattr(cfg, f.name, _typed(f.name, values[f.name], hints[f.name]))
   return cfg
+
+
+def _typed(key: str, value: Any, hint) -> Any:
+  """A JSON `value` as field `key`'s type `hint`; ConfigError if it is not."""
+  origin = typing.get_origin(hint)
+  if origin is list and isinstance(value, list):
+    (item,) = typing.get_args(hint)
+    return [_typed(key, v, item) for v in value]
+  if origin is dict and isinstance(value, dict):
+    _, item = typing.get_args(hint)
+    return {k: _typed(key, v, item) for k, v in value.items()}
+  if hint is float and type(value) is int:  # JSON writes 1.0 as 1 at times.
+    return float(value)
+  if origin is None and type(value) is hint:
+    return value
+  raise ConfigError(f"Bad value for {key}: {value!r} is not "
+                    f"{_type_words(hint)}.")

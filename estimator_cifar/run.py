@@ -21,7 +21,7 @@ from estimator_cifar import config as config_lib  # noqa: E402
 from estimator_cifar import errors, experiment_files, flag_errors, paths  # noqa: E402
 from estimator_cifar.engine import TRAIN_MODES, RunOptions, signals  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
-from estimator_cifar.rundir import checkpoint_check, recorded  # noqa: E402
+from estimator_cifar.rundir import checkpoint_check, disk_space, recorded  # noqa: E402
 
 
 # The engine modules import TensorFlow: each runner imports its own when called,
@@ -40,7 +40,7 @@ def _export(cfg, model_dir, o: RunOptions):
   from estimator_cifar.engine import export
   from estimator_cifar.rundir import lock
   lock.check_is_run_or_empty(model_dir)
-  with lock.held(model_dir, lock.EXPORT):
+  with lock.held(model_dir, lock.EXPORT), disk_space.writes_into(model_dir):
     return export.run_export(cfg, model_dir, o.data_dir)
 
 

@@ -108,5 +108,5 @@ PUBLISHED = tuple(name for name, spec in DATASETS.items() if spec.url)
 
 def label_kinds(name: str) -> tuple[str, ...]:
   """The label kinds of dataset `name` (just "fine" for a name not known here)."""
-  spec = DATASETS.get(name)
+  spec = DATASETS.get(name) if isinstance(name, str) else None
   return tuple(spec.num_classes) if spec else ("fine",)

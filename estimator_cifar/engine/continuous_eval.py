@@ -29,6 +29,7 @@ loaded is skipped with a log line. With `ema.eval_with_ema` the model_fn's EVAL
 Scaffold restores the averaged weights, so this job evaluates those.
 """
 
+import glob
 import os
 import time
 from typing import Sequence
@@ -38,7 +39,8 @@ from absl import logging
 
 from estimator_cifar import errors
 from estimator_cifar.engine import signals
-from estimator_cifar.rundir import checkpoint_step, job_end, metrics_log
+from estimator_cifar.rundir import (checkpoint_check, checkpoint_step, job_end,
+                                    metrics_log)
 
 POLL_SECS = 1.0  # How often the model_dir is looked at for a new checkpoint.
 # After evaluating a checkpoint at the last step: how long to wait for a later
@@ -49,11 +51,13 @@ FINAL_GRACE_SECS = 30.0
 def evaluated_checkpoints(model_dir: str) -> set[str]:
   """Basenames of the checkpoints metrics.jsonl already has a row for."""
   return {row["checkpoint"] for row in metrics_log.read(model_dir)
-          if row.get("checkpoint")}
+          if isinstance(row.get("checkpoint"), str)}
 
 
 def _vanished(checkpoint: str) -> bool:
-  return not tf.io.gfile.exists(checkpoint + ".index")
+  """Whether the checkpoint's index or data files are gone (retention)."""
+  return not (tf.io.gfile.exists(checkpoint + ".index") and
+              tf.io.gfile.glob(glob.escape(checkpoint) + ".data-*"))
 
 
 class Abandoned(Exception):
@@ -96,13 +100,20 @@ def evaluate_one(estimator: tf.estimator.Estimator, input_fn, checkpoint: str,
                  stop.signal_name)
     return None
   except (tf.errors.NotFoundError, tf.errors.DataLossError,
-          tf.errors.FailedPreconditionError, ValueError) as e:
+          tf.errors.OutOfRangeError, tf.errors.FailedPreconditionError,
+          ValueError) as e:
     # The trainer's Saver deletes old checkpoints (checkpoint.keep_max);
     # one listed a moment ago may be gone by the time it is restored.
-    if not _vanished(checkpoint) and isinstance(e, ValueError):
+    if _vanished(checkpoint):
+      logging.warning("Checkpoint %s disappeared before it could be loaded "
+                      "(%s); skipping it.", name, errors.one_line(e))
+      return None
+    if isinstance(e, ValueError):
       raise
-    logging.warning("Checkpoint %s disappeared before it could be loaded "
-                    "(%s); skipping it.", name, errors.one_line(e))
+    # Damaged (truncated, bad checksum): the loop goes on to the next one.
+    logging.warning("Checkpoint %s cannot be read (%s); skipping it.", name,
+                    checkpoint_check.checkpoint_problem(checkpoint) or
+                    errors.one_line(e))
     return None
   model_dir = estimator.model_dir
   row = metrics_log.append(model_dir, result, checkpoint)
@@ -130,6 +141,7 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
   logging.info("Evaluating checkpoints of %s as they land, up to step %d "
                "(at most one evaluation every %ss; %s).", model_dir, max_steps,
                throttle_secs, ends)
+  checkpoint_check.check_contained(model_dir)
   watch = job_end.ChiefWatch(model_dir)
   done = evaluated_checkpoints(model_dir)
   skipped = set()  # Vanished before they loaded: never tried again.

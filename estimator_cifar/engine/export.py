@@ -36,7 +36,7 @@ from estimator_cifar.errors import CheckpointError
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
 from estimator_cifar.model.model_fn import ModelParams, model_fn
-from estimator_cifar.rundir import identity
+from estimator_cifar.rundir import checkpoint_check, identity
 
 EXPORT_DIR = "export"
 IMAGES_INPUT = "images"
@@ -202,10 +202,7 @@ def run_export(cfg: ExperimentConfig, model_dir: str, data_dir: str | None) -> s
     CheckpointError: no checkpoint in model_dir.
     DataError: no label_names.txt in model_dir and no data to read names from.
   """
-  if not tf.train.latest_checkpoint(model_dir):
-    raise CheckpointError(
-        f"--mode=export found no checkpoint in {model_dir}. Train first "
-        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  checkpoint_check.newest_checkpoint(model_dir, "--mode=export")
   names = identity.label_names(cfg, model_dir, data_dir)
   if identity.read_label_names(model_dir) is None:
     identity.write_label_names(model_dir, names)

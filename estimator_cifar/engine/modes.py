@@ -21,7 +21,6 @@ from estimator_cifar.engine import (continuous_eval, distribute, export,
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
-from estimator_cifar.errors import CheckpointError
 from estimator_cifar.model import eval_metrics, lr_ranges, train_loop
 from estimator_cifar.model.model_fn import configure_determinism
 from estimator_cifar.rundir import (checkpoint_check, confusion_plot,
@@ -113,7 +112,8 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
   if task == "ps" and mode in TRAIN_MODES:
     return ps_task.run(cfg, model_dir, cluster)
   if mode not in TRAIN_MODES or task == "evaluator":
-    return _run(cfg, model_dir, mode, data_dir)
+    with disk_space.writes_into(model_dir):
+      return _run(cfg, model_dir, mode, data_dir)
   identity.check_config(cfg, model_dir, allow_config_change)
   if cluster is None or cluster.is_chief:
     # Only the chief writes checkpoints; another task checking them could
@@ -123,7 +123,7 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
   try:
     record = run_record.start(cfg, model_dir, mode, data_dir)
   except OSError as e:
-    _raise_if_disk_full(e, model_dir)
+    _raise_if_unwritable(e, model_dir)
     raise
   error, result = None, None
   try:
@@ -138,7 +138,7 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
     return {}
   except BaseException as e:
     error = e
-    _raise_if_disk_full(e, model_dir)
+    _raise_if_unwritable(e, model_dir)
     shrunk = cifar_binary.shrunk_file_error(e)  # A data file cut short mid-run.
     if shrunk is not None:
       raise shrunk from None
@@ -147,12 +147,11 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
     run_record.end(record, error, result)
 
 
-def _raise_if_disk_full(e: BaseException, model_dir: str) -> None:
-  """A full disk, however deep TensorFlow raised it, as one DiskFullError."""
-  if disk_space.is_disk_full(e):
-    disk_space.remove_temp_files(model_dir)
-    raise disk_space.error(model_dir, tf.train.latest_checkpoint(model_dir)) \
-        from None
+def _raise_if_unwritable(e: BaseException, model_dir: str) -> None:
+  """A full or read-only model_dir, however deep raised, as one user error."""
+  user_error = disk_space.unwritable_error(e, model_dir)
+  if user_error is not None:
+    raise user_error from None
 
 
 def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
@@ -241,11 +240,7 @@ def _train_and_eval(r: _Run) -> dict:
 
 
 def _eval(r: _Run) -> dict:
-  checkpoint = tf.train.latest_checkpoint(r.model_dir)
-  if checkpoint is None:
-    raise CheckpointError(
-        f"--mode=eval found no checkpoint in {r.model_dir}. Train first "
-        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  checkpoint = checkpoint_check.newest_checkpoint(r.model_dir, "--mode=eval")
   result = r.estimator.evaluate(r.eval_input, checkpoint_path=checkpoint)
   metrics_log.append(r.model_dir, result, checkpoint)
   _plot_confusion(r.cfg, r.model_dir, result, r.plan.source.label_names)

@@ -20,10 +20,10 @@ from estimator_cifar import paths as paths_lib
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import image_files
 from estimator_cifar.engine import export
-from estimator_cifar.errors import CheckpointError, ConfigError, DataError
+from estimator_cifar.errors import ConfigError, DataError
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
-from estimator_cifar.rundir import identity
+from estimator_cifar.rundir import checkpoint_check, identity
 
 OUTPUTS = ("table", "json")
 BATCH = 64
@@ -139,10 +139,7 @@ def run_predict(cfg: ExperimentConfig, model_dir: str,
   if output not in OUTPUTS:
     raise ConfigError(f"--output={output}: use one of {', '.join(OUTPUTS)}.")
   paths = image_paths(images)
-  if not tf.train.latest_checkpoint(model_dir):
-    raise CheckpointError(
-        f"--mode=predict found no checkpoint in {model_dir}. Train first "
-        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  checkpoint_check.newest_checkpoint(model_dir, "--mode=predict")
   names = identity.label_names(cfg, model_dir, data_dir)
   estimator = export.serving_estimator(cfg, model_dir, len(names))
   try:

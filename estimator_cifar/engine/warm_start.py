@@ -66,27 +66,41 @@ def find_checkpoint(path: str) -> str:
   back to the `*.index` file with the highest step number.
 
   Raises:
-    CheckpointError: nothing that looks like a checkpoint is there.
+    CheckpointError: nothing that looks like a checkpoint is there, it is
+      damaged, or the directory's state file names files elsewhere.
   """
   if os.path.isdir(path):
+    checkpoint_check.check_state_file(path)
     latest = tf.train.latest_checkpoint(path)
     if latest and os.path.exists(latest + ".index"):
-      return latest
+      return _whole(path, latest)
     prefixes = [p[:-len(".index")] for p in glob.glob(os.path.join(path, "*.index"))]
     if prefixes:
-      return max(prefixes, key=checkpoint_check.step_of)
+      return _whole(path, max(prefixes, key=checkpoint_check.step_of))
     raise CheckpointError(
         f"--warm_start_from={path} is a directory without checkpoints (no "
         "'checkpoint' file and no *.index files). Point it at a trained "
         "model_dir or at a checkpoint prefix such as "
         f"{os.path.join(path, 'model.ckpt-1000')}.")
   if os.path.exists(path + ".index"):
-    return path
+    return _whole(path, path)
   raise CheckpointError(
       f"--warm_start_from={path} is neither a directory nor a checkpoint prefix "
       f"({path}.index does not exist). Pass a model_dir (its newest checkpoint "
       "is used) or a prefix like runs/resnet_sgd/model.ckpt-64000, without the "
       ".index/.data suffix.")
+
+
+def _whole(given: str, prefix: str) -> str:
+  """`prefix` if it reads back whole; else a CheckpointError naming it."""
+  problem = checkpoint_check.checkpoint_problem(prefix)
+  if problem is not None:
+    raise CheckpointError(
+        f"--warm_start_from={given}: the checkpoint is damaged: {problem}. "
+        "Pass an earlier checkpoint prefix of that run (such as "
+        f"{os.path.join(os.path.dirname(prefix), 'model.ckpt-1000')}), or a "
+        "model_dir whose newest checkpoint is whole.")
+  return prefix
 
 
 def model_variables(cfg: ExperimentConfig, num_classes: int) -> dict[str, list[int]]:

@@ -102,14 +102,17 @@ def read_config(model_dir: str) -> dict[str, Any] | None:
   """The config.json of `model_dir` as a dict; None if there is none.
 
   Raises:
-    OSError, ValueError: the file is there but unreadable or not JSON (each
-      caller says what that means for it).
+    OSError, ValueError: the file is there but unreadable, or not a JSON
+      object (each caller says what that means for it).
   """
   path = config_path(model_dir)
   if not os.path.isfile(path):
     return None
   with open(path, encoding="utf-8") as f:
-    return json.load(f)
+    values = json.load(f)
+  if not isinstance(values, dict):
+    raise ValueError("not a JSON object")
+  return values
 
 
 def write_config(model_dir: str, config_json: str) -> None:

@@ -5,6 +5,13 @@ starts rather than fail (or, worse, silently start over) inside TensorFlow:
 
 - `check_writable`: the model_dir can be created and written. Run before
   TensorFlow is imported, so a typo in `--model_dir` fails in a second.
+- `check_state_file`: the `checkpoint` state file names only checkpoints in
+  its own folder. TensorFlow's Saver restores the one it names newest and,
+  as it rotates old checkpoints out, deletes the files of the ones it lists:
+  a state file from elsewhere naming `/home/me/thesis` or `../other_run/...`
+  would make a run read or delete the user's files there.
+- `check_links`: no symbolic link in the model_dir leads outside it: runs
+  append to, write and delete files through them.
 - `check_checkpoints`: the checkpoint named by the `checkpoint` state file is
   complete: its index is there and every tensor reads back with a good
   checksum (TensorFlow's bundle reader checks a CRC32C per tensor). Estimator
@@ -21,8 +28,11 @@ starts rather than fail (or, worse, silently start over) inside TensorFlow:
   damaged checkpoint; `resume_from_previous` (`--resume_from_previous`)
   moves its files aside into `damaged_checkpoints/<time>/` and points the
   state file at the newest complete earlier checkpoint. Nothing is deleted.
+- `newest_checkpoint`: the same checks for the modes that read a model_dir
+  (eval, export, predict, the Predictor): the newest checkpoint, or one
+  message saying why there is none to read.
 
-Imports TensorFlow only inside `check_checkpoints`.
+Imports TensorFlow only inside the functions that read checkpoints.
 """
 
 import glob
@@ -33,9 +43,12 @@ import time
 from absl import logging
 
 from estimator_cifar import rundir
+from estimator_cifar.rundir import disk_space
 from estimator_cifar.errors import CheckpointError
 
 FLAG = "--resume_from_previous"
+# What TensorFlow's file matching reads as a pattern (`\\` escapes).
+GLOB_CHARS = "*?[\\"
 
 
 def check_writable(model_dir: str) -> None:
@@ -53,10 +66,72 @@ def check_writable(model_dir: str) -> None:
     with tempfile.TemporaryFile(dir=model_dir):
       pass
   except OSError as e:
-    raise CheckpointError(
-        f"Cannot write to --model_dir={model_dir} ({e.strerror or e}). "
-        "Checkpoints, events and logs go there: pass a directory you can "
-        "write to, or fix its permissions.") from None
+    raise disk_space.not_writable_error(model_dir, e.strerror or str(e)) \
+        from None
+
+
+def check_state_file(folder: str) -> None:
+  """Refuses a `checkpoint` state file in `folder` that names files elsewhere.
+
+  Reads it with TensorFlow's own parser, as the Saver does, so an escaped
+  name (`\\056\\056/` is `../`) is seen as TensorFlow sees it. Each name must
+  be a file name directly in `folder` (symlinked folders resolved) without
+  glob characters: the Saver deletes what a name matches as a pattern.
+
+  Raises:
+    CheckpointError: a name points outside `folder`, or the state file names
+      no newest checkpoint.
+  """
+  import tensorflow as tf  # Deferred, as in checkpoint_problem.
+  state_path = os.path.join(folder, rundir.STATE_FILE)
+  fix = (f"Edit {state_path} so that it names only checkpoints in {folder} "
+         "(as model.ckpt-<step>), or use another folder.")
+  try:
+    state = tf.compat.v1.train.get_checkpoint_state(folder)
+  except ValueError:
+    raise CheckpointError(f"The checkpoint state file {state_path} names no "
+                          f"model_checkpoint_path. {fix}") from None
+  if state is None:
+    return
+  home = os.path.realpath(folder)
+  for path in [state.model_checkpoint_path, *state.all_model_checkpoint_paths]:
+    name = os.path.basename(path)
+    if (os.path.realpath(os.path.dirname(path)) != home or not name or
+        any(char in name for char in GLOB_CHARS)):
+      raise CheckpointError(
+          f"The checkpoint state file {state_path} names {path}, which is not "
+          f"a checkpoint in {folder}: TensorFlow would read it and, when it "
+          f"rotates old checkpoints out, delete files there. Nothing was "
+          f"written. {fix}")
+
+
+def check_links(model_dir: str) -> None:
+  """Refuses a symbolic link in `model_dir` that leads outside it.
+
+  Runs write through links (an appended eval/metrics.jsonl, exports under
+  export/) and delete inside them (an older best export), so a link in a
+  model_dir from elsewhere would aim those at the user's own files.
+
+  Raises:
+    CheckpointError: naming the first such link and where it leads.
+  """
+  home = os.path.realpath(model_dir)
+  for folder, dirs, files in os.walk(model_dir):  # Does not follow links.
+    for name in sorted(dirs + files):
+      link = os.path.join(folder, name)
+      target = os.path.realpath(link)
+      if os.path.islink(link) and os.path.commonpath([home, target]) != home:
+        raise CheckpointError(
+            f"{link} in the model_dir is a symbolic link to {target}: runs "
+            "write and delete files through it, outside the model_dir. "
+            "Replace the link with a copy of what it points to, or use "
+            "another --model_dir.")
+
+
+def check_contained(model_dir: str) -> None:
+  """`check_state_file` and `check_links`: nothing there leads outside it."""
+  check_state_file(model_dir)
+  check_links(model_dir)
 
 
 def step_of(prefix: str) -> int:
@@ -99,9 +174,11 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
 
   Raises:
     CheckpointError: the newest checkpoint (or the state file naming it) is
-      damaged; the message names it and the earlier one the flag would use.
+      damaged, the message names it and the earlier one the flag would use;
+      or the state file or a link leads elsewhere (`check_contained`).
   """
   import tensorflow as tf  # Deferred, as above.
+  check_contained(model_dir)
   state_path = os.path.join(model_dir, rundir.STATE_FILE)
   on_disk = sorted((p[:-len(".index")] for p in glob.glob(
       os.path.join(model_dir, rundir.CHECKPOINT_INDEX_GLOB))), key=step_of)
@@ -143,6 +220,35 @@ def check_checkpoints(model_dir: str, resume_from_previous: bool = False) -> Non
         f"{os.path.join(model_dir, rundir.DAMAGED_DIR)}/, nothing is deleted. Or pass "
         "a new --model_dir to start over.")
   _resume_from(model_dir, previous, damaged, state)
+
+
+def newest_checkpoint(model_dir: str, reader: str) -> str:
+  """The newest checkpoint of `model_dir` for `reader` to load, checked whole.
+
+  Args:
+    model_dir: the trained run's directory.
+    reader: who reads it, as the message names it (`--mode=eval`).
+
+  Raises:
+    CheckpointError: no checkpoint, a state file or a link leading elsewhere
+      (`check_contained`), or a damaged newest checkpoint.
+  """
+  import tensorflow as tf  # Deferred, as above.
+  check_contained(model_dir)
+  newest = tf.train.latest_checkpoint(model_dir)
+  if newest is None:
+    raise CheckpointError(
+        f"{reader} found no checkpoint in {model_dir}. Train first "
+        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+  problem = checkpoint_problem(newest)
+  if problem is not None:
+    raise CheckpointError(
+        f"{reader} cannot read the newest checkpoint in {model_dir}: "
+        f"{problem}. A train run there with {FLAG} moves the damaged files "
+        f"into {os.path.join(model_dir, rundir.DAMAGED_DIR)}/ (nothing is "
+        "deleted) and continues from the newest complete checkpoint; or "
+        "point --model_dir at another run.")
+  return newest
 
 
 def _resume_from(model_dir: str, previous: str, damaged: list[str], state) -> None:

@@ -32,15 +32,23 @@ def config_differences(old: dict, new: ExperimentConfig) -> list[str]:
   diffs = []
   for key in IDENTITY_FIELDS:
     section, name = key.split(".")
-    before = old.get(section, {}).get(name)
+    before = _recorded(old, key)
     after = new_dict[section][name]
     if key == "data.label" and all(
         len(cifar.label_kinds(name)) == 1
-        for name in (old.get("data", {}).get("name"), new.data.name)):
+        for name in (_recorded(old, "data.name"), new.data.name)):
       continue
     if before is not None and before != after:
       diffs.append(f"{key}: {before!r} -> {after!r}")
   return diffs
+
+
+def _recorded(old: dict, key: str):
+  """`section.name` of a config.json's dict; None if absent (or not a dict
+  there, in a config.json from elsewhere)."""
+  section, name = key.split(".")
+  values = old.get(section)
+  return values.get(name) if isinstance(values, dict) else None
 
 
 def check_config(cfg: ExperimentConfig, model_dir: str,

@@ -75,6 +75,8 @@ def is_done(model_dir: str, role: str, index: int, chief_start_time) -> bool:
   """Whether `role:index` marked the chief run that started then as finished."""
   try:
     with open(done_path(model_dir, role, index), encoding="utf-8") as f:
-      return json.load(f).get("chief_start_time") == chief_start_time
+      mark = json.load(f)
   except (OSError, ValueError):
     return False
+  return isinstance(mark, dict) and \
+      mark.get("chief_start_time") == chief_start_time

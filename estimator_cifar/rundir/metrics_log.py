@@ -4,13 +4,22 @@ Every evaluation (train_and_eval's periodic and final ones, --mode=eval, the
 continuous-eval job, a cluster's evaluator) appends one line with at least
 `global_step`, `accuracy`, `top_5_accuracy`, `loss` and `checkpoint`, so tools
 and resumed jobs read one plain file instead of parsing event files.
+
+The log stays whole: a last line without its newline (a writer killed
+mid-append, a copy cut short) is moved into `metrics.jsonl.torn-<n>` before
+the next append, which would otherwise glue its row onto it and lose both to
+every reader; `read` skips any line that is not a row, with one warning.
 """
 
 import json
 import os
 import time
 
+from absl import logging
+
 from estimator_cifar import rundir
+
+TORN_SUFFIX = ".torn-"  # metrics.jsonl.torn-1, -2, ...: torn lines moved aside.
 
 
 def path(model_dir: str) -> str:
@@ -24,24 +33,79 @@ def append(model_dir: str, eval_result: dict, checkpoint: str) -> dict:
   row["checkpoint"] = os.path.basename(checkpoint) if checkpoint else None
   row["time"] = time.time()
   os.makedirs(os.path.dirname(path(model_dir)), exist_ok=True)
+  set_aside_torn_line(path(model_dir))
   # One write() of one line: a reader never sees half a row from us.
   with open(path(model_dir), "a") as f:
     f.write(json.dumps(row, sort_keys=True) + "\n")
   return row
 
 
+def set_aside_torn_line(log_path: str) -> str | None:
+  """Moves a last line that lacks its newline into `<log_path>.torn-<n>`.
+
+  The bytes are written there (and synced) before the log is cut, so nothing
+  is lost if this is interrupted too.
+
+  Returns:
+    The file the torn line went to, or None when the log ends whole.
+  """
+  try:
+    with open(log_path, "rb+") as log:
+      data = log.read()
+      if not data or data.endswith(b"\n"):
+        return None
+      start = data.rfind(b"\n") + 1
+      aside = _new_file(log_path + TORN_SUFFIX, data[start:])
+      log.truncate(start)
+  except FileNotFoundError:
+    return None
+  logging.warning("%s ended in a torn line (%d bytes, no newline): moved it "
+                  "into %s before appending.", log_path, len(data) - start,
+                  aside)
+  return aside
+
+
+def _new_file(stem: str, data: bytes) -> str:
+  """Writes `data` to the first of `stem`1, `stem`2, ... that does not exist."""
+  number = 1
+  while True:
+    try:
+      with open(f"{stem}{number}", "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+      return f"{stem}{number}"
+    except FileExistsError:
+      number += 1
+
+
 def read(model_dir: str) -> list[dict]:
-  """All rows; a torn last line (a killed writer) is skipped."""
-  rows = []
-  if not os.path.exists(path(model_dir)):
-    return rows
-  with open(path(model_dir)) as f:
-    for line in f:
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        continue
-  return rows
+  """All rows in file order.
+
+  A line that is not a JSON object (a torn append in flight, garbage in a
+  model_dir from elsewhere) is skipped, with one warning naming the lines.
+  """
+  try:
+    with open(path(model_dir), encoding="utf-8", errors="replace") as f:
+      parsed = [(number, _row(line)) for number, line in enumerate(f, start=1)
+                if line.strip()]
+  except FileNotFoundError:
+    return []
+  bad = [number for number, row in parsed if row is None]
+  if bad:
+    shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+    logging.warning("%s: skipped %d line(s) that are not JSON rows (line %s).",
+                    path(model_dir), len(bad), shown)
+  return [row for _, row in parsed if row is not None]
+
+
+def _row(line: str) -> dict | None:
+  """The JSON object on `line`, or None if it holds none."""
+  try:
+    row = json.loads(line)
+  except ValueError:
+    return None
+  return row if isinstance(row, dict) else None
 
 
 def plain_metrics(eval_result: dict) -> dict:
@@ -52,5 +116,3 @@ def plain_metrics(eval_result: dict) -> dict:
   """
   return {k: rundir.json_ready(v) for k, v in eval_result.items()
           if not isinstance(v, bytes)}
-
-

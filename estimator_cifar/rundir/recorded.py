@@ -12,7 +12,8 @@ from absl import logging
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import rundir
-from estimator_cifar.errors import ConfigError
+from estimator_cifar.data import cifar_binary
+from estimator_cifar.errors import ConfigError, DataError
 from estimator_cifar.rundir import run_record
 
 # The modes that read a trained model_dir rather than write one.
@@ -52,4 +53,23 @@ def setup(mode: str, model_dir: str | None, experiment: str | None,
   if requested and requested != cfg.name:
     logging.warning("--experiment=%s ignored: %s was trained as %s, and its "
                     "recorded config is used.", experiment, model_dir, cfg.name)
-  return cfg, data_dir or run_record.recorded_data_dir(model_dir)
+  return cfg, data_dir or _recorded_data_dir(cfg, model_dir)
+
+
+def _recorded_data_dir(cfg: config_lib.ExperimentConfig,
+                       model_dir: str) -> str | None:
+  """The data_dir training recorded, if the dataset is there already.
+
+  A run_info.json from elsewhere may name any folder: read from it, never
+  download into it (None falls back to the default data_dir).
+  """
+  recorded = run_record.recorded_data_dir(model_dir)
+  layout = cifar_binary.LAYOUTS.get(cfg.data.name)
+  if recorded is None or layout is None or cfg.data.source == "tfds":
+    return recorded  # The binary CIFAR files are the only ones read from it.
+  try:
+    cifar_binary.locate(recorded, layout, download=False)
+  except DataError as e:
+    logging.warning("Not using the data_dir recorded in %s: %s", model_dir, e)
+    return None
+  return recorded

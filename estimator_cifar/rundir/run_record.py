@@ -81,6 +81,9 @@ ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "TF_CONFIG", "TF_XLA_FLAGS",
 # A NaN stop is recognised by the exception's class name (NanLossDuringTraining-
 # Error from TF's NanTensorHook, or this package's own NaN error), so this
 # module needs no import of either.
+# What to do about a recorded config.json that cannot be used.
+_RECORDED_FIX = ("It is written by training; retrain, or pass --experiment "
+                 "with the training overrides and a --model_dir without it.")
 _NAN_CLASS = re.compile(r"(?:^|[a-z0-9_])(?:NaN|Nan|NonFinite)(?=[A-Z_]|$)")
 _GIT_TIMEOUT_S = 5
 
@@ -126,7 +129,8 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
   history = []
   config = cfg.to_dict()
   if previous is not None:
-    history = list(previous.pop("history", None) or [])
+    history = previous.pop("history", None)
+    history = history if isinstance(history, list) else []  # Garbage: none.
     if previous.get("status") == RUNNING:
       previous["status"] = KILLED
     if previous.get("config") == config:
@@ -295,25 +299,29 @@ def recorded_config(model_dir: str, overrides: list[str]
     The validated config, or None if `model_dir` has no config.json.
 
   Raises:
-    ConfigError: config.json is unreadable, or an override is invalid.
+    ConfigError: config.json is unreadable or holds a value of the wrong
+      type, or an override is invalid.
   """
   try:
     values = rundir.read_config(model_dir)
   except (OSError, ValueError) as e:
     raise ConfigError(f"Cannot read {rundir.config_path(model_dir)} ({e}). "
-                      "It is written by training; retrain, or pass "
-                      "--experiment with the training overrides and a "
-                      "--model_dir without it.")
+                      f"{_RECORDED_FIX}")
   if values is None:
     return None
-  cfg = config_lib.from_dict(values)
+  try:
+    cfg = config_lib.from_dict(values)
+  except ConfigError as e:
+    raise ConfigError(f"{rundir.config_path(model_dir)}: {e} "
+                      f"{_RECORDED_FIX}") from None
   return config_lib.validate(config_lib.apply_overrides(cfg, overrides))
 
 
 def recorded_data_dir(model_dir: str) -> str | None:
   """The data_dir the last training run used, if recorded and still there."""
   data_dir = (read(model_dir) or {}).get("data_dir")
-  return data_dir if data_dir and os.path.isdir(data_dir) else None
+  return data_dir if isinstance(data_dir, str) and os.path.isdir(data_dir) \
+      else None
 
 
 def _is_chief() -> bool:
