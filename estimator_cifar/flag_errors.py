@@ -57,7 +57,9 @@ def usage(flag_values: flags.FlagValues, owner_flag: str) -> str:
   # Run as `python -m`, the module is known by its file name.
   program = sys.modules.get(module) or sys.modules["__main__"]
   summary = (program.__doc__ or "").strip()
-  return (f"{summary}\n\nflags:\n{flag_values.module_help(module)}\n\n"
+  # module_help's first line names the module's file: not for users.
+  own = "\n".join(flag_values.module_help(module).strip().splitlines()[1:])
+  return (f"{summary}\n\nflags:\n{own}\n\n"
           "--helpfull lists TensorFlow's and absl's flags too.")
 
 
