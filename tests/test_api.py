@@ -52,6 +52,20 @@ def test_evaluate_reads_the_recorded_config(trained):
   assert again["accuracy"] == pytest.approx(metrics["accuracy"])
 
 
+def test_results_are_short_plain_numbers_with_a_history(trained):
+  model_dir, metrics = trained
+  assert set(metrics) == set(estimator_cifar.api.RESULT_KEYS) | {"history"}
+  assert all(type(metrics[k]) in (int, float)
+             for k in estimator_cifar.api.RESULT_KEYS)
+  history = metrics["history"]
+  assert [row["global_step"] for row in history][-1] == 40
+  assert all(set(row) == set(estimator_cifar.api.HISTORY_KEYS)
+             for row in history)
+  again = estimator_cifar.evaluate(model_dir)
+  assert set(again) == set(estimator_cifar.api.RESULT_KEYS)
+  assert len(str(again)) < 250, again  # The README prints it.
+
+
 def test_predictor_on_arrays_and_files_agrees(trained, cifar10_dir, tmp_path):
   model_dir, metrics = trained
   records = np.fromfile(os.path.join(cifar10_dir, "cifar-10-batches-bin",
