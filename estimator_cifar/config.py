@@ -301,8 +301,10 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
         f"with --experiments_dir=DIR or ${experiment_files.ENV_VAR}.")
   if experiment_files.is_recorded_config(path):
     # A run's config.json (or a file like it): rerun what it recorded.
-    return set_from_dict(ExperimentConfig(), experiment_files.read_config_file(
+    cfg = set_from_dict(ExperimentConfig(), experiment_files.read_config_file(
         path), source=path)
+    cfg.name = cfg.name or name
+    return cfg
   module = experiment_files.import_file(path, name)
   get_config = getattr(module, "get_config", None)
   if get_config is None:

@@ -55,6 +55,11 @@ def test_documents_need_nothing_outside_the_repository():
 @pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)
 def test_readme_blocks_run(tmp_path):
   demo = str(tmp_path / "ec_demo")
+  # The README runs `.venv/bin/python` as a user in a checkout would.
+  venv_python = tmp_path / ".venv" / "bin" / "python"
+  venv_python.parent.mkdir(parents=True)
+  venv_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+  venv_python.chmod(0o755)
   env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONUNBUFFERED="1",
              PATH=os.path.dirname(sys.executable) + os.pathsep +
