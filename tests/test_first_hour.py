@@ -260,11 +260,18 @@ def test_an_experiment_file_adds_a_network(tmp_path):
   overrides = [o for o in TINY if not o.startswith("model.name")]
   proc = run_cli(f"--experiment={path}", f"--model_dir={model_dir}",
                  "--mode=train", "--params_override=" + ",".join(
-                     overrides + ["data.name=synthetic", "train.steps=2"]))
+                     overrides + ["data.name=synthetic", "train.steps=2",
+                                  "data.synthetic_train_size=64",
+                                  "data.synthetic_eval_size=32"]))
   assert proc.returncode == 0, proc.stderr[-3000:]
   import tensorflow as tf
   names = [n for n, _ in tf.train.list_variables(model_dir)]
   assert any(n.startswith("mynet/") for n in names), names
+  # A reading mode registers it again from the same file.
+  proc = run_cli(f"--experiment={path}", f"--model_dir={model_dir}",
+                 "--mode=eval")
+  assert proc.returncode == 0 and "Done: mine mode=eval step=2" in proc.stdout, \
+      proc.stderr[-3000:]
   # Unknown without the file that registers it.
   line = error_of(run_cli("--experiment=resnet_sgd", "--list_params",
                           "--params_override=model.name=mynet", timeout=60))
