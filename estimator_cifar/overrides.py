@@ -124,11 +124,10 @@ def not_a_choice(key: str, value: Any, allowed: Sequence[str],
   close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
   hint = f" Did you mean {close[0]}?" if close else ""
   fix = close[0] if close else allowed[0]
-  where = ("Change it" if source == "--params_override" else
-           f"Fix it in {source}, or override it")
-  return (f"{key}='{value}' (from {source}) is not one of: "
-          f"{', '.join(allowed)}.{hint} {where}: "
-          f"--params_override={key}={fix}")
+  where = ("change it there" if source == "--params_override" else
+           "fix it there, or override it")
+  return (f"{key}='{value}' is not one of: {', '.join(allowed)}.{hint} It "
+          f"came from {source}: {where}: --params_override={key}={fix}")
 
 
 def close_keys(key: str, keys: list[str]) -> list[str]:

@@ -81,7 +81,7 @@ def test_a_bad_choice_suggests_the_closest_and_names_the_override():
   line = error_of(run_cli("--experiment=resnet_adam",
                           "--params_override=optimizer.name=adamm",
                           "--list_params", timeout=60))
-  assert "Did you mean adam?" in line and "from --params_override" in line
+  assert "Did you mean adam?" in line and "came from --params_override" in line
   assert "--params_override=optimizer.name=adam" in line
   assert "Fix the experiment" not in line
 
