@@ -123,11 +123,11 @@ def not_a_choice(key: str, value: Any, allowed: Sequence[str],
   """
   close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
   hint = f" Did you mean {close[0]}?" if close else ""
-  fix = close[0] if close else allowed[0]
-  where = ("change it there" if source == "--params_override" else
-           "fix it there, or override it")
+  fix = f"--params_override={key}={close[0] if close else allowed[0]}"
+  where = (f"pass {fix} instead" if source == "--params_override" else
+           f"fix it there, or pass {fix}")
   return (f"{key}='{value}' is not one of: {', '.join(allowed)}.{hint} It "
-          f"came from {source}: {where}: --params_override={key}={fix}")
+          f"came from {source}: {where}.")
 
 
 def close_keys(key: str, keys: list[str]) -> list[str]:
