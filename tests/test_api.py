@@ -106,7 +106,7 @@ def test_train_takes_a_config_object_and_leaves_it_alone(tmp_path):
                                   "data.synthetic_train_size": 32,
                                   "data.synthetic_eval_size": 50}),
       model_dir=str(tmp_path / "m"), mode="train")
-  assert metrics == {"global_step": 2}
+  assert metrics == {"global_step": 2, "history": []}  # mode="train": no evals.
   assert cfg.model.name == "resnet" and cfg.train.steps == 0
 
 
