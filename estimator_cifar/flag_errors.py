@@ -99,7 +99,7 @@ def explain(error: flags.Error, flag_values: flags.FlagValues,
         f"Bad value for --{name}: {detail}.{takes} --{name}={_example(flag)} "
         f"({flag.help.strip().rstrip('.')}).").args[0]
   return FlagError(f"Cannot parse the command line: {error}. Run with "
-                   "--helpshort to see the flags.").args[0]
+                   "-h to see the flags.").args[0]
 
 
 def _own_flags(flag_values: flags.FlagValues, owner_flag: str) -> list[str]:

@@ -97,7 +97,7 @@ flags.DEFINE_bool("verbose", False, "Show everything: the whole config, "
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"Unexpected arguments {' '.join(argv[1:])}: every option "
-                    "is a --flag; see --helpfull.")
+                    "is a --flag; see -h.")
   experiment_files.add_dirs(
       [d for flag in FLAGS.experiments_dir for d in flag.split(os.pathsep)])
   if FLAGS.list_experiments:
