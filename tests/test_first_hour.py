@@ -49,8 +49,10 @@ def test_list_params_without_experiment_shows_type_choices_and_meaning():
 
 
 def test_every_field_has_one_meaning():
-  assert set(config_help.MEANINGS) == set(
-      config_lib.all_keys(config_lib.ExperimentConfig()))
+  fields = set(config_lib.all_keys(config_lib.ExperimentConfig()))
+  assert not fields - set(config_help.MEANINGS), (
+      "add a line to config_help.MEANINGS for", fields - set(config_help.MEANINGS))
+  assert not set(config_help.MEANINGS) - fields
 
 
 def test_a_typo_in_an_experiment_file_names_the_field(tmp_path):
