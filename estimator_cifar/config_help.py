@@ -130,7 +130,7 @@ def list_params(cfg: config_lib.ExperimentConfig) -> list[str]:
     value = _value(cfg, key)
     allowed = config_lib.choices(key)
     kind = type_words(cfg, key) + (f": {' | '.join(allowed)}" if allowed else "")
-    lines.append(f"{key} = {value!r}  ({kind}) {MEANINGS[key]}")
+    lines.append(f"{key} = {value!r}  ({kind}) {MEANINGS.get(key, '')}".rstrip())
   return lines
 
 
