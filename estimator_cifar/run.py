@@ -60,8 +60,8 @@ MODES = {"train_and_eval": _modes("train_and_eval"), "train": _modes("train"),
          "export": _export, "predict": _predict}
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("experiment", None, "Experiment name (experiments/NAME.py) "
-                    "or path to an experiment file.")
+flags.DEFINE_string("experiment", None, "Experiment name (--list_experiments), "
+                    "path to an experiment file, or a run's config.json.")
 flags.DEFINE_multi_string("experiments_dir", [], "Also look for experiment "
                           "names in this folder (repeatable; before "
                           "$ESTIMATOR_CIFAR_EXPERIMENTS and the built-ins).")
