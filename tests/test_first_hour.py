@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -14,7 +15,8 @@ from estimator_cifar import config as config_lib
 from estimator_cifar import config_help
 from estimator_cifar.data import cifar_binary, fake
 from estimator_cifar.errors import ConfigError
-from tests.testutil import REPO_ROOT, TINY, cli_command, run_cli, subprocess_env
+from tests.testutil import (REPO_ROOT, TINY, cli_command, run_cli, seconds,
+                            subprocess_env)
 
 README = os.path.join(REPO_ROOT, "README.md")
 GUIDE = os.path.join(REPO_ROOT, "docs", "guide.md")
@@ -278,3 +280,13 @@ def test_an_experiment_file_adds_a_network(tmp_path):
   line = error_of(run_cli("--experiment=resnet_sgd", "--list_params",
                           "--params_override=model.name=mynet", timeout=60))
   assert "model.name='mynet'" in line
+
+
+def test_registering_a_network_needs_no_tensorflow():
+  code = ("import sys; from estimator_cifar.model.nets import register_network; "
+          "from estimator_cifar import config; "
+          "print('tensorflow' in sys.modules)")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                        env=subprocess_env(), capture_output=True, text=True,
+                        timeout=seconds(60))
+  assert proc.stdout.strip() == "False", proc.stderr[-2000:]
