@@ -216,9 +216,12 @@ def set_from_dict(cfg: T, values: dict[str, Any], source: str | None = None,
   Raises:
     ConfigError: with `source` only, as said above.
   """
+  sections = {f.name for f in dataclasses.fields(cfg)}
   for key, value in _flatten(values):
     section, _, name = key.rpartition(".")
-    target = getattr(cfg, section, None) if section else cfg
+    # Only through fields, as in apply_overrides: never `__class__`.
+    target = cfg if not section else (
+        getattr(cfg, section) if section in sections else None)
     known = dataclasses.is_dataclass(target) and name in {
         f.name for f in dataclasses.fields(target)}
     if not known or dataclasses.is_dataclass(getattr(target, name)):

@@ -123,6 +123,10 @@ def test_config_file_comes_before_overrides_and_is_checked(tmp_path):
   line = error_of(run_cli("--experiment=resnet_sgd", f"--config_file={path}",
                           "--list_params", timeout=60))
   assert "train.stpes" in line and str(path) in line and "train.steps" in line
+  path.write_text(json.dumps({"__class__": {"name": "x"}}))
+  line = error_of(run_cli("--experiment=resnet_sgd", f"--config_file={path}",
+                          "--list_params", timeout=60))
+  assert "Unknown config key '__class__.name'" in line
   path.write_text(json.dumps({"train": {"steps": "many"}}))
   line = error_of(run_cli("--experiment=resnet_sgd", f"--config_file={path}",
                           "--list_params", timeout=60))
