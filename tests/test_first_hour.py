@@ -1,6 +1,7 @@
 """A new user's first hour: help, listing, config files, typos and the messages
 that answer them, each through the command line in a real process."""
 
+import dataclasses
 import json
 import os
 import re
@@ -79,6 +80,15 @@ def test_setting_an_unknown_field_in_python_raises():
     cfg.train.stpes = 5
   cfg.train.steps = 5  # Known fields still set.
   assert cfg.train.steps == 5
+
+
+def test_every_section_refuses_an_unknown_field():
+  cfg = config_lib.ExperimentConfig()
+  sections = [cfg] + [getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                      if dataclasses.is_dataclass(getattr(cfg, f.name))]
+  for section in sections:
+    with pytest.raises(ConfigError, match="Unknown config field"):
+      section.no_such_field = 1
 
 
 def test_a_bad_choice_suggests_the_closest_and_names_the_override():
