@@ -24,14 +24,21 @@ import numpy as np
 from absl import logging
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import experiment_files, paths, rundir
+from estimator_cifar import console, experiment_files, paths, rundir
 from estimator_cifar.data import cifar
 from estimator_cifar.errors import ConfigError, DataError
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.loaded_code import as_loaded
-from estimator_cifar.rundir import checkpoint_check, recorded
+from estimator_cifar.rundir import checkpoint_check, metrics_log, recorded
 
 Overrides = Mapping[str, Any] | Sequence[str] | str | None
+
+# What train() and evaluate() return of an eval: short, plain numbers. The
+# per-class accuracies and the confusion matrix stay in eval/metrics.jsonl.
+RESULT_KEYS = ("accuracy", "top_5_accuracy", "loss", "cross_entropy", "ece",
+               "global_step")
+# Each of train()'s `history` rows: one evaluation.
+HISTORY_KEYS = ("global_step", "accuracy", "top_5_accuracy", "loss")
 
 
 def train(experiment: str | config_lib.ExperimentConfig,
@@ -60,8 +67,10 @@ def train(experiment: str | config_lib.ExperimentConfig,
       and resume from the newest complete one.
 
   Returns:
-    The final eval metrics (`accuracy`, `top_5_accuracy`, `loss`,
-    `global_step`) as Python numbers; `{"global_step": N}` for mode="train".
+    The final eval's RESULT_KEYS (`accuracy`, `top_5_accuracy`, `loss`,
+    `cross_entropy`, `ece`, `global_step`) as Python numbers, only
+    `global_step` for mode="train"; and `history`, one dict of HISTORY_KEYS
+    per evaluation in the model_dir (from `eval/metrics.jsonl`), oldest first.
 
   Raises:
     UserError subclasses for anything the caller can fix.
@@ -86,7 +95,10 @@ def train(experiment: str | config_lib.ExperimentConfig,
                      warm_start_from=paths.expand(warm_start_from),
                      allow_config_change=allow_config_change,
                      resume_from_previous=resume_from_previous)
-  return _plain(result) or {"global_step": _newest_step(model_dir)}
+  summary = _summary(result) or {"global_step": _newest_step(model_dir)}
+  summary["history"] = [{k: row[k] for k in HISTORY_KEYS if k in row}
+                        for row in metrics_log.read(model_dir)]
+  return summary
 
 
 def evaluate(model_dir: str, overrides: Overrides = None,
@@ -99,7 +111,8 @@ def evaluate(model_dir: str, overrides: Overrides = None,
   a row to `eval/metrics.jsonl` as `--mode=eval` does.
 
   Returns:
-    `accuracy`, `top_5_accuracy`, `loss` and `global_step` as Python numbers.
+    RESULT_KEYS as Python numbers; the per-class accuracies and the confusion
+    matrix are in the row this appends to `eval/metrics.jsonl`.
   """
   _show_logs()
   model_dir = paths.expand(model_dir)
@@ -107,7 +120,7 @@ def evaluate(model_dir: str, overrides: Overrides = None,
                                  override_strings(overrides),
                                  paths.expand(data_dir))
   from estimator_cifar.engine import modes
-  return _plain(modes.run(cfg, model_dir, "eval", data_dir))
+  return _summary(modes.run(cfg, model_dir, "eval", data_dir))
 
 
 @dataclasses.dataclass
@@ -229,6 +242,7 @@ def _show_logs() -> None:
   if not std_logging.getLogger().handlers:
     logging.use_absl_handler()
     logging.set_verbosity(logging.INFO)
+    console.quiet()  # As the CLI does: the package's lines, not TF's chatter.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # As the CLI does.
 
 
@@ -237,13 +251,7 @@ def _newest_step(model_dir: str) -> int:
   return rundir.checkpoint_step(tf.train.latest_checkpoint(model_dir)) or 0
 
 
-def _plain(metrics: dict) -> dict[str, Any]:
-  out = {}
-  for key, value in (metrics or {}).items():
-    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
-      out[key] = int(value)
-    elif isinstance(value, (np.floating, float)):
-      out[key] = float(value)
-    else:
-      out[key] = value
-  return out
+def _summary(metrics: dict) -> dict[str, Any]:
+  """RESULT_KEYS of an Estimator eval result, as Python numbers."""
+  return {key: int(metrics[key]) if key == "global_step" else
+          float(metrics[key]) for key in RESULT_KEYS if key in (metrics or {})}

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from estimator_cifar import experiment_files, loop_support, paths
+from estimator_cifar import overrides as overrides_lib
 from estimator_cifar.data import cifar
 from estimator_cifar.errors import ConfigError
+from estimator_cifar.model import nets  # The network registry: no TensorFlow.
 # The override parser, re-exported: callers resolve configs through this module.
-from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
-                                       parse_value, set_from_dict,
+from estimator_cifar.overrides import (all_keys, parse_value,  # noqa: F401
                                        split_overrides)
 
 # Here, not in the TF modules, so validation needs no TensorFlow.
@@ -45,8 +46,27 @@ STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
 SYNC_LOCAL_STRATEGIES = ("mirrored", "central_storage")  # One machine's devices.
 
 
+class _Section:
+  """A config section: setting a field it does not have is an error.
+
+  Catches `cfg.model.dept = 56` in an experiment file, which would otherwise
+  add an attribute nobody reads.
+  """
+
+  def __setattr__(self, name: str, value: Any) -> None:
+    if name not in self.__dataclass_fields__:
+      section = _section_names().get(type(self), "")
+      key = f"{section}.{name}" if section else name
+      close = overrides_lib.close_keys(key, all_keys(ExperimentConfig()))
+      hint = (f"Did you mean {', '.join(close)}?" if close else
+              "--list_params lists every field.")
+      raise ConfigError(f"Unknown config field {key}: {type(self).__name__} "
+                        f"has no field '{name}'. {hint}")
+    super().__setattr__(name, value)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Section):
   name: str = "resnet"
   depth: int = 20            # ResNet: 6n+2; wide ResNet: 6n+4.
   version: int = 1           # ResNet 1 (He et al. 2016a) or 2 (pre-activation).
@@ -59,7 +79,7 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Section):
   name: str = "cifar10"
   source: str = "binary"     # binary files, tensorflow-datasets or class folders.
   label: str = "fine"        # CIFAR-100 only: fine (100) or coarse (20) labels.
@@ -85,7 +105,7 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Section):
   batch_size: int = 128
   epochs: float = 182.0
   steps: int = 0             # > 0 overrides epochs.
@@ -103,7 +123,7 @@ class TrainConfig:
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(_Section):
   name: str = "momentum"
   learning_rate: float = 0.1
   scale_lr_with_batch: bool = False  # lr = learning_rate * batch_size / 128.
@@ -121,7 +141,7 @@ class OptimizerConfig:
 
 
 @dataclass
-class ScheduleConfig:
+class ScheduleConfig(_Section):
   name: str = "constant"
   warmup_epochs: float = 0.0
   decay_rate: float = 0.1
@@ -138,13 +158,13 @@ class ScheduleConfig:
 
 
 @dataclass
-class EmaConfig:
+class EmaConfig(_Section):
   decay: float = 0.9999      # 0 turns the moving average off.
   eval_with_ema: bool = False
 
 
 @dataclass
-class CheckpointConfig:
+class CheckpointConfig(_Section):
   save_steps: int = 0        # > 0 wins over save_secs.
   save_secs: int = 600
   keep_max: int = 5
@@ -152,7 +172,7 @@ class CheckpointConfig:
 
 
 @dataclass
-class SummaryConfig:
+class SummaryConfig(_Section):
   save_steps: int = 100
   histograms: bool = True
   histogram_steps: int = 0   # Histograms every N steps; 0: every save_steps.
@@ -161,12 +181,12 @@ class SummaryConfig:
 
 
 @dataclass
-class LogConfig:
+class LogConfig(_Section):
   every_steps: int = 100
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(_Section):
   batch_size: int = 500
   throttle_secs: int = 600
   start_delay_secs: int = 0
@@ -177,7 +197,7 @@ class EvalConfig:
 
 
 @dataclass
-class DistributeConfig:
+class DistributeConfig(_Section):
   strategy: str = "default"
   num_gpus: int = -1         # -1: all visible GPUs.
   # CPU-only machines: split the CPU into this many logical devices so that
@@ -189,7 +209,7 @@ class DistributeConfig:
 
 
 @dataclass
-class SessionConfig:
+class SessionConfig(_Section):
   intra_op_threads: int = 0  # 0: TensorFlow picks.
   inter_op_threads: int = 0
   gpu_memory_fraction: float = 0.0
@@ -199,7 +219,7 @@ class SessionConfig:
 
 
 @dataclass
-class WarmStartConfig:
+class WarmStartConfig(_Section):
   include: list[str] = field(default_factory=lambda: [".*"])
   exclude: list[str] = field(default_factory=list)
   rename: dict[str, str] = field(default_factory=dict)
@@ -208,7 +228,7 @@ class WarmStartConfig:
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(_Section):
   """One experiment, fully resolved. Sections may gain fields; names stay."""
   name: str = ""
   description: str = ""
@@ -233,6 +253,12 @@ class ExperimentConfig:
     return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def _section_names() -> dict[type, str]:
+  """Each section class and its field name in ExperimentConfig."""
+  return {f.type: f.name for f in dataclasses.fields(ExperimentConfig)
+          if dataclasses.is_dataclass(f.type)}
+
+
 # ---------------------------------------------------------------- experiments
 
 def list_experiments() -> dict[str, str]:
@@ -255,6 +281,11 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
   if experiment_files.is_path(name_or_path):
     path = paths.expand(name_or_path)
     name = os.path.splitext(os.path.basename(path))[0]
+    if not os.path.isfile(path):
+      raise ConfigError(
+          f"Experiment file {os.path.abspath(path)} does not exist. Check the "
+          "path, or pass --experiment=NAME for an experiment on the search "
+          "path (--list_experiments lists them).")
   else:
     name = name_or_path
     path = experiment_files.find(name) or os.path.join(
@@ -269,12 +300,21 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
         f"experiments: {known}. Pass --experiment=NAME for one of these, "
         "--experiment=path/to/file.py for your own file, or add its folder "
         f"with --experiments_dir=DIR or ${experiment_files.ENV_VAR}.")
+  if experiment_files.is_recorded_config(path):
+    # A run's config.json (or a file like it): rerun what it recorded.
+    cfg = set_from_dict(ExperimentConfig(), experiment_files.read_config_file(
+        path), source=path)
+    cfg.name = cfg.name or name
+    return cfg
   module = experiment_files.import_file(path, name)
   get_config = getattr(module, "get_config", None)
   if get_config is None:
     raise ConfigError(f"Experiment file {path} defines no get_config(); add "
                       "`def get_config() -> ExperimentConfig`.")
-  cfg = get_config()
+  try:
+    cfg = get_config()
+  except ConfigError as e:  # E.g. a mistyped field: say which file set it.
+    raise ConfigError(f"In {path}: {e}") from e
   if not isinstance(cfg, ExperimentConfig):
     raise ConfigError(f"get_config() in {path} returned "
                       f"{type(cfg).__name__}, not an ExperimentConfig.")
@@ -290,7 +330,7 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
 # ----------------------------------------------------------------- validation
 
 _CHOICES = {
-    "model.name": MODEL_NAMES, "data.name": DATA_NAMES,
+    "data.name": DATA_NAMES,
     "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
     "data.pipeline": PIPELINES, "data.in_memory": ("auto", "true", "false"),
     "data.trivial_augment_ranges": TRIVIAL_AUGMENT_RANGES,
@@ -306,6 +346,13 @@ _NON_NEGATIVE = ("summary.histogram_steps", "distribute.num_cpu_devices",
                  "distribute.max_worker_delay_secs", "train.mixup_alpha")
 
 
+def choices(key: str) -> tuple[str, ...] | None:
+  """The values field `key` allows, or None where any value of its type goes."""
+  if key == "model.name":
+    return nets.names()  # The built-ins and any network registered since.
+  return _CHOICES.get(key)
+
+
 def get(cfg: ExperimentConfig, key: str) -> Any:
   section, _, name = key.partition(".")
   return getattr(getattr(cfg, section), name)
@@ -318,11 +365,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     ConfigError: the first problem, naming the field, the valid choices and
       the fix.
   """
-  for key, choices in _CHOICES.items():
-    if get(cfg, key) not in choices:
-      raise ConfigError(f"{key}='{get(cfg, key)}' is not one of: "
-                        f"{', '.join(choices)}. Fix the experiment or pass "
-                        f"--params_override={key}={choices[0]}.")
+  for key in ("model.name", *_CHOICES):
+    if get(cfg, key) not in choices(key):
+      raise ConfigError(overrides_lib.not_a_choice(
+          key, get(cfg, key), choices(key), "the experiment"))
   for aug in cfg.data.augment:
     if aug not in AUGMENTATIONS:
       raise ConfigError(f"data.augment has unknown '{aug}'; choose from: "
@@ -399,9 +445,33 @@ def _validate_runtime(cfg: ExperimentConfig) -> None:
                         "resnet/logits.") from None
 
 
-def resolve(experiment: str, overrides: list[str]) -> ExperimentConfig:
-  """Experiment defaults, then overrides, then validation: the fixed order."""
-  return validate(apply_overrides(load_experiment(experiment), overrides))
+def resolve(experiment: str | None, overrides: list[str],
+            config_file: str | None = None) -> ExperimentConfig:
+  """Experiment defaults, then `config_file`, then overrides, then validation.
+
+  `experiment` None starts from the fields' defaults. `config_file` is JSON
+  in the format of a run's config.json; the fields it names replace the
+  experiment's.
+  """
+  cfg = load_experiment(experiment) if experiment else ExperimentConfig()
+  if config_file:
+    set_from_dict(cfg, experiment_files.read_config_file(config_file),
+                  source=config_file)
+  return validate(apply_overrides(cfg, overrides))
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: list[str]
+                    ) -> ExperimentConfig:
+  """`overrides.apply_overrides`, a bad choice reported as an override's."""
+  return overrides_lib.apply_overrides(cfg, overrides, choices)
+
+
+def set_from_dict(cfg: ExperimentConfig, values: dict[str, Any],
+                  source: str | None = None) -> ExperimentConfig:
+  """`overrides.set_from_dict`, strict about names, types and choices when
+  `source` names the user's file."""
+  return overrides_lib.set_from_dict(cfg, values, source,
+                                     choices if source else None)
 
 
 def from_dict(values: dict[str, Any]) -> ExperimentConfig:

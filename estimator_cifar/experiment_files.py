@@ -7,17 +7,23 @@ name resolves the same from a checkout, an editable install and a wheel.
 Search order for `--experiment=NAME`: folders added at run time
 (`--experiments_dir`, `add_dirs`), then those in the environment variable
 `ESTIMATOR_CIFAR_EXPERIMENTS` (separated by `os.pathsep`), then the built-ins;
-the first `NAME.py` wins. A path (`--experiment=dir/file.py`) is loaded as is.
+the first `NAME.py` wins. A path (`--experiment=dir/file.py`) is loaded as is;
+a JSON path (a run's `config.json`, or a `--config_file`) is read as data.
 """
 
 import ast
 import importlib.util
+import json
 import os
 from types import ModuleType
+from typing import Any
 
 from estimator_cifar import paths
+from estimator_cifar.errors import ConfigError
 
 ENV_VAR = "ESTIMATOR_CIFAR_EXPERIMENTS"
+# Files read as data rather than run: JSON, and YAML only to say it is not read.
+CONFIG_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _added: list[str] = []
 
@@ -54,8 +60,45 @@ def search_dirs() -> list[str]:
 
 def is_path(name_or_path: str) -> bool:
   """Whether `--experiment` names a file rather than an experiment."""
-  return name_or_path.endswith(".py") or os.sep in name_or_path or \
-      name_or_path.startswith("~")
+  return name_or_path.endswith((".py", *CONFIG_FILE_SUFFIXES)) or \
+      os.sep in name_or_path \
+      or name_or_path.startswith("~")
+
+
+def is_recorded_config(path: str) -> bool:
+  """Whether `path` is a config file (JSON, as config.json), not Python."""
+  return path.endswith(CONFIG_FILE_SUFFIXES)
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+  """The nested dict in JSON file `path` (a run's config.json format).
+
+  Raises:
+    ConfigError: the file is missing, is YAML (PyYAML is not a dependency),
+      or is not a JSON object.
+  """
+  path = paths.expand(path)
+  if path.endswith((".yaml", ".yml")):
+    raise ConfigError(
+        f"Config file {path} is YAML, which needs the PyYAML package, not "
+        "installed with this one. Write it as JSON in the format of a run's "
+        "config.json (e.g. {\"train\": {\"steps\": 1000}}), or start from "
+        "one: cp runs/NAME/config.json my_run.json.")
+  try:
+    with open(path, encoding="utf-8") as f:
+      values = json.load(f)
+  except FileNotFoundError:
+    raise ConfigError(f"Config file {path} does not exist. Check the path; "
+                      "a run's recorded config is <model_dir>/config.json.") from None
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"Cannot read config file {path}: {e}. It must be a JSON "
+                      "object in the format of a run's config.json, e.g. "
+                      "{\"train\": {\"steps\": 1000}}.") from None
+  if not isinstance(values, dict):
+    raise ConfigError(f"Config file {path} holds a JSON "
+                      f"{type(values).__name__}, not an object of sections, "
+                      "e.g. {\"train\": {\"steps\": 1000}}.")
+  return values
 
 
 def find(name: str) -> str | None:

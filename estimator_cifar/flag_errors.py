@@ -3,6 +3,7 @@
 absl answers an unknown or malformed flag with `FATAL Flags parsing error` and
 exit 1; here it is one `error:` paragraph naming the closest flags (and config
 fields, which go through `--params_override`), and exit 2 like a `UserError`.
+`-h` and `--help` print the program's summary and its flags, and exit 0.
 """
 
 import difflib
@@ -15,6 +16,8 @@ from estimator_cifar import config as config_lib
 from estimator_cifar import overrides
 from estimator_cifar.errors import UserError
 
+# What people type for help; absl knows only --help (exit 1) and --helpshort.
+HELP_FLAGS = {"-h", "--help", "-help", "--helpshort"}
 _FLAG_IN_MESSAGE = re.compile(r"flag --(\w+)")
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false",
                "string": "a string", "multi_string": "a string"}
@@ -34,6 +37,10 @@ def parser(flag_values: flags.FlagValues, owner_flag: str):
   """
 
   def parse(argv: list[str]) -> list[str]:
+    options = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    if HELP_FLAGS & set(options):
+      print(usage(flag_values, owner_flag))
+      sys.exit(0)
     try:
       return flag_values(argv)
     except flags.Error as e:
@@ -42,6 +49,18 @@ def parser(flag_values: flags.FlagValues, owner_flag: str):
       sys.exit(FlagError.exit_code)
 
   return parse
+
+
+def usage(flag_values: flags.FlagValues, owner_flag: str) -> str:
+  """The program's docstring, then its own flags with their help."""
+  module = flag_values.find_module_defining_flag(owner_flag)
+  # Run as `python -m`, the module is known by its file name.
+  program = sys.modules.get(module) or sys.modules["__main__"]
+  summary = (program.__doc__ or "").strip()
+  # module_help's first line names the module's file: not for users.
+  own = "\n".join(flag_values.module_help(module).strip().splitlines()[1:])
+  return (f"{summary}\n\nflags:\n{own}\n\n"
+          "--helpfull lists TensorFlow's and absl's flags too.")
 
 
 def explain(error: flags.Error, flag_values: flags.FlagValues,
@@ -80,7 +99,7 @@ def explain(error: flags.Error, flag_values: flags.FlagValues,
         f"Bad value for --{name}: {detail}.{takes} --{name}={_example(flag)} "
         f"({flag.help.strip().rstrip('.')}).").args[0]
   return FlagError(f"Cannot parse the command line: {error}. Run with "
-                   "--helpshort to see the flags.").args[0]
+                   "-h to see the flags.").args[0]
 
 
 def _own_flags(flag_values: flags.FlagValues, owner_flag: str) -> list[str]:

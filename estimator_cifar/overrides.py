@@ -6,7 +6,9 @@ it imports neither the schema nor TensorFlow.
 
 import dataclasses
 import difflib
+import json
 import typing
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from estimator_cifar.errors import ConfigError
@@ -75,12 +77,20 @@ def all_keys(cfg) -> list[str]:
   return keys
 
 
-def apply_overrides(cfg: T, overrides: list[str]) -> T:
+def apply_overrides(cfg: T, overrides: list[str],
+                    choices: Callable[[str], Sequence[str] | None] | None = None
+                    ) -> T:
   """Applies `--params_override` strings to `cfg` in place and returns it.
 
+  Args:
+    cfg: the config to change.
+    overrides: `a.b=v,c.d=w` strings.
+    choices: `choices(key)` gives the values a field allows (None: any), so
+      that a bad one is reported as coming from `--params_override`.
+
   Raises:
-    ConfigError: unknown key (with the closest names) or a value that does not
-      parse as the field's type.
+    ConfigError: unknown key (with the closest names), a value that does not
+      parse as the field's type, or one the field does not allow.
   """
   for key, raw in split_overrides(overrides):
     section, _, name = key.rpartition(".")
@@ -96,8 +106,28 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
               " Run with --list_params to see every field.")
       raise ConfigError(f"Unknown config key '{key}' in --params_override.{hint}")
     hint_type = typing.get_type_hints(type(target))[name]
-    setattr(target, name, parse_value(key, raw, hint_type))
+    value = parse_value(key, raw, hint_type)
+    allowed = choices(key) if choices else None
+    if allowed is not None and value not in allowed:
+      raise ConfigError(not_a_choice(key, value, allowed, "--params_override"))
+    setattr(target, name, value)
   return cfg
+
+
+def not_a_choice(key: str, value: Any, allowed: Sequence[str],
+                 source: str) -> str:
+  """The message for `key=value` outside `allowed`, set in `source`.
+
+  Suggests the allowed value closest to the one given (`adamm` -> `adam`) and
+  the fix where the value came from.
+  """
+  close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
+  hint = f" Did you mean {close[0]}?" if close else ""
+  fix = f"--params_override={key}={close[0] if close else allowed[0]}"
+  where = (f"pass {fix} instead" if source == "--params_override" else
+           f"fix it there, or pass {fix}")
+  return (f"{key}='{value}' is not one of: {', '.join(allowed)}.{hint} It "
+          f"came from {source}: {where}.")
 
 
 def close_keys(key: str, keys: list[str]) -> list[str]:
@@ -169,43 +199,85 @@ def _example(hint) -> str:
   return {int: "100", float: "0.1", bool: "true", str: "value"}.get(hint, "")
 
 
-def set_from_dict(cfg: T, values: dict[str, Any]) -> T:
-  """Sets `cfg`'s fields from nested dicts (config.json); unknown keys skip.
+def set_from_dict(cfg: T, values: dict[str, Any], source: str | None = None,
+                  choices: Callable[[str], Sequence[str] | None] | None = None
+                  ) -> T:
+  """Sets `cfg`'s fields from nested dicts such as config.json's.
+
+  Args:
+    cfg: the config to change.
+    values: `{"train": {"steps": 100}, ...}`.
+    source: the user's file the values came from: then an unknown key or a
+      value outside `choices` is an error naming it. Without it, unknown keys
+      are skipped (a run recorded by an older version).
+    choices: as for `apply_overrides`.
 
   Raises:
-    ConfigError: a section that is not a dict, or a value not of its field's
-      type (config.json is a file from elsewhere: check before anything uses it).
+    ConfigError: a value not of its field's type, or a section that is not a
+      map (config.json may come from elsewhere: check before anything uses
+      it); with `source`, also as said above.
   """
-  hints = typing.get_type_hints(type(cfg))
-  for f in dataclasses.fields(cfg):
-    if f.name not in values:
+  sections = {f.name for f in dataclasses.fields(cfg)}
+  for key, value in _flatten(values):
+    section, _, name = key.rpartition(".")
+    # Only through fields, as in apply_overrides: never `__class__`.
+    target = cfg if not section else (
+        getattr(cfg, section) if section in sections else None)
+    known = dataclasses.is_dataclass(target) and name in {
+        f.name for f in dataclasses.fields(target)}
+    if known and dataclasses.is_dataclass(getattr(target, name)):
+      raise ConfigError(f"Bad section {key}{_in(source)}: {value!r} is not a "
+                        "map of field names to values.")
+    if not known:
+      if source:
+        close = close_keys(key, all_keys(cfg))
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"Unknown config key '{key}' in {source}.{hint} "
+                          "--list_params lists every field.")
       continue
-    current = getattr(cfg, f.name)
-    if dataclasses.is_dataclass(current):
-      if not isinstance(values[f.name], dict):
-        raise ConfigError(f"Bad section {f.name}: {values[f.name]!r} is not "
-                          "a map of field names to values.")
-      section_hints = typing.get_type_hints(type(current))
-      for k, v in values[f.name].items():
-        if k in section_hints:
-          setattr(current, k, _typed(f"{f.name}.{k}", v, section_hints[k]))
-    else:
-      setattr(cfg, f.name, _typed(f.name, values[f.name], hints[f.name]))
+    value = _checked(key, value, typing.get_type_hints(type(target))[name],
+                     source)
+    if source:
+      allowed = choices(key) if choices else None
+      if allowed is not None and value not in allowed:
+        raise ConfigError(not_a_choice(key, value, allowed, source))
+    setattr(target, name, value)
   return cfg
 
 
-def _typed(key: str, value: Any, hint) -> Any:
-  """A JSON `value` as field `key`'s type `hint`; ConfigError if it is not."""
+def _flatten(values: dict[str, Any]) -> list[tuple[str, Any]]:
+  """`{"train": {"steps": 1}, "name": "x"}` -> [("train.steps", 1), ("name", "x")]."""
+  pairs = []
+  for key, value in values.items():
+    if isinstance(value, dict):
+      pairs.extend((f"{key}.{k}", v) for k, v in value.items())
+    else:
+      pairs.append((key, value))
+  return pairs
+
+
+def _in(source: str | None) -> str:
+  return f" in {source}" if source else ""
+
+
+def _checked(key: str, value: Any, hint, source: str | None) -> Any:
+  """`value` read from a file for field `key` of type `hint` (an int is a
+  float where a float goes); ConfigError if it is not of that type."""
   origin = typing.get_origin(hint)
   if origin is list and isinstance(value, list):
     (item,) = typing.get_args(hint)
-    return [_typed(key, v, item) for v in value]
+    return [_checked(key, v, item, source) for v in value]
   if origin is dict and isinstance(value, dict):
     _, item = typing.get_args(hint)
-    return {k: _typed(key, v, item) for k, v in value.items()}
-  if hint is float and type(value) is int:  # JSON writes 1.0 as 1 at times.
+    return {str(k): _checked(key, v, item, source) for k, v in value.items()}
+  if hint is float and isinstance(value, int) and not isinstance(value, bool):
     return float(value)
-  if origin is None and type(value) is hint:
+  if origin is None and isinstance(value, hint) and \
+      (hint is bool or not isinstance(value, bool)):
     return value
-  raise ConfigError(f"Bad value for {key}: {value!r} is not "
-                    f"{_type_words(hint)}.")
+  if not source:  # A recorded config.json: its caller names the file.
+    raise ConfigError(f"Bad value for {key}: {value!r} is not "
+                      f"{_type_words(hint)}.")
+  raise ConfigError(f"Bad value for {key} in {source}: {json.dumps(value)} "
+                    f"is not {_type_words(hint)}; write it as "
+                    f"{json.dumps(parse_value(key, _example(hint), hint))}.")

@@ -1,11 +1,17 @@
-"""Entry point: `python -m estimator_cifar.run --experiment=resnet_sgd`.
+"""Train, evaluate, export and predict CIFAR classifiers.
 
-Flags -> resolve the experiment config (defaults -> overrides -> validation)
--> `MODES[mode](cfg, model_dir, options)`. User errors print one paragraph and
-exit 2; `--verbose` adds the traceback.
+  python -m estimator_cifar.run --experiment=resnet_sgd        # train and eval
+  python -m estimator_cifar.run --mode=eval --model_dir=runs/resnet_sgd
+  python -m estimator_cifar.run --list_experiments             # what to run
+  python -m estimator_cifar.run --list_params                  # every field
+
+Config fields change with --params_override=train.steps=1000 or a JSON
+--config_file (a run's config.json reruns that run). A mistake ends with one
+`error:` paragraph and exit status 2; --verbose shows everything.
 """
 
 import os
+import signal
 import sys
 import traceback
 
@@ -18,7 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from estimator_cifar import config as config_lib  # noqa: E402
-from estimator_cifar import errors, experiment_files, flag_errors, paths  # noqa: E402
+from estimator_cifar import (config_help, console, errors,  # noqa: E402
+                             experiment_files, flag_errors, paths, rundir)
 from estimator_cifar.engine import TRAIN_MODES, RunOptions, signals  # noqa: E402
 from estimator_cifar.errors import UserError  # noqa: E402
 from estimator_cifar.rundir import checkpoint_check, disk_space, recorded  # noqa: E402
@@ -56,19 +63,22 @@ MODES = {"train_and_eval": _modes("train_and_eval"), "train": _modes("train"),
          "export": _export, "predict": _predict}
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("experiment", None, "Experiment name (experiments/NAME.py) "
-                    "or path to an experiment file.")
+flags.DEFINE_string("experiment", None, "Experiment name (--list_experiments), "
+                    "path to an experiment file, or a run's config.json.")
 flags.DEFINE_multi_string("experiments_dir", [], "Also look for experiment "
                           "names in this folder (repeatable; before "
                           "$ESTIMATOR_CIFAR_EXPERIMENTS and the built-ins).")
 flags.DEFINE_bool("list_experiments", False, "List experiments and exit.")
-flags.DEFINE_bool("list_params", False, "Print every config field of "
-                  "--experiment with its value (after overrides) and exit.")
+flags.DEFINE_bool("list_params", False, "Print every config field with its "
+                  "value (of --experiment, or the defaults), type, allowed "
+                  "values and meaning, and exit.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, events and logs; default "
                     "runs/<experiment>.")
 flags.DEFINE_string("data_dir", None, "Where CIFAR data lives or is downloaded "
                     "to; default ~/.cache/estimator_cifar.")
 flags.DEFINE_enum("mode", "train_and_eval", list(MODES), "What to run.")
+flags.DEFINE_string("config_file", None, "A JSON file of config fields in "
+                    "config.json's format, applied before --params_override.")
 flags.DEFINE_multi_string("params_override", [], "Config overrides "
                           "a.b=v,c.d=w (repeatable).")
 flags.DEFINE_string("warm_start_from", None, "Train modes: initialize from this "
@@ -85,13 +95,14 @@ flags.DEFINE_multi_string("images", [], "--mode=predict: PNG or JPEG files "
                           "whole when it exists).")
 flags.DEFINE_integer("top_k", 5, "--mode=predict: classes shown per image.")
 flags.DEFINE_enum("output", "table", ["table", "json"], "--mode=predict: format.")
-flags.DEFINE_bool("verbose", False, "Show tracebacks for user errors too.")
+flags.DEFINE_bool("verbose", False, "Show everything: the whole config, "
+                  "TensorFlow's warnings, and tracebacks for user errors.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"Unexpected arguments {' '.join(argv[1:])}: every option "
-                    "is a --flag; see --helpfull.")
+                    "is a --flag; see -h.")
   experiment_files.add_dirs(
       [d for flag in FLAGS.experiments_dir for d in flag.split(os.pathsep)])
   if FLAGS.list_experiments:
@@ -100,16 +111,22 @@ def main(argv):
     return 0
   # The shell leaves `~` after `=` alone: expand it here, once, for every path.
   model_dir = paths.expand(FLAGS.model_dir)
+  config_file = paths.expand(FLAGS.config_file)
+  if FLAGS.list_params and not FLAGS.experiment and FLAGS.mode in TRAIN_MODES:
+    # No experiment: the defaults every experiment starts from.
+    return _list_params(config_lib.resolve(None, FLAGS.params_override,
+                                           config_file))
   cfg, data_dir = recorded.setup(FLAGS.mode, model_dir, FLAGS.experiment,
                                  FLAGS.params_override,
-                                 paths.expand(FLAGS.data_dir))
+                                 paths.expand(FLAGS.data_dir), config_file)
   if FLAGS.list_params:
-    for key in config_lib.all_keys(cfg):
-      print(f"{key} = {config_lib.get(cfg, key) if '.' in key else getattr(cfg, key)!r}")
-    return 0
+    return _list_params(cfg)
   model_dir = model_dir or os.path.join("runs", cfg.name)
   if FLAGS.mode in TRAIN_MODES:
     checkpoint_check.check_writable(model_dir)
+    logging.info("Config: %s (all fields: %s)", config_help.changes(
+        config_lib.load_experiment(FLAGS.experiment), cfg),
+        os.path.join(model_dir, rundir.CONFIG_FILE))
   options = RunOptions(
       data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
       allow_config_change=FLAGS.allow_config_change,
@@ -118,6 +135,11 @@ def main(argv):
   memory = {key: config_lib.get(cfg, key) for key in errors.MEMORY_SETTINGS}
   with errors.memory_errors_named(memory):
     MODES[FLAGS.mode](cfg, model_dir, options)
+  return 0
+
+
+def _list_params(cfg: config_lib.ExperimentConfig) -> int:
+  print("\n".join(config_help.list_params(cfg)))
   return 0
 
 
@@ -131,6 +153,11 @@ def run_main(argv):
     print(f"error: {e}", file=sys.stderr, flush=True)
     logging.flush()
     sys.exit(e.exit_code)
+  except BrokenPipeError:
+    # Whoever read stdout has gone (`| head`): stop quietly, as Unix tools
+    # do, and keep Python from complaining again when it flushes at exit.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)
   except (KeyboardInterrupt, signals.Stopped) as e:
     # A signal before training could stop in order (start-up, graph
     # construction): there is no step to save.
@@ -145,7 +172,16 @@ def run_main(argv):
 
 def cli():
   logging.set_verbosity(logging.INFO)
-  app.run(run_main, flags_parser=flag_errors.parser(FLAGS, "experiment"))
+  app.run(_with_console, flags_parser=flag_errors.parser(FLAGS, "experiment"))
+
+
+def _with_console(argv):
+  """run_main() with TensorFlow's chatter hidden unless --verbose."""
+  if FLAGS.verbose:
+    logging.set_verbosity(logging.DEBUG)
+  else:
+    console.quiet()
+  return run_main(argv)
 
 
 if __name__ == "__main__":

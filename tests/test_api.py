@@ -52,6 +52,20 @@ def test_evaluate_reads_the_recorded_config(trained):
   assert again["accuracy"] == pytest.approx(metrics["accuracy"])
 
 
+def test_results_are_short_plain_numbers_with_a_history(trained):
+  model_dir, metrics = trained
+  assert set(metrics) == set(estimator_cifar.api.RESULT_KEYS) | {"history"}
+  assert all(type(metrics[k]) in (int, float)
+             for k in estimator_cifar.api.RESULT_KEYS)
+  history = metrics["history"]
+  assert [row["global_step"] for row in history][-1] == 40
+  assert all(set(row) == set(estimator_cifar.api.HISTORY_KEYS)
+             for row in history)
+  again = estimator_cifar.evaluate(model_dir)
+  assert set(again) == set(estimator_cifar.api.RESULT_KEYS)
+  assert len(str(again)) < 250, again  # The README prints it.
+
+
 def test_predictor_on_arrays_and_files_agrees(trained, cifar10_dir, tmp_path):
   model_dir, metrics = trained
   records = np.fromfile(os.path.join(cifar10_dir, "cifar-10-batches-bin",
@@ -92,7 +106,7 @@ def test_train_takes_a_config_object_and_leaves_it_alone(tmp_path):
                                   "data.synthetic_train_size": 32,
                                   "data.synthetic_eval_size": 50}),
       model_dir=str(tmp_path / "m"), mode="train")
-  assert metrics == {"global_step": 2}
+  assert metrics == {"global_step": 2, "history": []}  # mode="train": no evals.
   assert cfg.model.name == "resnet" and cfg.train.steps == 0
 
 

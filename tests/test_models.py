@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import config as config_lib
+from estimator_cifar.errors import ConfigError
 from estimator_cifar.model import nets
 from estimator_cifar.model.model_fn import COMPUTE_DTYPES
 from tests.testutil import resnet_params
@@ -20,8 +21,13 @@ SMALL = {  # Each model at its smallest, to keep the forward passes cheap.
 }
 
 
-def test_registry_matches_config_choices():
-  assert set(nets.MODELS) == set(config_lib.MODEL_NAMES)
+def test_every_builtin_network_is_a_model_name_choice():
+  assert set(nets.BUILTIN) <= set(config_lib.choices("model.name"))
+
+
+def test_a_builtin_name_cannot_be_registered_again():
+  with pytest.raises(ConfigError, match="taken by a built-in"):
+    nets.register_network("resnet")(lambda cfg, num_classes: None)
 
 
 def _model_cfg(name, **fields):

@@ -68,6 +68,11 @@ def test_each_high_figure_has_one_home():
 @pytest.mark.timeout(MULTI_PROCESS_TIMEOUT_SECS)
 def test_readme_blocks_run(tmp_path):
   demo = str(tmp_path / "ec_demo")
+  # The README runs `.venv/bin/python` as a user in a checkout would.
+  venv_python = tmp_path / ".venv" / "bin" / "python"
+  venv_python.parent.mkdir(parents=True)
+  venv_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+  venv_python.chmod(0o755)
   env = subprocess_env(PATH=os.path.dirname(sys.executable) + os.pathsep +
                        os.environ.get("PATH", ""))
   for block in tagged_blocks(open(README).read()):

@@ -87,7 +87,9 @@ def test_list_params_prints_every_field_with_the_overrides(tmp_path):
                  "train.steps=7,model.name=tiny,schedule.boundaries_epochs=[3,5]",
                  timeout=60)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  listed = dict(line.split(" = ", 1) for line in proc.stdout.splitlines())
+  # `key = value  (type) meaning`: the value before the two spaces.
+  listed = {key: rest.split("  (", 1)[0] for key, rest in
+            (line.split(" = ", 1) for line in proc.stdout.splitlines())}
   default = config_lib.load_experiment("resnet_sgd")
   fields = []
   for section in dataclasses.fields(default):

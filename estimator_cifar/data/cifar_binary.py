@@ -42,6 +42,9 @@ def locate(data_dir: str, layout: DatasetSpec, download: bool = True) -> str:
   folder = os.path.join(data_dir, layout.folder)
   if _has_files(folder, layout):
     return folder
+  if os.path.basename(os.path.normpath(data_dir)) == layout.folder and \
+      _has_files(data_dir, layout):
+    return data_dir  # --data_dir named the extracted folder itself.
   for other in _others(layout):
     if _has_files(os.path.join(data_dir, other.folder), other):
       raise DataError(

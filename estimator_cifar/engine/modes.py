@@ -54,9 +54,9 @@ class MetricsLogExporter(tf.estimator.Exporter):
 
 
 def write_config(cfg: ExperimentConfig, model_dir: str) -> None:
-  """Logs the final config and writes it to <model_dir>/config.json."""
+  """Writes the final config to <model_dir>/config.json (logged if verbose)."""
   text = cfg.to_json()
-  logging.info("Final config:\n%s", text)
+  logging.debug("Final config:\n%s", text)
   rundir.write_config(model_dir, text)
 
 
@@ -311,5 +311,4 @@ def _summary_line(cfg, mode, model_dir, result, seconds) -> None:
     step = rundir.checkpoint_step(tf.train.latest_checkpoint(model_dir)) or 0
   line = (f"Done: {cfg.name} mode={mode} step={int(step)} {_brief(result)} "
           f"time={seconds:.1f}s model_dir={model_dir}")
-  logging.info(line)
-  print(line, flush=True)
+  print(line, flush=True)  # On stdout once, where scripts read it.

@@ -13,7 +13,7 @@ from absl import logging
 from estimator_cifar import config as config_lib
 from estimator_cifar import rundir
 from estimator_cifar.data import cifar_binary
-from estimator_cifar.errors import ConfigError, DataError
+from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 from estimator_cifar.rundir import run_record
 
 # The modes that read a trained model_dir rather than write one.
@@ -21,7 +21,8 @@ READING_MODES = ("eval", "continuous_eval", "export", "predict")
 
 
 def setup(mode: str, model_dir: str | None, experiment: str | None,
-          overrides: list[str], data_dir: str | None
+          overrides: list[str], data_dir: str | None,
+          config_file: str | None = None
           ) -> tuple[config_lib.ExperimentConfig, str | None]:
   """The resolved config and data_dir for running `mode` on `model_dir`.
 
@@ -33,12 +34,22 @@ def setup(mode: str, model_dir: str | None, experiment: str | None,
       experiment than the one recorded.
     overrides: `--params_override` strings, applied on top of either.
     data_dir: an explicit data_dir wins over the one training recorded.
+    config_file: `--config_file`, applied to the experiment before overrides
+      (not to a recorded config).
 
   Raises:
     ConfigError: no experiment to resolve, or a bad override or config.json.
+    CheckpointError: a reading mode's model_dir does not exist.
   """
   cfg = None
   if mode in READING_MODES and model_dir:
+    if not os.path.isdir(model_dir):
+      raise CheckpointError(
+          f"--model_dir={model_dir} does not exist, so there is no trained "
+          f"run to {mode.replace('_', ' ')}. Check the path, or train there "
+          f"first: --experiment=NAME --model_dir={model_dir}.")
+    if experiment:  # Its file may register the network the run was built with.
+      config_lib.load_experiment(experiment)
     cfg = run_record.recorded_config(model_dir, overrides)
   if cfg is None:
     if not experiment:
@@ -46,7 +57,7 @@ def setup(mode: str, model_dir: str | None, experiment: str | None,
                "from)" if mode in READING_MODES and model_dir else "")
       raise ConfigError(f"Pass --experiment=NAME{where} (in Python: "
                         "experiment=NAME); --list_experiments shows the names.")
-    return config_lib.resolve(experiment, overrides), data_dir
+    return config_lib.resolve(experiment, overrides, config_file), data_dir
   logging.info("Using the config training recorded in %s.",
                os.path.join(model_dir, rundir.CONFIG_FILE))
   requested = os.path.splitext(os.path.basename(experiment or ""))[0]
