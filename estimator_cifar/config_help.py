@@ -35,7 +35,7 @@ MEANINGS = {
     "data.synthetic_train_size": "data.name=synthetic: training images",
     "data.synthetic_eval_size": "data.name=synthetic: eval images",
     "data.check_labels": "read the label bytes once at start-up and check them",
-    "data.pipeline": "batch (whole-batch distortions, faster) or per_image",
+    "data.pipeline": "batch: each distortion runs on a whole batch (the only pipeline)",
     "data.in_memory": "hold a split in memory, or stream it from its files",
     "train.batch_size": "images per step, over all replicas",
     "train.epochs": "how long to train, in passes over the training set",

@@ -14,7 +14,7 @@ import pytest
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import config_help
-from estimator_cifar.data import cifar_binary, fake
+from estimator_cifar.data import cifar, cifar_binary, fake
 from estimator_cifar.errors import ConfigError
 from tests.testutil import (REPO_ROOT, TINY, cli_command, run_cli, seconds,
                             subprocess_env)
@@ -161,7 +161,7 @@ def test_eval_of_a_missing_model_dir_says_the_run_does_not_exist(tmp_path):
 
 def test_data_dir_may_name_the_extracted_folder(tmp_path):
   fake.write_cifar10(str(tmp_path), train_per_file=2, test=4)
-  layout = cifar_binary.LAYOUTS["cifar10"]
+  layout = cifar.DATASETS["cifar10"]
   folder = os.path.join(str(tmp_path), layout.folder)
   assert cifar_binary.locate(folder, layout, download=False) == folder
 

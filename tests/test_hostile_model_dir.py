@@ -375,11 +375,11 @@ def test_continuous_eval_skips_a_damaged_checkpoint(trained, tmp_path, caplog,
   cfg = testutil.tiny_config("train.steps=2")
   plan = estimator_setup.make_plan(cfg, cifar10_dir)
   estimator = estimator_setup.make_estimator(cfg, model_dir, plan)
-  checkpoints = [os.path.join(model_dir, f"model.ckpt-{s}") for s in (2, 0)]
-  result = continuous_eval.evaluate_checkpoints(
-      estimator, make_input_fn(cfg, plan.source, training=False), checkpoints,
-      max_steps=3)
-  assert result["global_step"] == 0
+  input_fn = make_input_fn(cfg, plan.source, training=False)
+  damaged, good = (os.path.join(model_dir, f"model.ckpt-{s}") for s in (2, 0))
+  assert continuous_eval.evaluate_one(estimator, input_fn, damaged) is None
+  assert continuous_eval.evaluate_one(estimator, input_fn, good)[
+      "global_step"] == 0
   assert "Checkpoint model.ckpt-2 cannot be read (model.ckpt-2 cannot be " \
       "read: Read less bytes than requested); skipping it." in caplog.text
 

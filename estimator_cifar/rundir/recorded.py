@@ -12,7 +12,7 @@ from absl import logging
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import rundir
-from estimator_cifar.data import cifar_binary
+from estimator_cifar.data import cifar, cifar_binary
 from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 from estimator_cifar.rundir import run_record
 
@@ -75,11 +75,11 @@ def _recorded_data_dir(cfg: config_lib.ExperimentConfig,
   download into it (None falls back to the default data_dir).
   """
   recorded = run_record.recorded_data_dir(model_dir)
-  layout = cifar_binary.LAYOUTS.get(cfg.data.name)
-  if recorded is None or layout is None or cfg.data.source == "tfds":
+  if (recorded is None or cfg.data.source != "binary"
+      or cfg.data.name not in cifar.PUBLISHED):
     return recorded  # The binary CIFAR files are the only ones read from it.
   try:
-    cifar_binary.locate(recorded, layout, download=False)
+    cifar_binary.locate(recorded, cifar.DATASETS[cfg.data.name], download=False)
   except DataError as e:
     logging.warning("Not using the data_dir recorded in %s: %s", model_dir, e)
     return None
