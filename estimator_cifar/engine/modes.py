@@ -82,6 +82,7 @@ def run(cfg: ExperimentConfig, model_dir: str, mode: str = "train_and_eval",
     UserError subclasses for anything the user can fix.
   """
   cluster = distribute.read_tf_config()
+  distribute.warn_if_exposed(cluster, mode)
   task = cluster.task_type if cluster is not None else None
   if task == "ps" and mode in TRAIN_MODES:
     return ps_task.run(cfg, model_dir, cluster)
