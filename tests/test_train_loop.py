@@ -178,6 +178,7 @@ def test_loss_scaling_adamw_and_clipping_match_k1(cifar10_dir, tmp_path):
     cfg = tiny_config(f"train.steps_per_loop={k}", "train.steps=6", "train.seed=3",
                       "train.precision=mixed_float16", "optimizer.name=adamw",
                       "optimizer.learning_rate=0.01", "optimizer.weight_decay=1e-4",
+                      "train.weight_decay=0",
                       "train.clip_global_norm=1")
     modes.run(cfg, str(tmp_path / f"k{k}"), "train", cifar10_dir)
     finals[k] = _values(str(tmp_path / f"k{k}"))
