@@ -76,7 +76,9 @@ RANGES: dict[str, Range] = {
     "train.label_smoothing": PROPER_FRACTION, "train.mixup_alpha": NON_NEGATIVE,
     "train.clip_global_norm": NON_NEGATIVE, "train.clip_value": NON_NEGATIVE,
     "train.gradient_multipliers": NON_NEGATIVE,
-    "train.seed": Range(0, 2**31 - 1), "train.steps_per_loop": POSITIVE,
+    "train.seed": Range(0, 2**31 - 1),
+    # Each loop holds its K batches in memory at once.
+    "train.steps_per_loop": Range(0, 1000, low_open=True),
     "optimizer.learning_rate": POSITIVE, "optimizer.momentum": FRACTION,
     "optimizer.beta1": PROPER_FRACTION, "optimizer.beta2": PROPER_FRACTION,
     "optimizer.epsilon": POSITIVE, "optimizer.rho": PROPER_FRACTION,
@@ -98,10 +100,11 @@ RANGES: dict[str, Range] = {
     "eval.batch_size": POSITIVE, "eval.throttle_secs": NON_NEGATIVE,
     "eval.start_delay_secs": NON_NEGATIVE, "eval.timeout_secs": NON_NEGATIVE,
     "eval.export_latest": NON_NEGATIVE,
-    "distribute.num_gpus": Range(-1), "distribute.num_cpu_devices": NON_NEGATIVE,
+    # Thread pools and logical devices are made up front, one per unit.
+    "distribute.num_gpus": Range(-1), "distribute.num_cpu_devices": Range(0, 256),
     "distribute.max_worker_delay_secs": NON_NEGATIVE,
-    "session.intra_op_threads": NON_NEGATIVE,
-    "session.inter_op_threads": NON_NEGATIVE,
+    "session.intra_op_threads": Range(0, 1024),
+    "session.inter_op_threads": Range(0, 1024),
     "session.gpu_memory_fraction": FRACTION,
 }
 
@@ -154,7 +157,7 @@ APPLIES = {
 APPLY_TO_ALL = {"optimizer": ("name", "learning_rate", "scale_lr_with_batch"),
                 "schedule": ("name", "warmup_epochs")}
 
-_CHOICES = {
+CHOICES = {
     "model.name": config_lib.MODEL_NAMES, "data.name": config_lib.DATA_NAMES,
     "data.source": config_lib.DATA_SOURCES, "data.label": config_lib.LABEL_KINDS,
     "data.pipeline": config_lib.PIPELINES,
@@ -187,7 +190,7 @@ def validate(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
 
 
 def _check_choices(cfg) -> None:
-  for key, choices in _CHOICES.items():
+  for key, choices in CHOICES.items():
     if config_lib.get(cfg, key) not in choices:
       raise ConfigError(f"{key}='{config_lib.get(cfg, key)}' is not one of: "
                         f"{', '.join(choices)}. Fix the experiment or pass "
@@ -232,8 +235,8 @@ def _check_ranges(cfg) -> None:
   for key, allowed in RANGES.items():
     for v in numbers(config_lib.get(cfg, key)):
       if not allowed.holds(v):
-        raise ConfigError(f"{key} must be {allowed.describe()}, got {v}. Fix "
-                          f"the experiment, or pass --params_override={key}=... "
+        raise ConfigError(f"{key}={v} must be {allowed.describe()}. Fix the "
+                          f"experiment, or pass --params_override={key}=... "
                           f"with a value that is {allowed.describe()}.")
 
 

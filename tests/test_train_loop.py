@@ -153,7 +153,7 @@ def test_ps_cluster_from_tf_config_is_refused(monkeypatch):
 
 
 def test_steps_per_loop_must_be_positive():
-  with pytest.raises(ConfigError, match="train.steps_per_loop must be positive"):
+  with pytest.raises(ConfigError, match=r"train.steps_per_loop=0 must be in \(0, 1000\]"):
     tiny_config("train.steps_per_loop=0")
 
 
