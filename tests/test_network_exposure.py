@@ -31,10 +31,12 @@ def exposure_lines(caplog) -> list[str]:
           if r.levelno == logging.WARNING and "listens on" in r.getMessage()]
 
 
-@pytest.mark.parametrize("role,port", [("ps", 2002), ("chief", 2001)])
+@pytest.mark.parametrize("role,port,mode", [("ps", 2002, "train"),
+                                            ("ps", 2002, "train_and_eval"),
+                                            ("chief", 2001, "train_and_eval")])
 def test_a_server_task_in_a_training_cluster_names_its_open_port(
-    caplog, role, port):
-  distribute.warn_if_exposed(cluster(role), "train_and_eval")
+    caplog, role, port, mode):
+  distribute.warn_if_exposed(cluster(role), mode)
   [line] = exposure_lines(caplog)
   assert line.startswith(f"{role}:0 listens on 0.0.0.0:{port},")
   assert distribute.FENCING_DOC in line
@@ -43,7 +45,8 @@ def test_a_server_task_in_a_training_cluster_names_its_open_port(
 @pytest.mark.parametrize("task,mode", [
     (cluster("evaluator"), "train_and_eval"),  # Estimator starts no server.
     (cluster("chief"), "eval"),
-    (cluster("chief", chief=["127.0.0.1:2001"]), "train"),  # A lone task.
+    (cluster("chief"), "train"),  # Estimator.train starts no server.
+    (cluster("chief", chief=["127.0.0.1:2001"]), "train_and_eval"),  # Alone.
     (None, "train")])
 def test_tasks_that_start_no_server_warn_of_nothing(caplog, task, mode):
   distribute.warn_if_exposed(task, mode)

@@ -174,15 +174,18 @@ def exposure_warning(who: str, ports: list[int]) -> str:
 def warn_if_exposed(cluster: Cluster | None, mode: str) -> None:
   """Logs once which port this task's gRPC server opens to the network.
 
-  In a training cluster of more than one task, Estimator (or ps_task.py)
-  starts a server on the task's port for every role but the evaluator.
+  ps_task.py starts a server in both train modes; Estimator's
+  train_and_evaluate starts one for the chief and the workers of a cluster of
+  more than one task; the evaluator and the other modes start none.
   """
-  if cluster is None or mode not in TRAIN_MODES or \
-      cluster.task_type == "evaluator" or cluster.own_port is None or \
-      sum(len(hosts) for hosts in cluster.jobs.values()) < 2:
+  if cluster is None or cluster.own_port is None:
     return
-  logging.warning(exposure_warning(
-      f"{cluster.task_type}:{cluster.task_index}", [cluster.own_port]))
+  serves = (cluster.task_type == "ps" and mode in TRAIN_MODES) or (
+      mode == "train_and_eval" and cluster.task_type in CHIEF_ROLES + ("worker",)
+      and sum(len(hosts) for hosts in cluster.jobs.values()) > 1)
+  if serves:
+    logging.warning(exposure_warning(
+        f"{cluster.task_type}:{cluster.task_index}", [cluster.own_port]))
 
 
 def check(cfg: ExperimentConfig, cluster: Cluster | None, mode: str) -> None:
