@@ -1,10 +1,10 @@
-"""The typed experiment config: sections, experiment loading, checks.
+"""The typed experiment config: sections and experiment loading.
 
 An experiment is data: `experiments/<name>.py` defines `get_config()` that
 returns a fresh `ExperimentConfig`. The order is fixed: experiment defaults,
 then command-line overrides (`a.b=v`, overrides.py), then `validate` (every
-check that needs no TensorFlow), then the final config is written to
-`<model_dir>/config.json`. No TensorFlow here, so a typo fails before any
+check, in config_checks.py; none needs TensorFlow), then the final config is
+written to `<model_dir>/config.json`. No TensorFlow here, so a typo fails before any
 graph is built.
 """
 
@@ -12,11 +12,10 @@ import dataclasses
 import difflib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from estimator_cifar import experiment_files, loop_support, paths
+from estimator_cifar import experiment_files, paths
 from estimator_cifar import overrides as overrides_lib
 from estimator_cifar.data import cifar
 from estimator_cifar.errors import ConfigError
@@ -26,7 +25,6 @@ from estimator_cifar.overrides import (all_keys, parse_value,  # noqa: F401
                                        split_overrides)
 
 # Here, not in the TF modules, so validation needs no TensorFlow.
-MODEL_NAMES = ("resnet", "wide_resnet", "convnet", "tiny", "airbench")
 DATA_NAMES = tuple(cifar.DATASETS)
 DATA_SOURCES = ("binary", "tfds", "folder")
 LABEL_KINDS = ("fine", "coarse")
@@ -329,120 +327,27 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
 
 # ----------------------------------------------------------------- validation
 
-_CHOICES = {
-    "data.name": DATA_NAMES,
-    "data.source": DATA_SOURCES, "data.label": LABEL_KINDS,
-    "data.pipeline": PIPELINES, "data.in_memory": ("auto", "true", "false"),
-    "data.trivial_augment_ranges": TRIVIAL_AUGMENT_RANGES,
-    "optimizer.name": OPTIMIZER_NAMES, "schedule.name": SCHEDULE_NAMES,
-    "train.precision": PRECISIONS + (PRECISION_AUTO,),
-    "train.weight_decay_on": WEIGHT_DECAY_ON, "distribute.strategy": STRATEGIES,
-    "eval.tta": EVAL_TTA}
-
-_POSITIVE = ("train.batch_size", "eval.batch_size", "data.image_size",
-             "data.shuffle_buffer", "summary.save_steps", "log.every_steps",
-             "checkpoint.keep_max", "train.steps_per_loop")
-_NON_NEGATIVE = ("summary.histogram_steps", "distribute.num_cpu_devices",
-                 "distribute.max_worker_delay_secs", "train.mixup_alpha")
-
-
 def choices(key: str) -> tuple[str, ...] | None:
   """The values field `key` allows, or None where any value of its type goes."""
-  if key == "model.name":
-    return nets.names()  # The built-ins and any network registered since.
-  return _CHOICES.get(key)
+  from estimator_cifar import config_checks  # It reads this module's tables.
+  return config_checks.choices(key)
 
 
 def get(cfg: ExperimentConfig, key: str) -> Any:
+  """The value of `section.field` in `cfg`."""
   section, _, name = key.partition(".")
   return getattr(getattr(cfg, section), name)
 
 
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
-  """Checks choices, ranges and combinations; returns `cfg`.
+  """Checks ranges, limits, choices and combinations (config_checks.py).
 
   Raises:
-    ConfigError: the first problem, naming the field, the valid choices and
-      the fix.
+    ConfigError: the first problem, naming the field and the fix.
   """
-  for key in ("model.name", *_CHOICES):
-    if get(cfg, key) not in choices(key):
-      raise ConfigError(overrides_lib.not_a_choice(
-          key, get(cfg, key), choices(key), "the experiment"))
-  for aug in cfg.data.augment:
-    if aug not in AUGMENTATIONS:
-      raise ConfigError(f"data.augment has unknown '{aug}'; choose from: "
-                        f"{', '.join(AUGMENTATIONS)}.")
-  for key in _POSITIVE:
-    if get(cfg, key) <= 0:
-      raise ConfigError(f"{key} must be positive, got {get(cfg, key)}. Fix the "
-                        f"experiment or pass --params_override={key}=<a "
-                        "positive value>.")
-  if cfg.train.steps <= 0 and cfg.train.epochs <= 0:
-    raise ConfigError("Set train.steps > 0 or train.epochs > 0 to say how long "
-                      "to train.")
-  depth, name = cfg.model.depth, cfg.model.name
-  if name == "resnet" and (depth < 8 or (depth - 2) % 6):
-    raise ConfigError(f"model.depth={depth} is not a CIFAR ResNet depth 6n+2 "
-                      "(8, 14, 20, 32, 44, 56, 110, ...).")
-  if name == "wide_resnet" and (depth < 10 or (depth - 4) % 6):
-    raise ConfigError(f"model.depth={depth} is not a wide-ResNet depth 6n+4 "
-                      "(10, 16, 22, 28, 40, ...).")
-  if cfg.model.version not in (1, 2):
-    raise ConfigError(f"model.version={cfg.model.version}: use 1 (original "
-                      "ResNet) or 2 (pre-activation).")
-  if not 0 <= cfg.ema.decay < 1:
-    raise ConfigError(f"ema.decay={cfg.ema.decay} must be in [0, 1); 0 turns "
-                      "the moving average off.")
-  if cfg.ema.eval_with_ema and cfg.ema.decay == 0:
-    raise ConfigError("ema.eval_with_ema=true needs ema.decay > 0.")
-  spec = cifar.DATASETS[cfg.data.name]
-  if not 0 < cfg.data.image_size <= spec.side:
-    raise ConfigError(f"data.image_size={cfg.data.image_size} must be in 1..{spec.side}.")
-  if cfg.data.source == "tfds" and not spec.tfds_name:
-    raise ConfigError(f"data.source=tfds cannot serve data.name={spec.name}; "
-                      "use data.source=binary.")
-  loop_support.check(cfg)
-  sched = cfg.schedule
-  if cfg.optimizer.name == "ftrl" and sched.warmup_epochs > 0:
-    raise ConfigError(
-        "optimizer.name=ftrl cannot warm up from 0: FTRL computes the weights "
-        "from its accumulators times the current rate, so a rate of 0 at step "
-        "0 sets every weight to 0. Set schedule.warmup_epochs=0.")
-  _validate_runtime(cfg)
-  if sched.name == "piecewise":
-    given = sched.values or sched.multipliers
-    if len(given) != len(sched.boundaries_epochs) + 1:
-      raise ConfigError(
-          "schedule.name=piecewise needs one more value than boundaries: got "
-          f"{len(sched.boundaries_epochs)} boundaries_epochs and {len(given)} "
-          "values/multipliers.")
-    if sorted(sched.boundaries_epochs) != list(sched.boundaries_epochs):
-      raise ConfigError("schedule.boundaries_epochs must be increasing.")
-  return cfg
-
-
-def _validate_runtime(cfg: ExperimentConfig) -> None:
-  """Checks of the summary, distribute and gradient fields."""
-  for key in _NON_NEGATIVE:
-    if get(cfg, key) < 0:
-      raise ConfigError(f"{key}={get(cfg, key)} must be >= 0. Fix the "
-                        f"experiment or pass --params_override={key}=0 (or "
-                        "more).")
-  n, strategy = cfg.distribute.num_cpu_devices, cfg.distribute.strategy
-  if n > 1 and strategy not in SYNC_LOCAL_STRATEGIES:
-    raise ConfigError(f"distribute.num_cpu_devices={n} only serves "
-                      "distribute.strategy=mirrored or central_storage, not "
-                      f"{strategy}.")
-  for pattern in (list(cfg.train.gradient_multipliers) +
-                  cfg.train.trainable_scopes):
-    try:
-      re.compile(pattern)
-    except re.error as e:
-      raise ConfigError(f"'{pattern}' in train.gradient_multipliers or "
-                        f"train.trainable_scopes is not a regular expression "
-                        f"({e}). Write a variable-name prefix such as "
-                        "resnet/logits.") from None
+  # Imported here: config_checks reads this module's choices at its import.
+  from estimator_cifar import config_checks
+  return config_checks.validate(cfg)
 
 
 def resolve(experiment: str | None, overrides: list[str],

@@ -31,6 +31,8 @@ def get_config() -> config_lib.ExperimentConfig:
   cfg.optimizer.name = "nesterov"
   cfg.schedule.name = "cosine"
   cfg.schedule.warmup_epochs = 2
+  cfg.schedule.boundaries_epochs = []  # resnet_sgd's piecewise steps: unused.
+  cfg.schedule.multipliers = []
   cfg.data.augment = ["pad_crop", "flip", "trivial_augment", "standardize"]
   cfg.data.trivial_augment_ranges = "standard"
   cfg.eval.tta = "flip"

@@ -23,7 +23,8 @@ def overrides(**extra):
   """TINY as a dict, the form a notebook would write."""
   values = dict(item.split("=", 1) for item in TINY)
   values.update({"train.steps": 40, "optimizer.learning_rate": 0.1,
-                 "schedule.name": "constant", "ema.decay": 0,
+                 "schedule.name": "constant", "schedule.boundaries_epochs": [],
+                 "schedule.multipliers": [], "ema.decay": 0,
                  "eval.batch_size": 50})
   values.update(extra)
   return values

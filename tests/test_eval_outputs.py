@@ -13,10 +13,10 @@ import tensorflow as tf
 from estimator_cifar.data import fake
 from estimator_cifar.engine import export, modes
 from estimator_cifar.rundir import confusion_plot, metrics_log, run_record
-from tests.testutil import tiny_config
+from tests.testutil import CONSTANT_LR, tiny_config
 
-TRAIN = ["train.steps=30", "optimizer.learning_rate=0.4",
-         "schedule.name=constant", "eval.batch_size=20", "train.seed=3"]
+TRAIN = ["train.steps=30", "optimizer.learning_rate=0.4", *CONSTANT_LR,
+         "eval.batch_size=20", "train.seed=3"]
 TEST_IMAGES = 50  # The cifar10_dir fixture's test split.
 
 

@@ -12,11 +12,11 @@ import tensorflow as tf
 from estimator_cifar.engine import export, predict, modes
 from estimator_cifar.data import fake
 from estimator_cifar.errors import CheckpointError, DataError
-from tests.testutil import TINY, run_cli, tiny_config
+from tests.testutil import CONSTANT_LR, TINY, run_cli, tiny_config
 
 # EMA decay 0.9 so the averaged weights differ clearly from the raw ones.
 EMA = ["ema.decay=0.9", "ema.eval_with_ema=true", "optimizer.learning_rate=0.4",
-       "schedule.name=constant", "eval.batch_size=50", "train.steps=150",
+       *CONSTANT_LR, "eval.batch_size=50", "train.steps=150",
        "train.seed=1", "eval.export_best=true", "eval.export_latest=2"]
 
 

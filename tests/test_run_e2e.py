@@ -12,7 +12,8 @@ import tensorflow as tf
 from estimator_cifar import config as config_lib
 from estimator_cifar.rundir import metrics_log
 from estimator_cifar.engine import modes
-from tests.testutil import TINY, cli_in_process, error_line, run_cli, tiny_config
+from tests.testutil import (CONSTANT_LR, TINY, cli_in_process, error_line, run_cli,
+                            tiny_config)
 
 
 @pytest.mark.slow
@@ -136,7 +137,7 @@ def test_resnet8_learns_easy_data(cifar10_dir, tmp_path):
   cfg = tiny_config("model.name=resnet", "model.depth=8", "train.steps=150",
                     "train.seed=1",  # Seeded: the threshold must not flake.
                     "optimizer.learning_rate=0.1",
-                    "ema.decay=0", "schedule.name=constant",
+                    "ema.decay=0", *CONSTANT_LR,
                     "checkpoint.save_secs=3600", "eval.throttle_secs=3600")
   result = modes.run(cfg, str(tmp_path / "m"), "train_and_eval", cifar10_dir)
   assert result["global_step"] == 150

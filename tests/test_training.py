@@ -21,7 +21,7 @@ from estimator_cifar.data import sources
 from estimator_cifar.model.model_fn import configure_determinism
 from tests import graph_train
 from tests.testutil import OPTIMIZER_RATES as RATES
-from tests.testutil import TINY, TINY_TRAINABLE
+from tests.testutil import CONSTANT_LR, TINY, TINY_TRAINABLE
 
 SHORT = ["model.depth=8", "train.batch_size=32", "model.bn_momentum=0.9",
          "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
@@ -168,7 +168,7 @@ def test_clip_global_norm_bounds_the_update_and_multiplier_zero_freezes(
   clip, rate = 0.01, 0.5
   cfg = config_lib.resolve("resnet_sgd", [",".join(TINY + [
       "optimizer.name=sgd", f"optimizer.learning_rate={rate}",
-      "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
+      "optimizer.scale_lr_with_batch=false", *CONSTANT_LR,
       "ema.decay=0", f"train.clip_global_norm={clip}",
       "train.gradient_multipliers={tiny/conv/kernel:0}"])])
   result = graph_train.train(cfg, cifar10_dir, 1, evaluate=False)
@@ -187,7 +187,7 @@ def test_clip_value_bounds_every_gradient_element(cifar10_dir):
   clip, rate = 1e-4, 0.5
   cfg = config_lib.resolve("resnet_sgd", [",".join(TINY + [
       "optimizer.name=sgd", f"optimizer.learning_rate={rate}",
-      "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
+      "optimizer.scale_lr_with_batch=false", *CONSTANT_LR,
       "ema.decay=0", f"train.clip_value={clip}"])])
   result = graph_train.train(cfg, cifar10_dir, 1, evaluate=False)
   for name in TINY_TRAINABLE:

@@ -10,11 +10,11 @@ import tensorflow as tf
 
 from estimator_cifar.engine import modes, warm_start
 from estimator_cifar.errors import CheckpointError
-from tests.testutil import tiny_config
+from tests.testutil import CONSTANT_LR, tiny_config
 
 # Constant learning rate and no exporters: the runs here are about weights.
-FAST = ["optimizer.learning_rate=0.4", "schedule.name=constant",
-        "eval.batch_size=50", "eval.export_best=false", "eval.export_latest=0",
+FAST = ["optimizer.learning_rate=0.4", *CONSTANT_LR, "eval.batch_size=50",
+        "eval.export_best=false", "eval.export_latest=0",
         "summary.save_steps=1000", "log.every_steps=1000", "train.seed=1"]
 SOURCE_STEPS = 600
 

@@ -31,6 +31,11 @@ TINY = ["model.name=tiny", "train.batch_size=16", "eval.batch_size=16",
         # where it checks them.
         "eval.export_best=false", "eval.export_latest=0"]
 
+# resnet_sgd's piecewise schedule turned into a constant rate: its boundaries
+# and multipliers do not apply to `constant` and go with it.
+CONSTANT_LR = ["schedule.name=constant", "schedule.boundaries_epochs=[]",
+               "schedule.multipliers=[]"]
+
 # The tiny model's trainable variables.
 TINY_TRAINABLE = ["tiny/conv/kernel", "tiny/bn/gamma", "tiny/bn/beta",
                   "tiny/conv2/kernel", "tiny/bn2/gamma", "tiny/bn2/beta",

@@ -1,7 +1,7 @@
 """Starts a whole TF_CONFIG cluster on this machine (127.0.0.1) with one command.
 
 Usage (from a checkout; everything after `--` goes to estimator_cifar.run):
-  python tools/launch_local_cluster.py --workers=1 --ps=1 --evaluator -- \\
+  python -m tools.launch_local_cluster --workers=1 --ps=1 --evaluator -- \\
       --experiment=resnet_sgd --model_dir=/tmp/ps_run \\
       --params_override=distribute.strategy=parameter_server
 
@@ -36,6 +36,8 @@ if not __package__:  # Run as a file, where relative imports fail.
   sys.exit(2)
 
 from . import cli
+
+from estimator_cifar.engine import distribute
 
 HOST = "127.0.0.1"
 POLL_SECS = 0.2
@@ -174,6 +176,10 @@ def main(argv: list[str] | None = None, out=None) -> int:
   tasks = [Task(r, i, spec, run_args, out, lock) for r, i in roles]
   with lock:
     print(f"[launcher] cluster {json.dumps(spec)}", file=out, flush=True)
+    if len(roles) - args.evaluator > 1:  # A lone chief starts no server.
+      ports = [int(a.rpartition(":")[2]) for hosts in spec.values() for a in hosts]
+      print("[launcher] warning: " + distribute.exposure_warning(
+          "The cluster", ports), file=out, flush=True)
   interrupted = []
   previous = {s: signal.signal(s, lambda *_: interrupted.append(1))
               for s in (signal.SIGINT, signal.SIGTERM)}

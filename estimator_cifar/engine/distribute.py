@@ -29,9 +29,12 @@ import json
 import os
 from typing import Mapping
 
+from absl import logging
+
 from estimator_cifar import rundir
 from estimator_cifar.config import SYNC_LOCAL_STRATEGIES as SYNC_LOCAL
 from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.errors import ConfigError
 
 TF_CONFIG_ENV = "TF_CONFIG"
@@ -42,6 +45,12 @@ PS_EXAMPLE = ('{"cluster": {"chief": ["host0:2222"], "worker": ["host1:2222"], '
               '"ps": ["host2:2222"]}, "task": {"type": "worker", "index": 0}}')
 MWMS_EXAMPLE = ('{"cluster": {"chief": ["host0:2222"], "worker": '
                 '["host1:2222"]}, "task": {"type": "chief", "index": 0}}')
+# TensorFlow 2.15 cannot bind its gRPC server to the host a cluster spec
+# names: GrpcServer::Init (core/distributed_runtime/rpc/grpc_server_lib.cc)
+# calls AddListeningPort(StrCat("0.0.0.0:", requested_port)), and ServerDef
+# has a `port` but no host field. Every server task's port is open to the network.
+GRPC_LISTEN_HOST = "0.0.0.0"
+FENCING_DOC = "docs/guide.md#fencing-a-cluster"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +78,14 @@ class Cluster:
     """The task that writes checkpoints and config.json (`rundir.is_chief`)."""
     return rundir.is_chief(self.task_type, self.task_index,
                            [role for role, tasks in self.jobs.items() if tasks])
+
+  @property
+  def own_port(self) -> int | None:
+    """This task's port in the cluster spec; None when it is not listed."""
+    hosts = self.jobs.get(self.task_type, [])
+    if self.task_index >= len(hosts):
+      return None  # An evaluator need not be listed.
+    return int(hosts[self.task_index].rpartition(":")[2])
 
   @property
   def worker_index(self) -> int:
@@ -143,6 +160,32 @@ def read_tf_config(environ: Mapping[str, str] | None = None) -> Cluster | None:
                       f"initialise and checkpoint the model. Example: "
                       f"TF_CONFIG='{PS_EXAMPLE}'")
   return cluster
+
+
+def exposure_warning(who: str, ports: list[int]) -> str:
+  """The one warning that `who` (a task, a cluster) listens on every interface."""
+  where = ", ".join(f"{GRPC_LISTEN_HOST}:{p}" for p in ports)
+  return (f"{who} listens on {where}, not only on the host the cluster spec "
+          "names (TensorFlow's gRPC server binds every interface and has no "
+          "authentication): every host that can reach this machine can run "
+          f"graphs there. Fence the port(s) (see {FENCING_DOC}).")
+
+
+def warn_if_exposed(cluster: Cluster | None, mode: str) -> None:
+  """Logs once which port this task's gRPC server opens to the network.
+
+  ps_task.py starts a server in both train modes; Estimator's
+  train_and_evaluate starts one for the chief and the workers of a cluster of
+  more than one task; the evaluator and the other modes start none.
+  """
+  if cluster is None or cluster.own_port is None:
+    return
+  serves = (cluster.task_type == "ps" and mode in TRAIN_MODES) or (
+      mode == "train_and_eval" and cluster.task_type in CHIEF_ROLES + ("worker",)
+      and sum(len(hosts) for hosts in cluster.jobs.values()) > 1)
+  if serves:
+    logging.warning(exposure_warning(
+        f"{cluster.task_type}:{cluster.task_index}", [cluster.own_port]))
 
 
 def check(cfg: ExperimentConfig, cluster: Cluster | None, mode: str) -> None:

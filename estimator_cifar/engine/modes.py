@@ -108,6 +108,7 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
                allow_config_change: bool, resume_from_previous: bool,
                cluster: distribute.Cluster | None) -> dict:
   """`run` once this process may write the model_dir as its role."""
+  distribute.warn_if_exposed(cluster, mode)
   task = cluster.task_type if cluster is not None else None
   if task == "ps" and mode in TRAIN_MODES:
     return ps_task.run(cfg, model_dir, cluster)
