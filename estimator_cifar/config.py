@@ -19,7 +19,6 @@ from estimator_cifar import experiment_files, paths
 from estimator_cifar import overrides as overrides_lib
 from estimator_cifar.data import cifar
 from estimator_cifar.errors import ConfigError
-from estimator_cifar.model import nets  # The network registry: no TensorFlow.
 # The override parser, re-exported: callers resolve configs through this module.
 from estimator_cifar.overrides import (all_keys, parse_value,  # noqa: F401
                                        split_overrides)
