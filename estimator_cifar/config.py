@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from estimator_cifar import experiment_files, loop_support, paths
+from estimator_cifar import experiment_files, export_checks, loop_support, paths
 from estimator_cifar.errors import ConfigError
 # The override parser, re-exported: callers resolve configs through this module.
 from estimator_cifar.overrides import (all_keys, apply_overrides,  # noqa: F401
@@ -177,6 +177,13 @@ class EvalConfig:
 
 
 @dataclass
+class ExportConfig:
+  # Beside the SavedModel, which is always written: onnx, tflite (export_checks).
+  formats: list[str] = field(default_factory=list)
+  tflite_quantize: str = "none"  # none, dynamic, int8 (calibrated on train images).
+
+
+@dataclass
 class DistributeConfig:
   strategy: str = "default"
   num_gpus: int = -1         # -1: all visible GPUs.
@@ -222,6 +229,7 @@ class ExperimentConfig:
   summary: SummaryConfig = field(default_factory=SummaryConfig)
   log: LogConfig = field(default_factory=LogConfig)
   eval: EvalConfig = field(default_factory=EvalConfig)
+  export: ExportConfig = field(default_factory=ExportConfig)
   distribute: DistributeConfig = field(default_factory=DistributeConfig)
   session: SessionConfig = field(default_factory=SessionConfig)
   warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
@@ -356,6 +364,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     raise ConfigError("data.source=tfds cannot serve data.name=synthetic; use "
                       "data.source=binary.")
   loop_support.check(cfg)
+  export_checks.check(cfg.export)
   sched = cfg.schedule
   if cfg.optimizer.name == "ftrl" and sched.warmup_epochs > 0:
     raise ConfigError(

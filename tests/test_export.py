@@ -116,7 +116,7 @@ def test_best_exporter_keeps_a_better_earlier_export(trained, tmp_path):
   earlier = os.path.join(export_path, "1700000000")
   os.makedirs(earlier)
   json.dump({"accuracy": 0.9}, open(os.path.join(earlier, export_dirs.INFO_FILE), "w"))
-  exporter = export.BestAccuracyExporter(tiny_config(*EMA))
+  exporter = export.BestAccuracyExporter(tiny_config(*EMA), None)
   estimator = export.serving_estimator(tiny_config(*EMA), model_dir, 10)
   checkpoint = tf.train.latest_checkpoint(model_dir)
   assert exporter.export(estimator, export_path, checkpoint, {"accuracy": 0.8}, False) is None

@@ -30,7 +30,8 @@ from absl import logging
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment
-from estimator_cifar.engine import export_dirs, precision
+from estimator_cifar.data.source import DataSource
+from estimator_cifar.engine import export_dirs, export_formats, precision
 from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.loaded_code import as_loaded
@@ -109,19 +110,25 @@ def serving_input_receiver_fn(cfg: ExperimentConfig):
 
 def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
                  export_base: str, checkpoint: str | None = None,
-                 info: dict | None = None) -> str:
+                 info: dict | None = None,
+                 source: DataSource | None = None) -> str:
   """Writes an export under `export_base/<timestamp>/`, atomically.
 
   The folder holds the SavedModel, the model_dir's label_names.txt (if any)
-  as `assets.extra/label_names.txt` for clients, and `export_info.json`: the
-  checkpoint and step it was made from, plus `info`. It appears only when
-  complete (see export_dirs).
+  as `assets.extra/label_names.txt` for clients, the `export.formats` with
+  their parity figures (export_formats), and `export_info.json`: the
+  checkpoint and step it was made from, the formats, plus `info`. It appears
+  only when complete (see export_dirs).
+
+  Args:
+    source: the run's data, to check the formats on; None: random pixels.
 
   Returns:
     The export's path.
 
   Raises:
     CheckpointError: the model_dir has no checkpoint to export.
+    ExportFormatError: a format failed; the rest of the export landed.
   """
   checkpoint = checkpoint or tf.train.latest_checkpoint(estimator.model_dir)
   if not checkpoint:
@@ -143,12 +150,16 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
       cause = str(e).split("Full Traceback:", 1)[-1].strip()
       raise identity.restore_error(cfg, estimator.model_dir, cause) from None
     staged = staged.decode() if isinstance(staged, bytes) else staged
+    names = identity.read_label_names(estimator.model_dir) or (
+        source.label_names if source else None)
+    formats = export_formats.write_formats(cfg, staged, names, source)
     path = export_dirs.publish(staged, export_base, dict(
         info or {}, checkpoint=os.path.basename(checkpoint),
         global_step=rundir.checkpoint_step(checkpoint),
-        config_sha256=config_digest(cfg)))
+        config_sha256=config_digest(cfg), formats=formats))
   logging.info("Exported %s (weights: %s) to %s", checkpoint,
                "EMA" if cfg.ema.eval_with_ema else "raw", path)
+  export_formats.raise_failures(formats, path)
   return path
 
 
@@ -176,8 +187,10 @@ class BestAccuracyExporter(tf.estimator.Exporter):
   export is kept.
   """
 
-  def __init__(self, cfg: ExperimentConfig, name: str = "best"):
+  def __init__(self, cfg: ExperimentConfig, source: DataSource | None,
+               name: str = "best"):
     self._cfg = cfg
+    self._source = source
     self._name = name
 
   @property
@@ -192,7 +205,7 @@ class BestAccuracyExporter(tf.estimator.Exporter):
     if best is not None and accuracy <= best[1]:
       return None
     path = export_model(estimator, self._cfg, export_path, checkpoint_path,
-                        info={"accuracy": accuracy})
+                        info={"accuracy": accuracy}, source=self._source)
     _remove_all_but(export_path, keep=[path])
     logging.info("New best accuracy %.4f (was %s): %s", accuracy,
                  "none" if best is None else f"{best[1]:.4f}", path)
@@ -202,8 +215,10 @@ class BestAccuracyExporter(tf.estimator.Exporter):
 class LatestExporter(tf.estimator.Exporter):
   """Exports at every evaluation and keeps the `keep` newest exports."""
 
-  def __init__(self, cfg: ExperimentConfig, keep: int, name: str = "latest"):
+  def __init__(self, cfg: ExperimentConfig, source: DataSource | None,
+               keep: int, name: str = "latest"):
     self._cfg = cfg
+    self._source = source
     self._keep = keep
     self._name = name
 
@@ -214,7 +229,8 @@ class LatestExporter(tf.estimator.Exporter):
   def export(self, estimator, export_path, checkpoint_path, eval_result,
              is_the_final_export):
     del eval_result, is_the_final_export
-    path = export_model(estimator, self._cfg, export_path, checkpoint_path)
+    path = export_model(estimator, self._cfg, export_path, checkpoint_path,
+                        source=self._source)
     _remove_all_but(export_path,
                     keep=export_dirs.finished_exports(export_path)[-self._keep:])
     return path
@@ -235,13 +251,15 @@ def best_export(export_path: str) -> tuple[str, float] | None:
   return max(found, key=lambda pair: pair[1]) if found else None
 
 
-def exporters(cfg: ExperimentConfig) -> list[tf.estimator.Exporter]:
-  """The exporters for train_and_eval's EvalSpec, per `eval.*`."""
+def exporters(cfg: ExperimentConfig,
+              source: DataSource | None = None) -> list[tf.estimator.Exporter]:
+  """The exporters for train_and_eval's EvalSpec, per `eval.*`; `source`
+  (the run's data) checks the `export.formats`."""
   found = []
   if cfg.eval.export_best:
-    found.append(BestAccuracyExporter(cfg))
+    found.append(BestAccuracyExporter(cfg, source))
   if cfg.eval.export_latest > 0:
-    found.append(LatestExporter(cfg, cfg.eval.export_latest))
+    found.append(LatestExporter(cfg, source, cfg.eval.export_latest))
   return found
 
 
@@ -273,7 +291,8 @@ def export_newest(cfg: ExperimentConfig, model_dir: str, data_dir: str | None,
   if identity.read_label_names(model_dir) is None:
     identity.write_label_names(model_dir, names)
   estimator = serving_estimator(cfg, model_dir, len(names))
-  return export_model(estimator, cfg, export_base, checkpoint)
+  return export_model(estimator, cfg, export_base, checkpoint,
+                      source=export_formats.available_source(cfg, data_dir))
 
 
 def run_export(cfg: ExperimentConfig, model_dir: str, data_dir: str | None) -> str:
