@@ -1,0 +1,1 @@
+"""Measurement scripts: speed figures for docs/performance.md."""
