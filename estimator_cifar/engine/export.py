@@ -177,7 +177,21 @@ def serving_estimator(cfg: ExperimentConfig, model_dir: str,
                                                    num_classes))
 
 
-class BestAccuracyExporter(tf.estimator.Exporter):
+class _RunExporter(tf.estimator.Exporter):
+  """An exporter of this run's exports (export_model), named for its folder."""
+
+  def __init__(self, cfg: ExperimentConfig, source: DataSource | None,
+               name: str):
+    self._cfg = cfg
+    self._source = source
+    self._name = name
+
+  @property
+  def name(self):
+    return self._name
+
+
+class BestAccuracyExporter(_RunExporter):
   """Exports whenever eval accuracy beats every earlier export.
 
   Unlike tf.estimator.BestExporter, which re-exports unconditionally at the
@@ -187,15 +201,8 @@ class BestAccuracyExporter(tf.estimator.Exporter):
   export is kept.
   """
 
-  def __init__(self, cfg: ExperimentConfig, source: DataSource | None,
-               name: str = "best"):
-    self._cfg = cfg
-    self._source = source
-    self._name = name
-
-  @property
-  def name(self):
-    return self._name
+  def __init__(self, cfg: ExperimentConfig, source: DataSource | None):
+    super().__init__(cfg, source, "best")
 
   def export(self, estimator, export_path, checkpoint_path, eval_result,
              is_the_final_export):
@@ -212,19 +219,13 @@ class BestAccuracyExporter(tf.estimator.Exporter):
     return path
 
 
-class LatestExporter(tf.estimator.Exporter):
+class LatestExporter(_RunExporter):
   """Exports at every evaluation and keeps the `keep` newest exports."""
 
   def __init__(self, cfg: ExperimentConfig, source: DataSource | None,
-               keep: int, name: str = "latest"):
-    self._cfg = cfg
-    self._source = source
+               keep: int):
+    super().__init__(cfg, source, "latest")
     self._keep = keep
-    self._name = name
-
-  @property
-  def name(self):
-    return self._name
 
   def export(self, estimator, export_path, checkpoint_path, eval_result,
              is_the_final_export):
