@@ -25,7 +25,7 @@ from estimator_cifar import paths
 from estimator_cifar.errors import DataError
 
 ImageInput = np.ndarray | bytes | str | os.PathLike | Sequence
-CHUNK = 256          # Images per model call: bounds memory on large inputs.
+CHUNK = 128          # Images per model call: bounds memory, stays in cache.
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -128,16 +128,28 @@ class Predictor:
 
 
 class _SavedModel:
-  """An export's `serving_default`, loaded once."""
+  """An export's `serving_default` in a session held open.
+
+  A TF1 session's callable costs a third of the per-call time of the same
+  signature loaded as a TF2 function (about 4 vs 12 ms for one image through
+  ResNet-20 on 2 cores); Session.run is thread-safe.
+  """
 
   def __init__(self, path: str):
     import tensorflow as tf
-    self._tf = tf
-    self._loaded = tf.saved_model.load(path)  # Owns the variables: keep it.
-    self._serve = self._loaded.signatures["serving_default"]
+    graph = tf.Graph()
+    self._session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+      meta = tf.compat.v1.saved_model.load(
+          self._session, [tf.saved_model.SERVING], path)
+    signature = meta.signature_def["serving_default"]
+    tensor = lambda info: graph.get_tensor_by_name(info.name)
+    self._call = self._session.make_callable(
+        tensor(signature.outputs["probabilities"]),
+        feed_list=[tensor(signature.inputs["images"])])
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
-    return self._serve(images=self._tf.constant(images))["probabilities"].numpy()
+    return self._call(images)
 
 
 class _OnnxModel:
