@@ -15,7 +15,8 @@ so a neighbour's burst on a shared machine hits them alike:
   eval.batch_size=--eval_batch.
 - onnx_* and tflite_*: the same two calls on the export's model.onnx under
   onnxruntime and model.tflite under TensorFlow's interpreter, with
-  --formats.
+  --formats, timed after the rounds above (onnxruntime's threads spin after
+  each call).
 """
 
 import json
@@ -99,7 +100,6 @@ def main(argv=None) -> dict:
   first_load = time.perf_counter() - start
   pairs = list(sources.get_source(cfg, data_dir).records("test"))
   images = np.stack([image.numpy() for image, _ in pairs])
-  runners = format_runners(first.export_path) if FLAGS.formats else {}
   rounds = []
   for _ in range(FLAGS.repeats):
     start = time.perf_counter()
@@ -110,12 +110,16 @@ def main(argv=None) -> dict:
                len(images) / timed_ms(lambda: predictor(images), 1) * 1000,
            "eval_images_per_sec": eval_rate(cfg, FLAGS.model_dir, data_dir,
                                             FLAGS.eval_batch)}
+    rounds.append(row)
+  # Apart from the rounds above: onnxruntime's idle threads spin for a while
+  # after each call and would slow the TensorFlow contenders.
+  runners = format_runners(first.export_path) if FLAGS.formats else {}
+  for row in rounds:
     for name, run in runners.items():
       row[f"{name}_single_ms"] = timed_ms(lambda: run(images[:1]), FLAGS.calls)
       chunks = lambda: [run(images[i:i + predictor_lib.CHUNK])
                         for i in range(0, len(images), predictor_lib.CHUNK)]
       row[f"{name}_batch_images_per_sec"] = len(images) / timed_ms(chunks, 1) * 1000
-    rounds.append(row)
   result = {key: round(statistics.median(r[key] for r in rounds), 3)
             for key in rounds[0]}
   result.update(
