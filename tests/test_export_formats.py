@@ -57,7 +57,7 @@ def test_int8_tflite_reports_accuracy_against_float(model_dir, cifar10_dir):
                   "export.tflite_quantize=int8", data_dir=cifar10_dir)
   figures = export_dirs.read_info(path)["formats"]["tflite"]
   assert figures["quantize"] == "int8"
-  assert figures["top1_agreement"] >= export_formats.INT8_MIN_AGREEMENT
+  assert figures["top1_agreement"] >= export_formats.QUANTIZED_MIN_AGREEMENT
   assert 0 <= figures["accuracy"] <= 1 and 0 <= figures["float_accuracy"] <= 1
   assert abs(figures["accuracy"] - figures["float_accuracy"]) <= 0.02
 

@@ -26,7 +26,7 @@ FILES = {"onnx": "model.onnx", "tflite": "model.tflite"}
 LABEL_NAMES_KEY = "label_names"  # ONNX metadata: class names, one a line.
 ONNX_OPSET = 17
 FLOAT_MAX_LOGIT_DIFF = 1e-3      # Float formats: max |logit - SavedModel's|.
-INT8_MIN_AGREEMENT = 0.99        # int8 TFLite: top-1 agreement with float.
+QUANTIZED_MIN_AGREEMENT = 0.99   # Quantized TFLite: top-1 agreement with float.
 PARITY_IMAGES = 256              # Eval images each format is checked on.
 REPRESENTATIVE_IMAGES = 1000     # Training images that calibrate int8.
 PARITY_SEED = 0
@@ -101,11 +101,9 @@ def _parity(cfg: ExperimentConfig, name: str, got: dict, want: dict,
     if labels is not None:
       result["accuracy"] = float(np.mean(got["classes"] == labels))
       result["float_accuracy"] = float(np.mean(want["classes"] == labels))
-  if quantized and cfg.export.tflite_quantize == "int8":
-    ok = agreement >= INT8_MIN_AGREEMENT
-    bound = f"top-1 agreement >= {INT8_MIN_AGREEMENT:.0%}"
-  elif quantized:
-    ok, bound = True, "none (dynamic-range weights)"
+  if quantized:
+    ok = agreement >= QUANTIZED_MIN_AGREEMENT
+    bound = f"top-1 agreement >= {QUANTIZED_MIN_AGREEMENT:.0%}"
   else:
     ok = result["max_abs_logit_diff"] <= FLOAT_MAX_LOGIT_DIFF and agreement == 1
     bound = f"max |logit diff| <= {FLOAT_MAX_LOGIT_DIFF:g}, top-1 agreement 100%"
