@@ -22,7 +22,7 @@ import numpy as np
 from absl import logging
 
 from estimator_cifar import paths
-from estimator_cifar.errors import DataError
+from estimator_cifar.errors import CheckpointError, DataError
 
 ImageInput = np.ndarray | bytes | str | os.PathLike | Sequence
 CHUNK = 128          # Images per model call: bounds memory, stays in cache.
@@ -83,9 +83,14 @@ class Predictor:
     model they started with."""
     if self.config is None:
       return self.model_dir  # An ONNX file: nothing newer to find.
+    import tensorflow as tf
     from estimator_cifar.engine import export
     from estimator_cifar.rundir import identity
     with self._lock:
+      if not tf.train.latest_checkpoint(self.model_dir):
+        raise CheckpointError(
+            f"Predictor found no checkpoint in {self.model_dir}. Train first "
+            "(estimator_cifar.train) or pass the model_dir of a trained run.")
       path = export.export_newest(self.config, self.model_dir, self._data_dir,
                                   reuse=True)
       self.class_names = identity.label_names(self.config, self.model_dir,

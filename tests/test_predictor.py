@@ -152,3 +152,10 @@ def test_exported_signatures_reject_malformed_requests_without_aborting(predicto
   assert "images [32,32,3] is not compatible" in lines[0]
   assert "empty batch" in lines[2] and "empty batch" in lines[5]
   assert lines[-1] == "(2,)"
+
+
+def test_a_run_without_checkpoint_is_one_error_naming_predictor(tmp_path):
+  from estimator_cifar.errors import CheckpointError
+  with pytest.raises(CheckpointError,
+                     match=r"^Predictor found no checkpoint in .*Train first"):
+    Predictor(str(tmp_path), experiment="resnet_sgd")

@@ -278,7 +278,7 @@ def export_newest(cfg: ExperimentConfig, model_dir: str, data_dir: str | None,
   checkpoint = tf.train.latest_checkpoint(model_dir)
   if not checkpoint:
     raise CheckpointError(
-        f"Found no checkpoint to export in {model_dir}. Train first "
+        f"--mode=export found no checkpoint in {model_dir}. Train first "
         "(--mode=train_and_eval) or point --model_dir at a trained run.")
   export_base = os.path.join(model_dir, EXPORT_DIR)
   if reuse:
