@@ -1,15 +1,15 @@
 """`Predictor`: class names and probabilities from a trained run, served from memory.
 
-  predictor = estimator_cifar.Predictor("/tmp/run")   # loads once (~1-2 s)
+  predictor = estimator_cifar.Predictor("/tmp/run")   # loads once
   predictor(images_uint8).labels                      # then milliseconds a call
   predictor(["cat.png", "pngs/"]).files               # files and folders too
   predictor.reload()                                  # a newer checkpoint
 
 The model is the run's export of its newest checkpoint (exported first if there
-is none), loaded once with `tf.saved_model.load`, or an ONNX file given
-directly (onnxruntime, the `export` extra). Calls from several threads at once
-are safe: a call reads the loaded model once, and `reload()` swaps in a whole
-new one.
+is none), loaded once into a TensorFlow session held open, or an ONNX file
+given directly (onnxruntime, the `export` extra). Calls from several threads
+at once are safe: a call reads the loaded (model, class names) pair once, and
+`reload()` swaps in a whole new pair.
 """
 
 import dataclasses
@@ -68,8 +68,8 @@ class Predictor:
     self._lock = threading.Lock()
     if self.model_dir.endswith(".onnx") and os.path.isfile(self.model_dir):
       self.config = None
-      self._model = _OnnxModel(self.model_dir)
-      self.class_names = self._model.class_names
+      model = _OnnxModel(self.model_dir)
+      self._served = (model, model.class_names)
       return
     from estimator_cifar.rundir import recorded
     self.config, self._data_dir = recorded.setup(
@@ -93,12 +93,16 @@ class Predictor:
             "(estimator_cifar.train) or pass the model_dir of a trained run.")
       path = export.export_newest(self.config, self.model_dir, self._data_dir,
                                   reuse=True)
-      self.class_names = identity.label_names(self.config, self.model_dir,
-                                              self._data_dir)
-      self._model = _SavedModel(path)
+      names = identity.label_names(self.config, self.model_dir, self._data_dir)
+      self._served = (_SavedModel(path), names)
       self.export_path = path
     logging.info("Predictor loaded %s", path)
     return path
+
+  @property
+  def class_names(self) -> list[str]:
+    """The class names, in class-index order."""
+    return list(self._served[1])
 
   def __call__(self, images: ImageInput) -> Prediction:
     return self.predict(images)
@@ -110,7 +114,7 @@ class Predictor:
       DataError: an array of the wrong type or shape, empty input, or bytes or
         files that are not images.
     """
-    model, names = self._model, self.class_names  # One consistent pair.
+    model, names = self._served  # One read: reload() may swap the pair.
     files = None
     if isinstance(images, np.ndarray):
       pixels = checked_array(images)
