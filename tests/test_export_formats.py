@@ -2,6 +2,7 @@
 export time into export_info.json, failures as one error with nothing that
 looks valid left behind."""
 
+import glob
 import os
 import sys
 
@@ -91,3 +92,32 @@ def test_unknown_format_lists_the_formats(model_dir):
   assert done.stderr.strip().splitlines()[-1].startswith(
       "error: export.formats has unknown 'saved_model' (the SavedModel is "
       "always written)")
+
+
+def test_a_model_the_converter_cannot_take_names_the_format_and_op(
+    model_dir, monkeypatch):
+  import tf2onnx
+
+  def refuse(*args, **kwargs):
+    raise ValueError("Unsupported ops: Counter({'FancyOp': 1})\nmore detail")
+
+  monkeypatch.setattr(tf2onnx.convert, "from_graph_def", refuse)
+  with pytest.raises(export_formats.ExportFormatError,
+                     match=r"export.formats=onnx: tf2onnx cannot convert this "
+                           r"model: ValueError: Unsupported ops: .*FancyOp"):
+    exported(model_dir, "export.formats=[onnx]")
+
+
+def test_train_and_eval_exports_carry_the_formats_and_their_failure(
+    tmp_path, cifar10_dir, monkeypatch):
+  cfg = tiny_config("eval.export_best=true", "export.formats=[onnx]")
+  good = str(tmp_path / "good")
+  modes.run(cfg, good, "train_and_eval", cifar10_dir)
+  (best,) = export_dirs.finished_exports(os.path.join(good, "export", "best"))
+  assert export_dirs.read_info(best)["formats"]["onnx"]["top1_agreement"] == 1.0
+  monkeypatch.setattr(export_formats, "FLOAT_MAX_LOGIT_DIFF", -1.0)
+  bad = str(tmp_path / "bad")
+  with pytest.raises(export_formats.ExportFormatError, match="disagrees"):
+    modes.run(cfg, bad, "train_and_eval", cifar10_dir)
+  assert glob.glob(os.path.join(bad, "model.ckpt-6.index"))  # Training kept.
+  assert not glob.glob(os.path.join(bad, "export", "best", "*", "model.onnx"))

@@ -10,6 +10,7 @@ tolerance is deleted before the export is published, and the export fails
 with an error naming it: the SavedModel still lands.
 """
 
+import concurrent.futures
 import os
 
 import numpy as np
@@ -51,6 +52,17 @@ def write_formats(cfg: ExperimentConfig, export_path: str,
   """
   if not cfg.export.formats:
     return {}
+  # Exporters run inside the training graph, which is finalized. A thread of
+  # its own starts outside any graph (the graph stack is per thread): eager.
+  with concurrent.futures.ThreadPoolExecutor(1) as thread:
+    return thread.submit(_write_formats, cfg, export_path, class_names,
+                         source).result()
+
+
+def _write_formats(cfg: ExperimentConfig, export_path: str,
+                   class_names: list[str] | None,
+                   source: DataSource | None) -> dict:
+  """write_formats, in eager mode."""
   images, labels = _split_images(source, "test", PARITY_IMAGES)
   reference = tf.saved_model.load(export_path).signatures["serving_default"](
       images=tf.constant(images))
