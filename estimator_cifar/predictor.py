@@ -237,14 +237,17 @@ def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
                       "resized to %dx%d, as the model was trained on.", name,
                       size[1], size[0], export.SIDE, export.SIDE, export.SIDE,
                       export.SIDE)
-  out = []
+  try:
+    return export.decode_images(tf.constant(encoded)).numpy()
+  except tf.errors.InvalidArgumentError:
+    pass  # One of them is bad: find which, to name it.
   for name, data in zip(names, encoded):
     try:
-      out.append(export.decode_images(tf.constant([data]))[0].numpy())
+      export.decode_images(tf.constant([data]))
     except tf.errors.InvalidArgumentError:
       raise DataError(f"Predictor could not decode {name}: it is not a PNG, "
                       "JPEG, GIF or BMP image, or it is damaged.") from None
-  return np.stack(out)
+  raise AssertionError("decoded together, failed, but each decodes alone")
 
 
 def _encoded_size(data: bytes) -> tuple[int, int] | None:

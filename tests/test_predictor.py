@@ -159,3 +159,13 @@ def test_a_run_without_checkpoint_is_one_error_naming_predictor(tmp_path):
   with pytest.raises(CheckpointError,
                      match=r"^Predictor found no checkpoint in .*Train first"):
     Predictor(str(tmp_path), experiment="resnet_sgd")
+
+
+def test_a_damaged_file_among_good_ones_is_named(predictor, tmp_path):
+  good = tf.io.encode_png(images(1)[0]).numpy()
+  paths = []
+  for i, data in enumerate([good, good[:40], good]):
+    paths.append(str(tmp_path / f"{i}.png"))
+    open(paths[-1], "wb").write(data)
+  with pytest.raises(DataError, match=r"could not decode .*1\.png: it is not"):
+    predictor(paths)
