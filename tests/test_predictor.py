@@ -169,3 +169,23 @@ def test_a_damaged_file_among_good_ones_is_named(predictor, tmp_path):
     open(paths[-1], "wb").write(data)
   with pytest.raises(DataError, match=r"could not decode .*1\.png: it is not"):
     predictor(paths)
+
+
+def test_calls_during_reload_finish_on_a_whole_model(predictor):
+  batch = images(4, seed=4)
+  want = predictor(batch).probabilities
+  stop = False
+
+  def calls(_):
+    answers = 0
+    while not stop or answers == 0:
+      np.testing.assert_array_equal(predictor(batch).probabilities, want)
+      answers += 1
+    return answers
+
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    running = [pool.submit(calls, i) for i in range(4)]
+    for _ in range(3):
+      predictor.reload()  # A new session each time, swapped in whole.
+    stop = True
+    assert all(future.result() > 0 for future in running)
