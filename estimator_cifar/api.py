@@ -68,7 +68,7 @@ def train(experiment: str | config_lib.ExperimentConfig,
     raise ConfigError(f"train(mode={mode!r}): use one of "
                       f"{', '.join(TRAIN_MODES)}; evaluate() "
                       "evaluates.")
-  show_logs()
+  _show_logs()
   if experiments_dir:
     experiment_files.add_dirs([experiments_dir])
   strings = override_strings(overrides)
@@ -99,7 +99,7 @@ def evaluate(model_dir: str, overrides: Overrides = None,
   Returns:
     `accuracy`, `top_5_accuracy`, `loss` and `global_step` as Python numbers.
   """
-  show_logs()
+  _show_logs()
   model_dir = paths.expand(model_dir)
   cfg, data_dir = recorded.setup("eval", model_dir, experiment,
                                  override_strings(overrides),
@@ -130,12 +130,16 @@ def _override_value(value: Any) -> str:
   return str(value)
 
 
-def show_logs() -> None:
+def _show_logs() -> None:
   """INFO lines to stderr when the calling program set up no logging itself."""
   if not std_logging.getLogger().handlers:
     logging.use_absl_handler()
     logging.set_verbosity(logging.INFO)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # As the CLI does.
+
+
+# The Predictor (predictor.py) shows its lines the same way.
+show_logs = _show_logs
 
 
 def _newest_step(model_dir: str) -> int:
