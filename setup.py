@@ -28,6 +28,9 @@ TOOLS_REQUIRE = ["matplotlib", "psutil"]
 PACKAGE_DIRS = {"estimator_cifar.experiments": "experiments",
                 "estimator_cifar.tools": "tools",
                 "estimator_cifar.tools.bench": "tools/bench"}
+# export.formats=onnx (engine/export_formats.py). The newest onnx imports an
+# ml_dtypes newer than TensorFlow 2.15's pin and fails at import; 1.16.2 works.
+EXPORT_REQUIRE = ["tf2onnx==1.17.0", "onnx==1.16.2", "onnxruntime"]
 
 setup(
     name="estimator_cifar",
@@ -47,6 +50,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "tools": TOOLS_REQUIRE,
+        "export": EXPORT_REQUIRE,
         "test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis",
                  "ruff"] + TOOLS_REQUIRE,
         # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.

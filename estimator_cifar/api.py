@@ -14,21 +14,18 @@ unless the program has configured logging itself.
 """
 
 import copy
-import dataclasses
 import logging as std_logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from absl import logging
 
 from estimator_cifar import config as config_lib
 from estimator_cifar import console, experiment_files, paths, rundir
-from estimator_cifar.data import cifar
-from estimator_cifar.errors import ConfigError, DataError
+from estimator_cifar.errors import ConfigError
 from estimator_cifar.engine import TRAIN_MODES
-from estimator_cifar.loaded_code import as_loaded
+from estimator_cifar.predictor import Prediction, Predictor  # noqa: F401
 from estimator_cifar.rundir import checkpoint_check, metrics_log, recorded
 
 Overrides = Mapping[str, Any] | Sequence[str] | str | None
@@ -123,72 +120,6 @@ def evaluate(model_dir: str, overrides: Overrides = None,
   return _summary(modes.run(cfg, model_dir, "eval", data_dir))
 
 
-@dataclasses.dataclass
-class Prediction:
-  """What `Predictor` returns for N images of C classes."""
-  classes: np.ndarray        # int64 [N]: the most likely class index.
-  labels: np.ndarray         # str [N]: its name.
-  probabilities: np.ndarray  # float32 [N, C]: softmax over the classes.
-  class_names: list[str]     # The C names, in class-index order.
-
-
-class Predictor:
-  """Class names and probabilities from a trained model_dir's newest checkpoint.
-
-  Takes uint8 images `[N, 32, 32, 3]` (or one `[32, 32, 3]`) in RGB, as CIFAR
-  stores them, or PNG/JPEG file paths (a folder means its image files); the
-  eval transform and, under `ema.eval_with_ema`, the averaged weights are
-  applied as in `--mode=predict`. Each call restores the newest checkpoint,
-  so a Predictor on a run still training sees its progress.
-  """
-
-  def __init__(self, model_dir: str, overrides: Overrides = None,
-               data_dir: str | None = None, experiment: str | None = None):
-    _show_logs()
-    self.model_dir = paths.expand(model_dir)
-    self.config, data_dir = recorded.setup(
-        "predict", self.model_dir, experiment, override_strings(overrides),
-        paths.expand(data_dir))
-    from estimator_cifar.engine import export
-    from estimator_cifar.rundir import identity
-    checkpoint_check.newest_checkpoint(self.model_dir, "Predictor")
-    self.class_names = identity.label_names(self.config, self.model_dir,
-                                            data_dir)
-    self._estimator = export.serving_estimator(
-        self.config, self.model_dir, len(self.class_names))
-
-  def __call__(self, images) -> Prediction:
-    return self.predict(images)
-
-  def predict(self, images) -> Prediction:
-    """Predicts uint8 arrays or image files; see the class docstring."""
-    import tensorflow as tf
-    from estimator_cifar.engine import predict
-    from estimator_cifar.rundir import identity
-    if isinstance(images, (str, os.PathLike)):
-      images = [images]
-    try:
-      if isinstance(images, np.ndarray):
-        rows = self._estimator.predict(
-            _array_input_fn(_checked_array(images, self.config), self.config),
-            predict_keys=["probabilities"], yield_single_examples=False)
-        probs = np.concatenate([r["probabilities"] for r in rows], axis=0)
-      else:
-        files = [f for item in images for f in predict.image_paths(str(item))]
-        probs = predict.predict_files(self._estimator, self.config, files)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
-      if "checkpoint" in e.message.lower():
-        raise identity.restore_error(self.config, self.model_dir,
-                                     e.message) from None
-      raise DataError("Could not decode the images: "
-                      f"{identity.error_cause(e.message)}") from None
-    classes = np.argmax(probs, axis=1).astype(np.int64)
-    return Prediction(classes=classes,
-                      labels=np.array([self.class_names[c] for c in classes]),
-                      probabilities=probs.astype(np.float32),
-                      class_names=list(self.class_names))
-
-
 def override_strings(overrides: Overrides) -> list[str]:
   """`--params_override` strings from a dict, a list of strings or a string."""
   if not overrides:
@@ -211,32 +142,6 @@ def _override_value(value: Any) -> str:
   return str(value)
 
 
-def _checked_array(images: np.ndarray,
-                   cfg: config_lib.ExperimentConfig) -> np.ndarray:
-  shape = cifar.DATASETS[cfg.data.name].image_shape
-  if images.ndim == 3:
-    images = images[None]
-  if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape:
-    side, _, channels = shape
-    raise DataError(f"Predictor takes uint8 images [N, {side}, {side}, "
-                    f"{channels}] (RGB, as "
-                    f"CIFAR stores them), got {images.dtype} {images.shape}. "
-                    "Convert with np.asarray(x, np.uint8), or pass image files.")
-  return images
-
-
-def _array_input_fn(images: np.ndarray, cfg: config_lib.ExperimentConfig):
-  import tensorflow as tf
-  from estimator_cifar.data.input_pipeline import IMAGES_KEY
-  from estimator_cifar.engine import export, predict
-
-  def input_fn():
-    ds = tf.data.Dataset.from_tensor_slices(images).batch(predict.BATCH)
-    return ds.map(lambda x: {IMAGES_KEY: export.preprocess(x, cfg)})
-
-  return as_loaded(input_fn)
-
-
 def _show_logs() -> None:
   """INFO lines to stderr when the calling program set up no logging itself."""
   if not std_logging.getLogger().handlers:
@@ -255,3 +160,7 @@ def _summary(metrics: dict) -> dict[str, Any]:
   """RESULT_KEYS of an Estimator eval result, as Python numbers."""
   return {key: int(metrics[key]) if key == "global_step" else
           float(metrics[key]) for key in RESULT_KEYS if key in (metrics or {})}
+
+
+# The Predictor (predictor.py) shows its lines the same way.
+show_logs = _show_logs

@@ -194,6 +194,13 @@ class EvalConfig(_Section):
 
 
 @dataclass
+class ExportConfig(_Section):
+  # Beside the SavedModel, which is always written: onnx, tflite (export_checks).
+  formats: list[str] = field(default_factory=list)
+  tflite_quantize: str = "none"  # none, dynamic, int8 (calibrated on train images).
+
+
+@dataclass
 class DistributeConfig(_Section):
   strategy: str = "default"
   num_gpus: int = -1         # -1: all visible GPUs.
@@ -239,6 +246,7 @@ class ExperimentConfig(_Section):
   summary: SummaryConfig = field(default_factory=SummaryConfig)
   log: LogConfig = field(default_factory=LogConfig)
   eval: EvalConfig = field(default_factory=EvalConfig)
+  export: ExportConfig = field(default_factory=ExportConfig)
   distribute: DistributeConfig = field(default_factory=DistributeConfig)
   session: SessionConfig = field(default_factory=SessionConfig)
   warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)

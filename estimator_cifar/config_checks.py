@@ -23,7 +23,7 @@ import re
 from typing import Any, NamedTuple
 
 from estimator_cifar import config as config_lib
-from estimator_cifar import loop_support
+from estimator_cifar import export_checks, loop_support
 from estimator_cifar import overrides as overrides_lib
 from estimator_cifar.data import cifar
 from estimator_cifar.model import nets
@@ -195,6 +195,7 @@ def validate(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
   _check_applies(cfg, "schedule")
   _check_combinations(cfg)
   loop_support.check(cfg)
+  export_checks.check(cfg.export)
   _check_patterns(cfg)
   return cfg
 

@@ -11,7 +11,8 @@ from types import ModuleType
 from estimator_cifar.errors import UserError
 
 # Which extra of setup.py brings each optional module.
-EXTRA_OF = {"matplotlib": "tools", "psutil": "tools"}
+EXTRA_OF = {"matplotlib": "tools", "psutil": "tools", "tf2onnx": "export",
+            "onnx": "export", "onnxruntime": "export"}
 
 
 class MissingExtraError(UserError):

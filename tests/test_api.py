@@ -96,7 +96,7 @@ def test_predictor_on_arrays_and_files_agrees(trained, cifar10_dir, tmp_path):
 
 def test_predictor_rejects_float_images(trained):
   model_dir, _ = trained
-  with pytest.raises(DataError, match="uint8 images"):
+  with pytest.raises(DataError, match=r"scaled to \[0, 1\]"):
     estimator_cifar.Predictor(model_dir)(np.zeros([2, 32, 32, 3], np.float32))
 
 

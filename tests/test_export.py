@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimator_cifar.engine import export, predict, modes
+from estimator_cifar.engine import export, export_dirs, predict, modes
 from estimator_cifar.data import fake
 from estimator_cifar.errors import CheckpointError, DataError
 from tests.testutil import CONSTANT_LR, TINY, run_cli, tiny_config
@@ -45,8 +45,7 @@ def newest(pattern: str) -> str:
 def test_train_and_eval_exports_best_and_latest(trained):
   model_dir, accuracy = trained
   best = newest(os.path.join(model_dir, "export", "best", "[0-9]*"))
-  assert json.load(open(os.path.join(best, "eval_result.json")))["accuracy"] == \
-      pytest.approx(accuracy)
+  assert export_dirs.read_info(best)["accuracy"] == pytest.approx(accuracy)
   assert open(os.path.join(best, "assets.extra", "label_names.txt")).read().split() \
       == list(fake.LABEL_NAMES_10)
   assert os.path.isfile(os.path.join(
@@ -76,7 +75,7 @@ def test_saved_model_on_raw_images_matches_eval_accuracy(trained, cifar10_dir):
 def test_export_holds_ema_weights_not_raw(trained):
   model_dir, _ = trained
   path = newest(os.path.join(model_dir, "export", "best", "[0-9]*"))
-  checkpoint = json.load(open(os.path.join(path, "eval_result.json")))["checkpoint"]
+  checkpoint = export_dirs.read_info(path)["checkpoint"]
   reader = tf.train.load_checkpoint(os.path.join(model_dir, checkpoint))
   loaded = tf.saved_model.load(path)
   weights = {v.name[:-2]: v.numpy() for v in loaded.variables}
@@ -116,8 +115,8 @@ def test_best_exporter_keeps_a_better_earlier_export(trained, tmp_path):
   export_path = str(tmp_path / "best")
   earlier = os.path.join(export_path, "1700000000")
   os.makedirs(earlier)
-  json.dump({"accuracy": 0.9}, open(os.path.join(earlier, export.EVAL_RESULT_FILE), "w"))
-  exporter = export.BestAccuracyExporter(tiny_config(*EMA))
+  json.dump({"accuracy": 0.9}, open(os.path.join(earlier, export_dirs.INFO_FILE), "w"))
+  exporter = export.BestAccuracyExporter(tiny_config(*EMA), None)
   estimator = export.serving_estimator(tiny_config(*EMA), model_dir, 10)
   checkpoint = tf.train.latest_checkpoint(model_dir)
   assert exporter.export(estimator, export_path, checkpoint, {"accuracy": 0.8}, False) is None
@@ -142,7 +141,7 @@ def test_latest_exporter_keeps_the_newest_export_latest(trained, tmp_path):
   checkpoint = tf.train.latest_checkpoint(model_dir)
   export_path = str(tmp_path / "latest")
   made = [latest.export(estimator, export_path, checkpoint, {"accuracy": 0.5},
-                        False).decode() for _ in range(3)]
+                        False) for _ in range(3)]
   assert len(set(made)) == 3
   assert sorted(os.listdir(export_path)) == sorted(
       os.path.basename(path) for path in made[1:])  # The oldest is gone.

@@ -20,7 +20,7 @@ Exports land in `<model_dir>/export/<timestamp>/` (`--mode=export`),
 `eval_result.json`) and `export/latest/<timestamp>/` (train_and_eval).
 """
 
-import json
+import hashlib
 import os
 import shutil
 
@@ -30,7 +30,8 @@ from absl import logging
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment, cifar
-from estimator_cifar.engine import precision
+from estimator_cifar.data.source import DataSource
+from estimator_cifar.engine import export_dirs, export_formats, precision
 from estimator_cifar.engine.estimator_setup import run_config
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.loaded_code import as_loaded
@@ -43,8 +44,8 @@ IMAGES_INPUT = "images"
 BYTES_INPUT = "image_bytes"
 # Estimator names an alternative receiver's signatures "<receiver>:<output>".
 BYTES_SIGNATURE = BYTES_INPUT + ":serving_default"
-EVAL_RESULT_FILE = "eval_result.json"  # Beside saved_model.pb in export/best.
 SIDE = cifar.SIDE                      # Every dataset's images: 32x32 RGB.
+IMAGE_SHAPE = [None, SIDE, SIDE, 3]    # What `serving_default` takes.
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
@@ -69,6 +70,21 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
       [SIDE, SIDE, 3], tf.uint8))
 
 
+def checked_request(request: tf.Tensor, shape: list, name: str) -> tf.Tensor:
+  """`request` after run-time checks of its shape and a non-empty batch.
+
+  A model server feeds tensors past the placeholder's declared shape: without
+  these checks a rank-3 batch reaches the convolutions and aborts the process.
+  A bad request now fails alone with InvalidArgumentError.
+  """
+  request = tf.ensure_shape(request, shape)
+  non_empty = tf.debugging.assert_positive(
+      tf.shape(request)[0], message=f"{name}: an empty batch; send at least "
+      "one image")
+  with tf.control_dependencies([non_empty]):
+    return tf.identity(request)
+
+
 def preprocess(images: tf.Tensor, cfg: ExperimentConfig) -> tf.Tensor:
   """uint8 [N, 32, 32, 3] -> the model's float input: the eval transform."""
   return augment.eval_transform(images, cfg.data)
@@ -81,9 +97,11 @@ def serving_input_receiver_fn(cfg: ExperimentConfig):
     encoded = tf.compat.v1.placeholder_with_default(
         tf.constant([], tf.string), [None], name=BYTES_INPUT)
     images = tf.compat.v1.placeholder_with_default(
-        decode_images(encoded), [None, SIDE, SIDE, 3], name=IMAGES_INPUT)
+        decode_images(checked_request(encoded, [None], BYTES_INPUT)),
+        IMAGE_SHAPE, name=IMAGES_INPUT)
     return tf.estimator.export.ServingInputReceiver(
-        features={IMAGES_KEY: preprocess(images, cfg)},
+        features={IMAGES_KEY: preprocess(
+            checked_request(images, IMAGE_SHAPE, IMAGES_INPUT), cfg)},
         receiver_tensors={IMAGES_INPUT: images},
         receiver_tensors_alternatives={BYTES_INPUT: {BYTES_INPUT: encoded}})
 
@@ -91,14 +109,26 @@ def serving_input_receiver_fn(cfg: ExperimentConfig):
 
 
 def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
-                 export_base: str, checkpoint: str | None = None) -> str:
-  """Writes a SavedModel under `export_base/<timestamp>/`; returns its path.
+                 export_base: str, checkpoint: str | None = None,
+                 info: dict | None = None,
+                 source: DataSource | None = None) -> str:
+  """Writes an export under `export_base/<timestamp>/`, atomically.
 
-  The model_dir's label_names.txt, if any, goes to
-  `assets.extra/label_names.txt` for clients.
+  The folder holds the SavedModel, the model_dir's label_names.txt (if any)
+  as `assets.extra/label_names.txt` for clients, the `export.formats` with
+  their parity figures (export_formats), and `export_info.json`: the
+  checkpoint and step it was made from, the formats, plus `info`. It appears
+  only when complete (see export_dirs).
+
+  Args:
+    source: the run's data, to check the formats on; None: random pixels.
+
+  Returns:
+    The export's path.
 
   Raises:
     CheckpointError: the model_dir has no checkpoint to export.
+    ExportFormatError: a format failed; the rest of the export landed.
   """
   checkpoint = checkpoint or tf.train.latest_checkpoint(estimator.model_dir)
   if not checkpoint:
@@ -107,21 +137,35 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
         "first (--mode=train_and_eval) or point --model_dir at a trained run.")
   labels = os.path.join(estimator.model_dir, rundir.LABELS_FILE)
   extra = {rundir.LABELS_FILE: labels} if os.path.isfile(labels) else None
-  try:
-    path = estimator.export_saved_model(
-        export_base, serving_input_receiver_fn(cfg), assets_extra=extra,
-        checkpoint_path=checkpoint)
-  except ValueError as e:
-    if "Could not load all requested variables" not in str(e):
-      raise
-    # The Estimator's message leads with advice about model_fn; the cause is
-    # the first line of the wrapped NotFoundError.
-    cause = str(e).split("Full Traceback:", 1)[-1].strip()
-    raise identity.restore_error(cfg, estimator.model_dir, cause) from None
-  path = path.decode() if isinstance(path, bytes) else path
+  with export_dirs.staging(export_base) as staging:
+    try:
+      staged = estimator.export_saved_model(
+          staging, serving_input_receiver_fn(cfg), assets_extra=extra,
+          checkpoint_path=checkpoint)
+    except ValueError as e:
+      if "Could not load all requested variables" not in str(e):
+        raise
+      # The Estimator's message leads with advice about model_fn; the cause is
+      # the first line of the wrapped NotFoundError.
+      cause = str(e).split("Full Traceback:", 1)[-1].strip()
+      raise identity.restore_error(cfg, estimator.model_dir, cause) from None
+    staged = staged.decode() if isinstance(staged, bytes) else staged
+    names = identity.read_label_names(estimator.model_dir) or (
+        source.label_names if source else None)
+    formats = export_formats.write_formats(cfg, staged, names, source)
+    path = export_dirs.publish(staged, export_base, dict(
+        info or {}, checkpoint=os.path.basename(checkpoint),
+        global_step=rundir.checkpoint_step(checkpoint),
+        config_sha256=config_digest(cfg), formats=formats))
   logging.info("Exported %s (weights: %s) to %s", checkpoint,
                "EMA" if cfg.ema.eval_with_ema else "raw", path)
+  export_formats.raise_failures(formats, path)
   return path
+
+
+def config_digest(cfg: ExperimentConfig) -> str:
+  """A fingerprint of the config an export was made with (views, transform)."""
+  return hashlib.sha256(cfg.to_json().encode()).hexdigest()
 
 
 def serving_estimator(cfg: ExperimentConfig, model_dir: str,
@@ -133,23 +177,32 @@ def serving_estimator(cfg: ExperimentConfig, model_dir: str,
                                                    num_classes))
 
 
-class BestAccuracyExporter(tf.estimator.Exporter):
-  """Exports a SavedModel whenever eval accuracy beats every earlier export.
+class _RunExporter(tf.estimator.Exporter):
+  """An exporter of this run's exports (export_model), named for its folder."""
 
-  Unlike tf.estimator.BestExporter, which re-exports unconditionally at the
-  first evaluation after a restart (its `_has_exported` flag starts False),
-  the best so far is read back from the `eval_result.json` kept beside each
-  export, so a resumed run never replaces a better model with a worse one.
-  Only the best export is kept.
-  """
-
-  def __init__(self, cfg: ExperimentConfig, name: str = "best"):
+  def __init__(self, cfg: ExperimentConfig, source: DataSource | None,
+               name: str):
     self._cfg = cfg
+    self._source = source
     self._name = name
 
   @property
   def name(self):
     return self._name
+
+
+class BestAccuracyExporter(_RunExporter):
+  """Exports whenever eval accuracy beats every earlier export.
+
+  Unlike tf.estimator.BestExporter, which re-exports unconditionally at the
+  first evaluation after a restart (its `_has_exported` flag starts False),
+  the best so far is read back from the `export_info.json` of each export, so
+  a resumed run never replaces a better model with a worse one. Only the best
+  export is kept.
+  """
+
+  def __init__(self, cfg: ExperimentConfig, source: DataSource | None):
+    super().__init__(cfg, source, "best")
 
   def export(self, estimator, export_path, checkpoint_path, eval_result,
              is_the_final_export):
@@ -158,55 +211,89 @@ class BestAccuracyExporter(tf.estimator.Exporter):
     best = best_export(export_path)
     if best is not None and accuracy <= best[1]:
       return None
-    path = export_model(estimator, self._cfg, export_path, checkpoint_path)
-    with open(os.path.join(path, EVAL_RESULT_FILE), "w") as f:
-      json.dump({"accuracy": accuracy,
-                 "global_step": int(eval_result.get("global_step", -1)),
-                 "checkpoint": os.path.basename(checkpoint_path)}, f)
-    for old in os.listdir(export_path):
-      if old != os.path.basename(path) and old.isdigit():
-        shutil.rmtree(os.path.join(export_path, old), ignore_errors=True)
+    path = export_model(estimator, self._cfg, export_path, checkpoint_path,
+                        info={"accuracy": accuracy}, source=self._source)
+    _remove_all_but(export_path, keep=[path])
     logging.info("New best accuracy %.4f (was %s): %s", accuracy,
                  "none" if best is None else f"{best[1]:.4f}", path)
     return path
 
 
+class LatestExporter(_RunExporter):
+  """Exports at every evaluation and keeps the `keep` newest exports."""
+
+  def __init__(self, cfg: ExperimentConfig, source: DataSource | None,
+               keep: int):
+    super().__init__(cfg, source, "latest")
+    self._keep = keep
+
+  def export(self, estimator, export_path, checkpoint_path, eval_result,
+             is_the_final_export):
+    del eval_result, is_the_final_export
+    path = export_model(estimator, self._cfg, export_path, checkpoint_path,
+                        source=self._source)
+    _remove_all_but(export_path,
+                    keep=export_dirs.finished_exports(export_path)[-self._keep:])
+    return path
+
+
+def _remove_all_but(export_base: str, keep: list[str]) -> None:
+  """Deletes the finished exports under export_base other than `keep`."""
+  for path in export_dirs.finished_exports(export_base):
+    if path not in keep:
+      shutil.rmtree(path, ignore_errors=True)
+
+
 def best_export(export_path: str) -> tuple[str, float] | None:
   """(path, accuracy) of the best finished export under export_path, if any."""
-  found = []
-  if os.path.isdir(export_path):
-    for entry in os.listdir(export_path):
-      result = os.path.join(export_path, entry, EVAL_RESULT_FILE)
-      if entry.isdigit() and os.path.isfile(result):
-        with open(result) as f:
-          found.append((os.path.dirname(result), float(json.load(f)["accuracy"])))
+  found = [(path, float(export_dirs.read_info(path)["accuracy"]))
+           for path in export_dirs.finished_exports(export_path)
+           if "accuracy" in export_dirs.read_info(path)]
   return max(found, key=lambda pair: pair[1]) if found else None
 
 
-def exporters(cfg: ExperimentConfig) -> list[tf.estimator.Exporter]:
-  """The SavedModel exporters for train_and_eval's EvalSpec, per `eval.*`."""
+def exporters(cfg: ExperimentConfig,
+              source: DataSource | None = None) -> list[tf.estimator.Exporter]:
+  """The exporters for train_and_eval's EvalSpec, per `eval.*`; `source`
+  (the run's data) checks the `export.formats`."""
   found = []
   if cfg.eval.export_best:
-    found.append(BestAccuracyExporter(cfg))
+    found.append(BestAccuracyExporter(cfg, source))
   if cfg.eval.export_latest > 0:
-    found.append(tf.estimator.LatestExporter(
-        "latest", serving_input_receiver_fn(cfg),
-        exports_to_keep=cfg.eval.export_latest))
+    found.append(LatestExporter(cfg, source, cfg.eval.export_latest))
   return found
 
 
-def run_export(cfg: ExperimentConfig, model_dir: str, data_dir: str | None) -> str:
-  """`--mode=export`: the newest checkpoint -> `<model_dir>/export/<timestamp>/`.
+def export_newest(cfg: ExperimentConfig, model_dir: str, data_dir: str | None,
+                  reuse: bool = False) -> str:
+  """The newest checkpoint -> `<model_dir>/export/<timestamp>/`; its path.
+
+  Args:
+    reuse: return an existing export of the newest checkpoint if there is one.
 
   Raises:
     CheckpointError: no checkpoint in model_dir.
     DataError: no label_names.txt in model_dir and no data to read names from.
   """
-  checkpoint_check.newest_checkpoint(model_dir, "--mode=export")
+  checkpoint = checkpoint_check.newest_checkpoint(model_dir, "--mode=export")
+  export_base = os.path.join(model_dir, EXPORT_DIR)
+  if reuse:
+    wanted = {"checkpoint": os.path.basename(checkpoint),
+              "config_sha256": config_digest(cfg)}
+    for path in reversed(export_dirs.finished_exports(export_base)):
+      info = export_dirs.read_info(path)
+      if all(info.get(key) == value for key, value in wanted.items()):
+        return path
   names = identity.label_names(cfg, model_dir, data_dir)
   if identity.read_label_names(model_dir) is None:
     identity.write_label_names(model_dir, names)
   estimator = serving_estimator(cfg, model_dir, len(names))
-  path = export_model(estimator, cfg, os.path.join(model_dir, EXPORT_DIR))
+  return export_model(estimator, cfg, export_base, checkpoint,
+                      source=export_formats.available_source(cfg, data_dir))
+
+
+def run_export(cfg: ExperimentConfig, model_dir: str, data_dir: str | None) -> str:
+  """`--mode=export`: `export_newest`, printing the path."""
+  path = export_newest(cfg, model_dir, data_dir)
   print(f"Exported: {path}", flush=True)
   return path

@@ -223,14 +223,14 @@ def _train_and_eval(r: _Run) -> dict:
     # Estimator's: the chief's run record tells when the job is over.
     return continuous_eval.run(
         r.estimator, r.eval_input, r.model_dir, r.plan.max_steps, float("inf"),
-        r.cfg.eval.throttle_secs, export.exporters(r.cfg),
+        r.cfg.eval.throttle_secs, export.exporters(r.cfg, r.plan.source),
         r.cfg.eval.start_delay_secs)
   train_spec = tf.estimator.TrainSpec(r.train_input, max_steps=r.plan.max_steps,
                                       hooks=r.train_hooks,
                                       saving_listeners=r.listeners)
   eval_spec = tf.estimator.EvalSpec(
       r.eval_input, steps=None, name=None,
-      exporters=[MetricsLogExporter()] + export.exporters(r.cfg),
+      exporters=[MetricsLogExporter()] + export.exporters(r.cfg, r.plan.source),
       start_delay_secs=r.cfg.eval.start_delay_secs,
       throttle_secs=r.cfg.eval.throttle_secs)
   outcome = tf.estimator.train_and_evaluate(r.estimator, train_spec, eval_spec)
