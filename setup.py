@@ -51,8 +51,9 @@ setup(
     extras_require={
         "tools": TOOLS_REQUIRE,
         "export": EXPORT_REQUIRE,
+        # The tests exercise the export formats too.
         "test": ["pytest", "pytest-xdist", "pytest-timeout", "hypothesis",
-                 "ruff"] + TOOLS_REQUIRE,
+                 "ruff"] + TOOLS_REQUIRE + EXPORT_REQUIRE,
         # On a CUDA machine: pip install -e '.[gpu]' brings the CUDA libraries.
         "gpu": ["tensorflow[and-cuda]>=2.15,<2.16"],
     },
