@@ -170,7 +170,8 @@ CHOICES = {
     "schedule.name": config_lib.SCHEDULE_NAMES,
     "train.precision": config_lib.PRECISIONS + (config_lib.PRECISION_AUTO,),
     "train.weight_decay_on": config_lib.WEIGHT_DECAY_ON,
-    "distribute.strategy": config_lib.STRATEGIES, "eval.tta": config_lib.EVAL_TTA}
+    "distribute.strategy": config_lib.STRATEGIES, "eval.tta": config_lib.EVAL_TTA,
+    "export.tflite_quantize": export_checks.TFLITE_QUANTIZE}
 
 
 def choices(key: str) -> tuple[str, ...] | None:

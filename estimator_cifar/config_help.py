@@ -90,6 +90,9 @@ MEANINGS = {
     "summary.max_images": "input images per summary",
     "log.every_steps": "print a progress line every this many steps",
     "eval.batch_size": "images per eval step",
+    "export.formats": "written beside the SavedModel, parity-checked: onnx, tflite",
+    "export.tflite_quantize": "tflite weights: none, dynamic, or int8 "
+                              "(calibrated on training images)",
     "eval.throttle_secs": "least seconds between the starts of two evals",
     "eval.start_delay_secs": "seconds to wait before the first eval",
     "eval.timeout_secs": "continuous_eval: stop after this long idle",

@@ -8,7 +8,8 @@ TFLITE_QUANTIZE = ("none", "dynamic", "int8")
 
 
 def check(export) -> None:
-  """Raises ConfigError for an unknown format or quantization, or a repeat."""
+  """Raises ConfigError for an unknown format or one named twice (the
+  quantization is a choice: config_checks.CHOICES)."""
   for name in export.formats:
     if name not in FORMATS:
       hint = " (the SavedModel is always written)" if name == "saved_model" else ""
@@ -19,8 +20,3 @@ def check(export) -> None:
   if len(set(export.formats)) != len(export.formats):
     raise ConfigError(f"export.formats={list(export.formats)} names a format "
                       "twice; name each once.")
-  if export.tflite_quantize not in TFLITE_QUANTIZE:
-    raise ConfigError(
-        f"export.tflite_quantize='{export.tflite_quantize}' is not one of: "
-        f"{', '.join(TFLITE_QUANTIZE)}. Pass e.g. "
-        "--params_override=export.tflite_quantize=dynamic.")
