@@ -14,7 +14,6 @@ at once are safe: a call reads the loaded (model, class names) pair once, and
 
 import dataclasses
 import os
-import struct
 import threading
 from collections.abc import Sequence
 
@@ -22,11 +21,11 @@ import numpy as np
 from absl import logging
 
 from estimator_cifar import paths
+from estimator_cifar.data import image_files
 from estimator_cifar.errors import CheckpointError, DataError
 
 ImageInput = np.ndarray | bytes | str | os.PathLike | Sequence
 CHUNK = 128          # Images per model call: bounds memory, stays in cache.
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclasses.dataclass
@@ -219,7 +218,8 @@ def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
   decodes them; warns about each image resized to 32x32.
 
   Raises:
-    DataError: empty input, or bytes that are not an image (naming which).
+    DataError: empty input, a PNG/JPEG header claiming more pixels than
+      `image_files.max_pixels()`, or bytes that are not an image (naming which).
   """
   import tensorflow as tf
   from estimator_cifar.engine import export
@@ -231,11 +231,11 @@ def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
     if not data:
       raise DataError(f"Predictor: {name} is empty (0 bytes): pass PNG or "
                       "JPEG bytes.")
-    size = _encoded_size(data)
+    size = image_files.check_encoded(data, name)  # Before decoding: bombs.
     if size and size != (export.SIDE, export.SIDE):
       logging.warning("Predictor: %s is %dx%d (width x height), not %dx%d: "
                       "resized to %dx%d, as the model was trained on.", name,
-                      size[1], size[0], export.SIDE, export.SIDE, export.SIDE,
+                      size[0], size[1], export.SIDE, export.SIDE, export.SIDE,
                       export.SIDE)
   try:
     return export.decode_images(tf.constant(encoded)).numpy()
@@ -248,21 +248,6 @@ def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
       raise DataError(f"Predictor could not decode {name}: it is not a PNG, "
                       "JPEG, GIF or BMP image, or it is damaged.") from None
   raise AssertionError("decoded together, failed, but each decodes alone")
-
-
-def _encoded_size(data: bytes) -> tuple[int, int] | None:
-  """(height, width) from a PNG or JPEG header, without decoding; else None."""
-  if data.startswith(_PNG_SIGNATURE) and len(data) >= 24:
-    width, height = struct.unpack(">II", data[16:24])
-    return height, width
-  if data.startswith(b"\xff\xd8"):
-    import tensorflow as tf
-    try:
-      height, width, _ = tf.io.extract_jpeg_shape(data).numpy()
-    except tf.errors.InvalidArgumentError:
-      return None  # Damaged: decoding names it.
-    return int(height), int(width)
-  return None
 
 
 def _image_files(items: Sequence) -> list[str]:

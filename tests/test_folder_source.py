@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from estimator_cifar import rundir
-from estimator_cifar.data import cifar, folder_source, sources, streaming
+from estimator_cifar.data import cifar, folder_source, image_files, sources, streaming
 from estimator_cifar.data.input_pipeline import IMAGES_KEY, make_input_fn
 from estimator_cifar.errors import DataError
 from tests.testutil import (TINY, checkpoint_steps, cli_in_process, error_line,
@@ -61,9 +61,9 @@ def test_image_size_reads_png_and_jpeg_headers(tmp_path):
   # XMP metadata puts an APP1 segment before the frame header.
   _write(tmp_path / "b.jpg", _noise(24, 40), fmt="jpeg", xmp_metadata="x" * 500)
   (tmp_path / "c.png").write_bytes(b"GIF89a" + bytes(30))
-  assert folder_source.image_size(str(tmp_path / "a.png")) == (40, 24)
-  assert folder_source.image_size(str(tmp_path / "b.jpg")) == (40, 24)
-  assert folder_source.image_size(str(tmp_path / "c.png")) is None
+  assert image_files.encoded_size((tmp_path / "a.png").read_bytes()) == (40, 24)
+  assert image_files.encoded_size((tmp_path / "b.jpg").read_bytes()) == (40, 24)
+  assert image_files.encoded_size((tmp_path / "c.png").read_bytes()) is None
 
 
 def _truncate(path) -> None:
@@ -86,7 +86,8 @@ def _huge_png_header(path, width: int, height: int) -> None:
     (lambda d: (d / "test/cat/bad.png").write_text("text"),
      r"test/cat/bad.png is not a PNG or JPEG image"),
     (lambda d: _huge_png_header(d / "test/cat/huge.png", 20000, 20000),
-     r"huge.png claims 20000x20000 pixels, more than the 89,478,485"),
+     r"huge.png is 20000x20000: 400,000,000 pixels once decoded, over the "
+     r"limit of 89,478,485"),
     (lambda d: os.remove(d / "test/cat/t.png"), r"no .* images in the class folders of"),
     (lambda d: _truncate(d / "test/cat/t.png"),
      r"test/cat/t.png does not decode \(Invalid PNG data, size \d+\): the file is "

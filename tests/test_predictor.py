@@ -17,7 +17,7 @@ from estimator_cifar import Predictor
 from estimator_cifar.data import fake
 from estimator_cifar.engine import export_dirs, modes
 from estimator_cifar.errors import DataError
-from tests.testutil import seconds, subprocess_env, tiny_config
+from tests.testutil import png_header, seconds, subprocess_env, tiny_config
 
 pytestmark = pytest.mark.slow  # Each module fixture trains a tiny model.
 
@@ -85,6 +85,13 @@ def test_eight_threads_get_the_serial_answers(predictor):
 def test_bad_input_is_one_data_error(predictor, bad, message):
   with pytest.raises(DataError, match=message):
     predictor(bad)
+
+
+def test_bytes_claiming_a_huge_size_are_refused_before_decoding(predictor):
+  bomb = png_header(20000, 20000) + b"\0" * 1000
+  with pytest.raises(DataError, match=r"^image 1 \(bytes\) is 20000x20000: "
+                     r"400,000,000 pixels once decoded, over the limit of "):
+    predictor([tf.io.encode_png(images(1)[0]).numpy(), bomb])
 
 
 def test_missing_file_error_speaks_to_python_not_the_cli(predictor, tmp_path):

@@ -7,12 +7,13 @@ The classes are the sorted names of train/'s subfolders, label i the i-th
 (and the run's label_names.txt); test/ may lack a class but not add one. In
 each class folder the regular files ending in .png, .jpg or .jpeg are read,
 in name order; anything else (links, subfolders, other files) is skipped.
-Each image's header is read at start-up, so a file that is not a PNG or
-JPEG, or would decode to more than MAX_DECODED_PIXELS, fails at once with
-its name. Then every image is decoded once, to RGB resized to the dataset
-spec's side (data.name's, 32 for the CIFARs) by the exporter's
-`decode_images`, so training sees what serving the model will see; a file
-that does not decode (truncated, corrupt) fails there, named, not mid-run.
+Each image's header is read at start-up (`image_files.check_image`), so a
+file that is not a PNG or JPEG, or would decode to more pixels than
+`image_files.max_pixels()`, fails at once with its name. Then every image
+is decoded once, to RGB resized to the dataset spec's side (data.name's,
+32 for the CIFARs) by the exporter's `decode_images`, so training sees
+what serving the model will see; a file that does not decode (truncated,
+corrupt) fails there, named, not mid-run.
 Memory: the decoded splits, side x side x 3 bytes an image.
 """
 
@@ -20,19 +21,13 @@ import os
 
 import numpy as np
 
+from estimator_cifar.data import image_files
 from estimator_cifar.data.cifar import DatasetSpec
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.errors import DataError
 
 SPLIT_FOLDERS = {"train": "train", "test": "test"}
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-# PIL's decompression-bomb limit: a small file can claim a huge image.
-MAX_DECODED_PIXELS = 89_478_485
 DECODE_CHUNK = 64  # Images decoded together.
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_SIGNATURE = b"\xff\xd8"
-# JPEG start-of-frame markers (they hold the size); C4, C8, CC are not frames.
-_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def get_source(spec: DatasetSpec, data_dir: str) -> DataSource:
@@ -41,7 +36,8 @@ def get_source(spec: DatasetSpec, data_dir: str) -> DataSource:
   Raises:
     DataError: no train/ folder or no class folder in it, a test class that
       train/ lacks, a split without images, or an image that is not a PNG or
-      JPEG, is too large to decode (check_image) or does not decode.
+      JPEG, is too large to decode (`image_files.check_image`) or does not
+      decode.
   """
   train_dir = os.path.join(data_dir, SPLIT_FOLDERS["train"])
   classes = [e.name for e in _entries(train_dir, missing_ok=True)
@@ -80,7 +76,8 @@ def get_source(spec: DatasetSpec, data_dir: str) -> DataSource:
 
 
 def list_images(split_dir: str, classes: list[str]) -> tuple[list[str], list[int]]:
-  """The split's image paths and labels, each image checked (check_image).
+  """The split's image paths and labels, each image checked
+  (`image_files.check_image`).
 
   Raises:
     DataError: see get_source.
@@ -95,16 +92,18 @@ def list_images(split_dir: str, classes: list[str]) -> tuple[list[str], list[int
           "training images, or move the folder out of the test split.")
   for label, name in enumerate(classes):
     folder = os.path.join(split_dir, name)
-    files = sorted(e.path for e in _entries(folder, missing_ok=True)
-                   if e.is_file(follow_symlinks=False)
-                   and e.name.lower().endswith(IMAGE_EXTENSIONS))
+    try:
+      files = (image_files.folder_images(folder, links=False)
+               if os.path.isdir(folder) else [])
+    except OSError as e:
+      raise _unreadable(folder, e) from None
     for path in files:
-      check_image(path)
+      image_files.check_image(path)
     paths.extend(files)
     labels.extend([label] * len(files))
   if not paths:
     raise DataError(
-        f"data.source=folder: no {'/'.join(IMAGE_EXTENSIONS)} images in the "
+        f"data.source=folder: no {'/'.join(image_files.IMAGE_EXTENSIONS)} images in the "
         f"class folders of {split_dir}/. Put each image in "
         f"{split_dir}/<class>/ (one folder per class).")
   return paths, labels
@@ -171,55 +170,10 @@ def _entries(folder: str, missing_ok: bool = False) -> list[os.DirEntry]:
         "<data_dir>/train/<class>/ and <data_dir>/test/<class>/, then pass "
         "that folder as --data_dir.") from None
   except OSError as e:
-    raise DataError(f"data.source=folder: cannot read {folder}/ ({e.strerror}). "
-                    "Fix its permissions or pass another --data_dir.") from None
+    raise _unreadable(folder, e) from None
 
 
-def check_image(path: str, max_pixels: int = MAX_DECODED_PIXELS) -> None:
-  """Refuses a file that is not a PNG or JPEG, or would decode to too many
-  pixels, from its header alone (nothing is decoded).
+def _unreadable(folder: str, e: OSError) -> DataError:
+  return DataError(f"data.source=folder: cannot read {folder}/ ({e.strerror}). "
+                   "Fix its permissions or pass another --data_dir.")
 
-  Raises:
-    DataError: names the file, what is wrong and the fix.
-  """
-  try:
-    size = image_size(path)
-  except OSError as e:
-    raise DataError(f"Cannot read {path} ({e.strerror}). Fix its "
-                    "permissions or remove it.") from None
-  if size is None:
-    raise DataError(f"{path} is not a PNG or JPEG image (its header does not "
-                    "parse as either). Convert it, or remove it.")
-  width, height = size
-  if width * height > max_pixels:
-    raise DataError(
-        f"{path} claims {width}x{height} pixels, more than the "
-        f"{max_pixels:,} this package decodes (a small file can claim a huge "
-        "image and exhaust memory). Shrink the image first, or remove it.")
-
-
-def image_size(path: str) -> tuple[int, int] | None:
-  """(width, height) from a PNG's or JPEG's header; None if it is neither."""
-  with open(path, "rb") as f:
-    head = f.read(24)
-    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
-      return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if not head.startswith(_JPEG_SIGNATURE):
-      return None
-    f.seek(len(_JPEG_SIGNATURE))
-    while f.read(1) == b"\xff":  # Each segment: ff, marker, length, data.
-      marker = f.read(1)
-      while marker == b"\xff":  # Fill bytes.
-        marker = f.read(1)
-      if not marker or marker[0] == 0xD9:  # The end, with no frame.
-        return None
-      if 0xD0 <= marker[0] <= 0xD7 or marker[0] == 0x01:  # No length.
-        continue
-      length = int.from_bytes(f.read(2), "big")
-      if marker[0] in _JPEG_FRAMES:
-        frame = f.read(5)  # Precision, height, width.
-        if len(frame) < 5:
-          return None
-        return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
-      f.seek(length - 2, os.SEEK_CUR)
-  return None

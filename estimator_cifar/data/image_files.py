@@ -5,12 +5,17 @@ sub-folder or a socket named `x.png`, a symlink loop, or a small PNG whose
 header claims 20000x20000 pixels (1.2 GB once decoded, several GB on the way
 to 32x32). So only regular files are listed and opened, and each image's size
 is read from its header and checked against a decoded-pixel limit before
-anything decodes it, as PIL does against decompression bombs.
+anything decodes it, as PIL does against decompression bombs. Encoded
+bytes (the Predictor's input) go through the same header parsers and limit.
+
+The one home of the image extensions, the header parsers and the pixel limit:
+`--images`, `data.source=folder` and the Predictor all ask this module.
 
 Imports no TensorFlow.
 """
 
 import errno
+import io
 import os
 import stat
 import struct
@@ -47,17 +52,24 @@ def max_pixels() -> int:
   return int(value)
 
 
-def folder_images(folder: str) -> list[str]:
+def folder_images(folder: str, links: bool = True) -> list[str]:
   """The PNG/JPEG files directly in `folder`, sorted; nothing else is opened.
 
   Entries that are not regular files (sub-folders, FIFOs, sockets, devices)
-  are skipped, and so are broken links and symlink loops, each with a warning.
+  are skipped, and so are broken links and symlink loops, each with a warning;
+  with `links=False`, every symbolic link is skipped.
+
+  Raises:
+    OSError: `folder` cannot be listed.
   """
   found = []
   for name in sorted(os.listdir(folder)):
     if not name.lower().endswith(IMAGE_EXTENSIONS):
       continue
     path = os.path.join(folder, name)
+    if not links and os.path.islink(path):
+      logging.warning("Skipping %s: a symbolic link.", path)
+      continue
     try:
       mode = os.stat(path).st_mode  # Follows links, as reading would.
     except OSError as e:
@@ -92,26 +104,59 @@ def check_image(path: str) -> tuple[int, int]:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
       raise DataError(f"The image {path} is not a regular file (a folder, "
                       "FIFO, socket or device). Pass image files only.")
-    head = f.read(8)
-    if head.startswith(_PNG_SIGNATURE):
-      size = _png_size(f)
-    elif head.startswith(_JPEG_SIGNATURE):
-      f.seek(2)
-      size = _jpeg_size(f)
-    else:
-      raise DataError(f"{path} is not a PNG or JPEG file (its first bytes do "
-                      "not match either format).")
+    known, size = _header_size(f)
+  if not known:
+    raise DataError(f"{path} is not a PNG or JPEG image (its first bytes do "
+                    "not match either format). Convert it, or leave it out.")
   if size is None:
     raise DataError(f"{path} is damaged: its header gives no image size.")
-  width, height = size
+  check_pixels(path, *size)
+  return size
+
+
+def check_encoded(data: bytes, name: str) -> tuple[int, int] | None:
+  """(width, height) of encoded PNG/JPEG `data` from its header, checked
+  against `max_pixels()` as `check_image` checks a file; None for other
+  formats or a header without a size (decoding names those).
+
+  Raises:
+    DataError: more pixels than `max_pixels()`, naming the image `name`.
+  """
+  size = encoded_size(data)
+  if size is not None:
+    check_pixels(name, *size)
+  return size
+
+
+def encoded_size(data: bytes) -> tuple[int, int] | None:
+  """(width, height) from a PNG's or JPEG's header in `data`; else None."""
+  return _header_size(io.BytesIO(data))[1]
+
+
+def check_pixels(name: str, width: int, height: int) -> None:
+  """Refuses an image of more than `max_pixels()` before anything decodes it.
+
+  Raises:
+    DataError: naming `name`, its size, the limit and how to raise it.
+  """
   limit = max_pixels()
   if width * height > limit:
     raise DataError(
-        f"{path} is {width}x{height}: {width * height:,} pixels once decoded, "
+        f"{name} is {width}x{height}: {width * height:,} pixels once decoded, "
         f"over the limit of {limit:,} ({MAX_PIXELS_ENV}), which guards memory "
         "against decompression bombs. Shrink the image, or if you trust it "
         f"raise the limit: {MAX_PIXELS_ENV}={width * height}.")
-  return width, height
+
+
+def _header_size(f) -> tuple[bool, tuple[int, int] | None]:
+  """(is a PNG or JPEG, its (width, height) or None) from the open file `f`."""
+  head = f.read(8)
+  if head.startswith(_PNG_SIGNATURE):
+    return True, _png_size(f)
+  if head.startswith(_JPEG_SIGNATURE):
+    f.seek(2)
+    return True, _jpeg_size(f)
+  return False, None
 
 
 def _png_size(f) -> tuple[int, int] | None:
