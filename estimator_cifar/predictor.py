@@ -22,7 +22,7 @@ from absl import logging
 
 from estimator_cifar import paths
 from estimator_cifar.data import image_files
-from estimator_cifar.errors import CheckpointError, DataError
+from estimator_cifar.errors import DataError
 
 ImageInput = np.ndarray | bytes | str | os.PathLike | Sequence
 CHUNK = 128          # Images per model call: bounds memory, stays in cache.
@@ -82,16 +82,12 @@ class Predictor:
     model they started with."""
     if self.config is None:
       return self.model_dir  # An ONNX file: nothing newer to find.
-    import tensorflow as tf
     from estimator_cifar.engine import export
     from estimator_cifar.rundir import identity
     with self._lock:
-      if not tf.train.latest_checkpoint(self.model_dir):
-        raise CheckpointError(
-            f"Predictor found no checkpoint in {self.model_dir}. Train first "
-            "(estimator_cifar.train) or pass the model_dir of a trained run.")
+      # Checked by rundir.checkpoint_check.newest_checkpoint, once.
       path = export.export_newest(self.config, self.model_dir, self._data_dir,
-                                  reuse=True)
+                                  reuse=True, reader="Predictor")
       names = identity.label_names(self.config, self.model_dir, self._data_dir)
       self._served = (_SavedModel(path), names)
       self.export_path = path
@@ -251,14 +247,9 @@ def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
 
 
 def _image_files(items: Sequence) -> list[str]:
-  """Image files of `items` (files and folders), with Predictor's wording."""
+  """Image files of `items` (files and folders), checked."""
   from estimator_cifar.engine import predict
-  try:
-    return [f for item in items for f in predict.image_paths(str(item))]
-  except DataError as e:
-    # image_paths speaks to the command line; here the caller passed a list.
-    raise DataError(str(e).replace("--images: ", "Predictor: ")
-                    .replace("--images=", "Predictor(...)([...]) with ")) from None
+  return predict.image_paths([str(item) for item in items], source="Predictor")
 
 
 def _read(path: str) -> bytes:

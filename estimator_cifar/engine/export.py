@@ -265,17 +265,19 @@ def exporters(cfg: ExperimentConfig,
 
 
 def export_newest(cfg: ExperimentConfig, model_dir: str, data_dir: str | None,
-                  reuse: bool = False) -> str:
+                  reuse: bool = False, reader: str = "--mode=export") -> str:
   """The newest checkpoint -> `<model_dir>/export/<timestamp>/`; its path.
 
   Args:
     reuse: return an existing export of the newest checkpoint if there is one.
+    reader: who asks, as `checkpoint_check.newest_checkpoint`'s messages name it.
 
   Raises:
-    CheckpointError: no checkpoint in model_dir.
+    CheckpointError: no checkpoint in model_dir, or one that
+      `checkpoint_check.newest_checkpoint` refuses.
     DataError: no label_names.txt in model_dir and no data to read names from.
   """
-  checkpoint = checkpoint_check.newest_checkpoint(model_dir, "--mode=export")
+  checkpoint = checkpoint_check.newest_checkpoint(model_dir, reader)
   export_base = os.path.join(model_dir, EXPORT_DIR)
   if reuse:
     wanted = {"checkpoint": os.path.basename(checkpoint),

@@ -29,7 +29,7 @@ OUTPUTS = ("table", "json")
 BATCH = 64
 
 
-def image_paths(images: str | Sequence[str]) -> list[str]:
+def image_paths(images: str | Sequence[str], source: str = "--images") -> list[str]:
   """Expands `--images` values (files and/or directories) to checked files.
 
   A value that names an existing file or directory is taken whole, so a name
@@ -38,27 +38,38 @@ def image_paths(images: str | Sequence[str]) -> list[str]:
   `image_files.folder_images`). Each file is checked before anything decodes
   it (`image_files.check_image`: a regular PNG or JPEG within the pixel limit).
 
+  Args:
+    images: the values.
+    source: who asks, as the messages name it: `--images` (the command line)
+      or a Python name (`Predictor`).
+
   Raises:
     DataError: a path that does not exist, a directory with no images, or a
       file that `image_files.check_image` refuses.
   """
+  cli = source == "--images"
   values = [images] if isinstance(images, str) else list(images)
   paths = []
   for item in (item for value in values for item in _flag_items(value)):
     if os.path.isdir(item):
       found = image_files.folder_images(item)
       if not found:
-        raise DataError(f"--images: directory {item} has no "
+        raise DataError(f"{source}: directory {item} has no "
                         f"{'/'.join(image_files.IMAGE_EXTENSIONS)} files.")
       paths.extend(found)
     elif os.path.lexists(item):  # Links too: check_image names a broken one.
       paths.append(item)
-    else:
+    elif cli:
       raise DataError(f"--images: {item} does not exist. Pass image files or "
                       "directories: --images=a.png,b.jpg,dir/ or --images "
                       "repeated (a name with a comma: give it alone).")
+    else:
+      raise DataError(f"{source}: {item} does not exist. Pass image files or "
+                      "folders, as a list of paths.")
   if not paths:
-    raise DataError("--mode=predict needs --images=a.png,b.jpg (or a directory).")
+    raise DataError("--mode=predict needs --images=a.png,b.jpg (or a directory)."
+                    if cli else f"{source} got no images: pass image files "
+                    "or folders.")
   for path in paths:
     image_files.check_image(path)
   return paths

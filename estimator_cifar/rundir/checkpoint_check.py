@@ -227,7 +227,8 @@ def newest_checkpoint(model_dir: str, reader: str) -> str:
 
   Args:
     model_dir: the trained run's directory.
-    reader: who reads it, as the message names it (`--mode=eval`).
+    reader: who reads it, as the message names it: a flag (`--mode=eval`)
+      for the command line, else a Python name (`Predictor`).
 
   Raises:
     CheckpointError: no checkpoint, a state file or a link leading elsewhere
@@ -237,9 +238,11 @@ def newest_checkpoint(model_dir: str, reader: str) -> str:
   check_contained(model_dir)
   newest = tf.train.latest_checkpoint(model_dir)
   if newest is None:
+    how = ("(--mode=train_and_eval) or point --model_dir at a trained run"
+           if reader.startswith("--") else
+           "(estimator_cifar.train) or pass the model_dir of a trained run")
     raise CheckpointError(
-        f"{reader} found no checkpoint in {model_dir}. Train first "
-        "(--mode=train_and_eval) or point --model_dir at a trained run.")
+        f"{reader} found no checkpoint in {model_dir}. Train first {how}.")
   problem = checkpoint_problem(newest)
   if problem is not None:
     raise CheckpointError(
