@@ -21,11 +21,13 @@ import numpy as np
 from absl import logging
 
 from estimator_cifar import paths
-from estimator_cifar.data import image_files
+from estimator_cifar.data import cifar, image_files
 from estimator_cifar.errors import DataError
 
 ImageInput = np.ndarray | bytes | str | os.PathLike | Sequence
 CHUNK = 128          # Images per model call: bounds memory, stays in cache.
+# What the exports take as arrays: every dataset's shape (data/cifar.py).
+IMAGE_SHAPE = cifar.CIFAR10.image_shape
 
 
 @dataclasses.dataclass
@@ -41,11 +43,13 @@ class Prediction:
 class Predictor:
   """Class names and probabilities from a trained model_dir or an ONNX file.
 
-  Takes uint8 images `[N, 32, 32, 3]` (or one `[32, 32, 3]`) in RGB, as CIFAR
-  stores them; encoded PNG/JPEG `bytes` (or a list of them); or image file
-  paths, a folder meaning its image files. The eval transform, test-time views
-  and, under `ema.eval_with_ema`, the averaged weights are those of the export.
-  Images of another size are resized to 32x32, with a warning.
+  Takes uint8 images `[N, *IMAGE_SHAPE]` (32x32 for CIFAR; or one image
+  without N) in RGB, as CIFAR stores them; encoded PNG/JPEG `bytes` (or a
+  list of them); or image file paths, a folder meaning its image files. The
+  eval transform, test-time views and, under `ema.eval_with_ema`, the
+  averaged weights are those of the export.
+  Images of another size are resized to the dataset spec's side, with a
+  warning.
   """
 
   def __init__(self, model_dir: str, overrides=None, data_dir: str | None = None,
@@ -172,14 +176,15 @@ class _OnnxModel:
 
 
 def checked_array(images: np.ndarray) -> np.ndarray:
-  """uint8 [N, 32, 32, 3] from `images`, or a DataError saying how to get it."""
+  """uint8 [N, *IMAGE_SHAPE] from `images`, or a DataError saying how to get it."""
+  shape = ", ".join(map(str, IMAGE_SHAPE))
   if images.ndim == 3:
     images = images[None]
   if images.size == 0:
     raise DataError(f"Predictor got an empty array {images.shape}: pass at "
-                    "least one uint8 image [32, 32, 3].")
-  if images.ndim != 4 or images.shape[1:] != (32, 32, 3):
-    raise DataError(f"Predictor takes uint8 images [N, 32, 32, 3] (RGB, as "
+                    f"least one uint8 image [{shape}].")
+  if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+    raise DataError(f"Predictor takes uint8 images [N, {shape}] (RGB, as "
                     f"CIFAR stores them), got shape {images.shape}. Pass image "
                     "files or bytes for other sizes: they are resized.")
   if images.dtype != np.uint8:
@@ -210,8 +215,8 @@ def _conversion_hint(images: np.ndarray) -> str:
 
 
 def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
-  """Encoded images -> uint8 [N, 32, 32, 3], as the `image_bytes` signature
-  decodes them; warns about each image resized to 32x32.
+  """Encoded images -> uint8 [N, *IMAGE_SHAPE], as the `image_bytes`
+  signature decodes them; warns about each image resized.
 
   Raises:
     DataError: empty input, a PNG/JPEG header claiming more pixels than
@@ -228,11 +233,11 @@ def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
       raise DataError(f"Predictor: {name} is empty (0 bytes): pass PNG or "
                       "JPEG bytes.")
     size = image_files.check_encoded(data, name)  # Before decoding: bombs.
-    if size and size != (export.SIDE, export.SIDE):
+    if size and size != (cifar.SIDE, cifar.SIDE):
       logging.warning("Predictor: %s is %dx%d (width x height), not %dx%d: "
                       "resized to %dx%d, as the model was trained on.", name,
-                      size[0], size[1], export.SIDE, export.SIDE, export.SIDE,
-                      export.SIDE)
+                      size[0], size[1], cifar.SIDE, cifar.SIDE, cifar.SIDE,
+                      cifar.SIDE)
   try:
     return export.decode_images(tf.constant(encoded)).numpy()
   except tf.errors.InvalidArgumentError:

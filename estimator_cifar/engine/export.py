@@ -2,11 +2,12 @@
 
 Signatures (outputs `classes` int64 [N], `probabilities` and `logits` float32
 [N, classes] in both):
-- `serving_default`: input `images`, raw uint8 [N, 32, 32, 3] (HWC, RGB, as
+- `serving_default`: input `images`, raw uint8 `IMAGE_SHAPE` (HWC, RGB, as
   stored in CIFAR). The eval transform (central crop to `data.image_size`,
   standardization) runs inside the graph, so clients send pixels, not floats.
 - `image_bytes` (BYTES_SIGNATURE): input `image_bytes`, string [N] of encoded
-  PNG/JPEG (GIF/BMP too), decoded to RGB and resized to 32x32 if needed.
+  PNG/JPEG (GIF/BMP too), decoded to RGB and resized to SIDE x SIDE (32x32
+  for CIFAR) if needed.
 
 Both are one graph: `images` is a `placeholder_with_default` whose default is
 the decoded `image_bytes`, so feeding `images` skips decoding and the second
@@ -44,12 +45,12 @@ IMAGES_INPUT = "images"
 BYTES_INPUT = "image_bytes"
 # Estimator names an alternative receiver's signatures "<receiver>:<output>".
 BYTES_SIGNATURE = BYTES_INPUT + ":serving_default"
-SIDE = cifar.SIDE                      # Every dataset's images: 32x32 RGB.
+SIDE = cifar.SIDE                      # Every dataset's images' side.
 IMAGE_SHAPE = [None, SIDE, SIDE, 3]    # What `serving_default` takes.
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
-  """Encoded images (string [N]) -> uint8 [N, 32, 32, 3], resized if needed."""
+  """Encoded images (string [N]) -> uint8 [N, SIDE, SIDE, 3], resized if needed."""
 
   def one(data):
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
@@ -86,7 +87,7 @@ def checked_request(request: tf.Tensor, shape: list, name: str) -> tf.Tensor:
 
 
 def preprocess(images: tf.Tensor, cfg: ExperimentConfig) -> tf.Tensor:
-  """uint8 [N, 32, 32, 3] -> the model's float input: the eval transform."""
+  """uint8 [N, SIDE, SIDE, 3] -> the model's float input: the eval transform."""
   return augment.eval_transform(images, cfg.data)
 
 

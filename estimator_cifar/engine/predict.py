@@ -2,8 +2,8 @@
 
 Images are PNG or JPEG files (a directory means every regular .png/.jpg/.jpeg
 file in it, sorted), checked for size before decoding (data/image_files.py),
-decoded and resized to 32x32 in the graph exactly as the exported
-`image_bytes` signature does, then given the eval transform. The newest
+decoded and resized to the dataset spec's side (`cifar.SIDE`) in the graph
+exactly as the exported `image_bytes` signature does, then given the eval transform. The newest
 checkpoint of model_dir is used, with the EMA weights under
 `ema.eval_with_ema`, as in eval and export. Class names come from the
 model_dir's label_names.txt (written at train time), else from the data.
