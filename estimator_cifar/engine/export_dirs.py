@@ -19,6 +19,8 @@ from collections.abc import Iterator
 
 from absl import logging
 
+from estimator_cifar.rundir import lock
+
 INFO_FILE = "export_info.json"   # Written last into every finished export.
 STAGING_PREFIX = ".incomplete-"
 _staging_count = itertools.count()
@@ -80,7 +82,10 @@ def remove_abandoned(export_base: str) -> None:
   if not os.path.isdir(export_base):
     return
   for entry in os.listdir(export_base):
-    if entry.startswith(STAGING_PREFIX) and not _alive(_owner_pid(entry)):
+    if not entry.startswith(STAGING_PREFIX):
+      continue
+    pid = _owner_pid(entry)
+    if not (pid > 0 and lock.pid_exists(pid)):
       shutil.rmtree(os.path.join(export_base, entry), ignore_errors=True)
       logging.info("Removed the unfinished export %s of a stopped process.",
                    os.path.join(export_base, entry))
@@ -90,17 +95,6 @@ def _owner_pid(staging_name: str) -> int:
   pid = staging_name[len(STAGING_PREFIX):].split("-", 1)[0]
   return int(pid) if pid.isdigit() else 0
 
-
-def _alive(pid: int) -> bool:
-  if pid <= 0:
-    return False
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True  # Another user's live process.
-  return True
 
 
 def _timestamp_order(entry: str) -> tuple[int, str]:

@@ -113,19 +113,20 @@ def process_start(pid: int) -> str | None:
   except FileNotFoundError:
     if os.path.isdir("/proc/self"):
       return None
-    return "unknown" if _exists(pid) else None
+    return "unknown" if pid_exists(pid) else None
   except (OSError, IndexError):
     return "unknown"
   return None if state in ("Z", "X") else start_ticks
 
 
-def _exists(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+  """Whether a process `pid` exists (another user's too), by signal 0."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
     return False
   except PermissionError:
-    return True
+    return True  # Another user's live process.
   return True
 
 
