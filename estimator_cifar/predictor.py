@@ -239,16 +239,13 @@ def decoded(encoded: list[bytes], files: list[str] | None = None) -> np.ndarray:
                       size[0], size[1], cifar.SIDE, cifar.SIDE, cifar.SIDE,
                       cifar.SIDE)
   try:
-    return export.decode_images(tf.constant(encoded)).numpy()
+    return export.decode_encoded(tf.constant(encoded, tf.string)).numpy()
   except tf.errors.InvalidArgumentError:
-    pass  # One of them is bad: find which, to name it.
-  for name, data in zip(names, encoded):
-    try:
-      export.decode_images(tf.constant([data]))
-    except tf.errors.InvalidArgumentError:
-      raise DataError(f"Predictor could not decode {name}: it is not a PNG, "
-                      "JPEG, GIF or BMP image, or it is damaged.") from None
-  raise AssertionError("decoded together, failed, but each decodes alone")
+    found = export.undecodable(encoded)  # One of them is bad: name it.
+    if found is None:
+      raise
+  raise DataError(f"Predictor could not decode {names[found[0]]}: it is not a "
+                  "PNG, JPEG, GIF or BMP image, or it is damaged.") from None
 
 
 def _image_files(items: Sequence) -> list[str]:

@@ -121,40 +121,25 @@ def decode(paths: list[str]) -> np.ndarray:
   # Deferred: the exporter's decode needs TensorFlow, as does the engine.
   from estimator_cifar.engine import export
 
-  # One graph for every chunk: eager map_fn would run Python per image.
-  decode_images = tf.function(export.decode_images,
-                              input_signature=[tf.TensorSpec([None], tf.string)])
-
-  def run(part):
-    data = []
-    for path in part:
-      with open(path, "rb") as f:
-        data.append(f.read())
-    return decode_images(tf.constant(data, tf.string)).numpy()
-
   chunks = []
   for start in range(0, len(paths), DECODE_CHUNK):
     part = paths[start:start + DECODE_CHUNK]
     try:
-      chunks.append(run(part))
+      chunks.append(export.decode_encoded(
+          tf.constant([_read(path) for path in part], tf.string)).numpy())
     except tf.errors.InvalidArgumentError:
-      for path in part:  # Which one.
-        try:
-          run([path])
-        except tf.errors.InvalidArgumentError as e:
-          raise DataError(f"{path} does not decode ({_cause(e.message)}): the "
-                          "file is truncated or corrupt. Replace it, or remove "
-                          "it.") from None
-      raise
+      found = export.undecodable(_read(path) for path in part)
+      if found is None:
+        raise
+      raise DataError(f"{part[found[0]]} does not decode ({found[1]}): the "
+                      "file is truncated or corrupt. Replace it, or remove "
+                      "it.") from None
   return np.concatenate(chunks)
 
 
-def _cause(message: str) -> str:
-  """TensorFlow's reason: the line before the failing node's `[[...]]`."""
-  lines = message.splitlines()
-  node = next((i for i, line in enumerate(lines) if "[[" in line), len(lines))
-  reason = [line.strip() for line in lines[:node] if line.strip()]
-  return reason[-1] if reason else "undecodable data"
+def _read(path: str) -> bytes:
+  with open(path, "rb") as f:
+    return f.read()
 
 
 def _entries(folder: str, missing_ok: bool = False) -> list[os.DirEntry]:

@@ -86,15 +86,10 @@ def _flag_items(value: str) -> list[str]:
 def undecodable_image(paths: list[str]) -> tuple[str, str] | None:
   """(path, why) of the first file TensorFlow cannot decode, else None.
 
-  A failed batch names no file; decoding each on its own finds the culprit.
+  A failed batch names no file; `export.undecodable` tries each alone.
   """
-  for path in paths:
-    try:
-      tf.io.decode_image(tf.io.read_file(path), channels=3,
-                         expand_animations=False)
-    except tf.errors.InvalidArgumentError as e:
-      return path, identity.error_cause(e.message)
-  return None
+  found = export.undecodable(tf.io.read_file(path).numpy() for path in paths)
+  return (paths[found[0]], found[1]) if found else None
 
 
 def predict_files(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
