@@ -64,6 +64,8 @@ def memory_errors_named(settings: dict[str, object]):
   """
   try:
     yield
+  except UserError:
+    raise  # Already explained (a full disk's ResourceExhaustedError, say).
   except Exception as e:  # MemoryError is an Exception too.
     error = out_of_memory(e, settings)
     if error is None:
@@ -84,7 +86,8 @@ def out_of_memory(e: BaseException,
     seen.add(id(e))
     if any(k.__name__ in _OUT_OF_MEMORY_TYPES for k in type(e).__mro__):
       break
-    e = e.__cause__ or e.__context__
+    # `raise ... from None` hides its context: so must this walk.
+    e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
   else:
     return None
   lines = [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -98,14 +98,14 @@ def test_images_values_repeat_and_names_may_hold_commas(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_folder_with_a_fifo_neither_hangs_nor_tracebacks(tmp_path):
+def test_cli_folder_with_a_fifo_neither_hangs_nor_tracebacks(trained, tmp_path):
   folder = tmp_path / "imgs"
   folder.mkdir()
   os.mkfifo(folder / "a.png")
   (folder / "x.png").mkdir()
   os.symlink("loop.png", folder / "loop.png")
   done = run_cli("--experiment=resnet_sgd", "--mode=predict",
-                 f"--model_dir={tmp_path / 'm'}", f"--images={folder}",
+                 f"--model_dir={trained}", f"--images={folder}",
                  timeout=60)  # Before, reading the FIFO blocked forever.
   assert done.returncode == 2, done.stderr[-2000:]
   assert "Traceback" not in done.stderr

@@ -44,6 +44,7 @@ from typing import Iterator
 from absl import logging
 
 from estimator_cifar import rundir
+from estimator_cifar.rundir import disk_space
 from estimator_cifar.errors import CheckpointError
 
 TRAINER = "trainer"
@@ -171,16 +172,17 @@ def stale_reason(holder: dict | None, age_secs: float) -> str | None:
 def _install(file_path: str, record: dict) -> bool:
   """Creates `file_path` holding `record`, whole, unless it exists."""
   tmp = f"{file_path}.{record['token']}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(record, f)
   try:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(record, f)
     os.link(tmp, file_path)  # Atomic, and fails if the name exists.
     return True
   except FileExistsError:
     # Over NFS a retried link reports EEXIST when its first try succeeded.
     return os.stat(tmp).st_nlink == 2
-  finally:
-    os.remove(tmp)
+  finally:  # Also when the write failed (a full disk): leave nothing behind.
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
 
 
 def _read(file_path: str) -> tuple[dict | None, float]:
@@ -252,6 +254,9 @@ def acquire(model_dir: str, role: str) -> Lock:
   try:
     return _acquire(file_path, model_dir, role)
   except OSError as e:
+    unwritable = disk_space.unwritable_error(e, model_dir)  # Full, read-only.
+    if unwritable is not None:
+      raise unwritable from None
     raise CheckpointError(
         f"Cannot take the {role} lock of --model_dir={model_dir}: writing "
         f"{file_path} failed ({e.strerror or e}). Free space there or fix its "

@@ -39,11 +39,12 @@ def setup(mode: str, model_dir: str | None, experiment: str | None,
 
   Raises:
     ConfigError: no experiment to resolve, or a bad override or config.json.
-    CheckpointError: a reading mode's model_dir does not exist.
+    CheckpointError: the model_dir of eval, export or predict does not exist.
   """
   cfg = None
   if mode in READING_MODES and model_dir:
-    if not os.path.isdir(model_dir):
+    # continuous_eval may start before its trainer makes the folder: it waits.
+    if mode != "continuous_eval" and not os.path.isdir(model_dir):
       raise CheckpointError(
           f"--model_dir={model_dir} does not exist, so there is no trained "
           f"run to {mode.replace('_', ' ')}. Check the path, or train there "
