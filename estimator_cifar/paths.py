@@ -12,3 +12,11 @@ def expand(path: str | None) -> str | None:
   if not path:
     return path
   return os.path.expanduser(os.path.expandvars(path))
+
+
+def cache_dir() -> str:
+  """The package's cache dir: $XDG_CACHE_HOME/estimator_cifar, by default
+  ~/.cache/estimator_cifar (as Keras and tfds keep theirs)."""
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+      os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "estimator_cifar")

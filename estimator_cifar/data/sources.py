@@ -7,6 +7,7 @@ with a clear message and the per-step path never checks anything.
 
 import os
 
+from estimator_cifar import paths
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar, cifar_binary
 from estimator_cifar.data.cifar import DatasetSpec
@@ -16,8 +17,8 @@ SYNTHETIC_CHUNK = 1000  # Records generated together.
 
 
 def default_data_dir() -> str:
-  """A cache dir under the user's home, as Keras and tfds do."""
-  return os.path.join(os.path.expanduser("~"), ".cache", "estimator_cifar")
+  """The package's cache dir (paths.cache_dir)."""
+  return paths.cache_dir()
 
 
 def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:

@@ -16,8 +16,8 @@ from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar_binary
 from estimator_cifar.data.input_pipeline import make_input_fn
 from estimator_cifar.engine import (continuous_eval, distribute, export,
-                                    hparams, preemption, ps_task, rejoin,
-                                    warm_start)
+                                    hparams, precision, preemption, ps_task,
+                                    rejoin, warm_start)
 from estimator_cifar.engine import TRAIN_MODES
 from estimator_cifar.engine import hooks as hooks_lib
 from estimator_cifar.engine.estimator_setup import Plan, make_estimator, make_plan
@@ -122,7 +122,8 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
     checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
     disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
   try:
-    record = run_record.start(cfg, model_dir, mode, data_dir)
+    record = run_record.start(cfg, model_dir, mode, data_dir,
+                              precision=precision.run_fact(cfg))
   except OSError as e:
     _raise_if_unwritable(e, model_dir)
     raise

@@ -1,38 +1,69 @@
-"""`train.precision=auto`: the fastest precision this device runs well.
+"""`train.precision=auto`: the precision that trains this network fastest here.
 
-Decided from what the device has, not from what a precision is called:
-- a GPU with tensor cores (compute capability >= 7.0): mixed_float16;
-- else a CPU with AMX (`amx_bf16` in /proc/cpuinfo's flags): mixed_bfloat16,
-  which AMX's bfloat16 matrix units make faster than float32;
-- else float32. A CPU with avx512_bf16 but no AMX has bfloat16 instructions,
-  yet mixed_bfloat16 measured slower than float32 there (docs/real_data.md),
-  and older GPUs have no fast float16 path.
-The choice and its reason are logged once per process. Any other value of
-`train.precision` is used as given.
+- A GPU keeps the tensor-core rule: mixed_float16 with compute capability
+  >= 7.0, else float32.
+- A CPU without bfloat16 instructions (`avx512_bf16` or `amx_bf16` in
+  /proc/cpuinfo's flags) trains in float32.
+- Any other CPU is measured: the flags say which instructions exist, not
+  which kernels oneDNN runs fast on a given core (mixed_bfloat16 ran 0.66x
+  float32's speed on one Xeon with avx512_bf16, 1.4x on an AMD EPYC with the
+  same flags). precision_probe.py times a few steps of the experiment's own
+  network in float32 and mixed_bfloat16, alternating, and mixed_bfloat16 is
+  kept only at CLEAR_MARGIN or better. A precision that fails in the probe
+  (an op without a bfloat16 kernel) leaves float32, and the log says why.
+
+A measured decision is stored per machine, TensorFlow version, network and
+batch size (precision_cache.py), so only the first run on a machine pays the
+few seconds. The decision and its reason are logged once per process and
+recorded in run_info.json (`precision`). Any other value of `train.precision`
+is used as given, without a probe.
 """
 
 import dataclasses
+from typing import Any
 
 from absl import logging
 
 from estimator_cifar.config import PRECISION_AUTO, ExperimentConfig
+from estimator_cifar.engine import precision_cache
 
 CPUINFO = "/proc/cpuinfo"
 TENSOR_CORE_CAPABILITY = (7, 0)  # Volta and newer.
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs worth a bfloat16 probe.
+CANDIDATES = ("float32", "mixed_bfloat16")  # Measured on such a CPU.
+# mixed_bfloat16 must beat float32's steps/s by this factor: below it a
+# neighbour's load or the probe's few steps could have made the difference.
+CLEAR_MARGIN = 1.15
 
-_logged: set = set()
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+  """What auto chose, why, and mixed_bfloat16's measured speed-up (if any)."""
+  precision: str
+  reason: str
+  ratio: float | None = None  # mixed_bfloat16's steps/s over float32's.
+
+  def as_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
 
 
-def cpu_flags(cpuinfo: str = CPUINFO) -> set[str]:
-  """The CPU feature flags from /proc/cpuinfo (empty where there is none)."""
+_decided: dict[str, Decision] = {}  # This process's decisions, by cache key.
+
+
+def cpu_info(cpuinfo: str = CPUINFO) -> tuple[str, set[str]]:
+  """(model name, feature flags) from /proc/cpuinfo ("", empty where none)."""
+  model, flags = "", set()
   try:
     with open(cpuinfo) as f:
       for line in f:
-        if line.startswith("flags"):
-          return set(line.partition(":")[2].split())
+        name, _, value = line.partition(":")
+        if name.strip() == "model name" and not model:
+          model = value.strip()
+        elif name.strip() == "flags" and not flags:
+          flags = set(value.split())
   except OSError:
     pass
-  return set()
+  return model, flags
 
 
 def gpu_capabilities() -> list[tuple[int, int]]:
@@ -45,31 +76,100 @@ def gpu_capabilities() -> list[tuple[int, int]]:
   return found
 
 
-def choose(capabilities: list[tuple[int, int]],
-           flags: set[str]) -> tuple[str, str]:
-  """(precision, reason) for a device with these GPUs and CPU flags."""
+def device_rule(capabilities: list[tuple[int, int]],
+                flags: set[str]) -> Decision | None:
+  """The decision the device alone settles, or None where it takes a probe."""
   if capabilities:
     best = max(capabilities)
     if best >= TENSOR_CORE_CAPABILITY:
-      return "mixed_float16", (f"GPU with tensor cores (compute capability "
-                               f"{best[0]}.{best[1]})")
-    return "float32", (f"GPU without tensor cores (compute capability "
-                       f"{best[0]}.{best[1]} < 7.0)")
-  if "amx_bf16" in flags:
-    return "mixed_bfloat16", "CPU with AMX bfloat16 units (amx_bf16)"
-  if "avx512_bf16" in flags:
-    return "float32", ("CPU with avx512_bf16 but no AMX: mixed_bfloat16 runs "
-                       "slower than float32 there")
-  return "float32", "CPU without bfloat16 matrix units"
+      return Decision("mixed_float16", f"GPU with tensor cores (compute "
+                      f"capability {best[0]}.{best[1]})")
+    return Decision("float32", f"GPU without tensor cores (compute "
+                    f"capability {best[0]}.{best[1]} < 7.0)")
+  if not flags & set(BFLOAT16_FLAGS):
+    return Decision("float32", "CPU without bfloat16 instructions")
+  return None
+
+
+def decide(steps_per_sec: dict[str, float], failures: dict[str, str],
+           trials: int, steps: int, network: str, batch_size: int) -> Decision:
+  """The decision from a probe's median steps/s per precision.
+
+  Args:
+    steps_per_sec: median steps/s of each precision that ran (float32's
+      always).
+    failures: the error line of each candidate that failed in the probe.
+    trials: alternating trials per precision behind each median.
+    steps: timed steps per trial.
+    network: the network's name, for the reason.
+    batch_size: the batch size timed, for the reason.
+  """
+  fast = CANDIDATES[1]
+  if fast in failures:
+    return Decision("float32", f"{fast} failed in the probe, so float32 "
+                    f"({failures[fast]})")
+  ratio = round(steps_per_sec[fast] / steps_per_sec["float32"], 3)
+  how = (f"measured {ratio:.2f}x float32's steps/s (median of {trials} "
+         f"alternating trials of {steps} steps, {network}, batch {batch_size})")
+  if ratio >= CLEAR_MARGIN:
+    return Decision(fast, how, ratio)
+  return Decision("float32", f"{fast} {how}, under the {CLEAR_MARGIN}x "
+                  "margin it must clear", ratio)
+
+
+def network_name(cfg: ExperimentConfig) -> str:
+  """e.g. resnet-20, wide_resnet-28x10: what the probe timed."""
+  m = cfg.model
+  return f"{m.name}-{m.depth}" + (f"x{m.width}" if m.width != 1 else "")
+
+
+def decision(cfg: ExperimentConfig) -> Decision:
+  """Auto's decision for `cfg` on this device: by rule, cached, or measured."""
+  import tensorflow as tf
+  cpu_model, flags = cpu_info()
+  capabilities = gpu_capabilities()
+  key = precision_cache.key(cpu_model, flags, tf.__version__,
+                            network_name(cfg), cfg.train.batch_size)
+  memo = repr((key, capabilities))
+  if memo in _decided:
+    return _decided[memo]
+  ruled = device_rule(capabilities, flags)
+  where = ""
+  if ruled is None:
+    cached = precision_cache.lookup(key)
+    if cached is not None:
+      ruled, where = Decision(**cached), f" (cached in {precision_cache.path()})"
+    else:
+      ruled = _measure(cfg)
+      if precision_cache.store(key, ruled.as_dict()):
+        where = f"; cached in {precision_cache.path()}"
+  _decided[memo] = ruled
+  logging.info("train.precision=auto -> %s: %s%s.", ruled.precision,
+               ruled.reason, where)
+  return ruled
+
+
+def _measure(cfg: ExperimentConfig) -> Decision:
+  """Runs the probe on `cfg`'s network and decides from it."""
+  from estimator_cifar.engine import precision_probe
+  logging.info("train.precision=auto: timing %s in %s (a few seconds, once "
+               "per machine).", network_name(cfg), " and ".join(CANDIDATES))
+  result = precision_probe.probe(cfg, list(CANDIDATES))
+  return decide(result.steps_per_sec, result.failures, result.trials,
+                result.steps, network_name(cfg), cfg.train.batch_size)
 
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
   """`cfg` itself, or for precision=auto a copy with the chosen precision."""
   if cfg.train.precision != PRECISION_AUTO:
     return cfg
-  chosen, reason = choose(gpu_capabilities(), cpu_flags())
-  if (chosen, reason) not in _logged:
-    _logged.add((chosen, reason))
-    logging.info("train.precision=auto -> %s: %s.", chosen, reason)
+  chosen = decision(cfg).precision
   return dataclasses.replace(
       cfg, train=dataclasses.replace(cfg.train, precision=chosen))
+
+
+def run_fact(cfg: ExperimentConfig) -> dict[str, Any] | None:
+  """run_info.json's `precision`: auto's decision, or None for a set value."""
+  if cfg.train.precision != PRECISION_AUTO:
+    return None
+  return decision(cfg).as_dict()

@@ -25,6 +25,9 @@ the run finished or was stopped:
                 tensorflow_datasets.
   host, devices hostname, platform, CPU count, pid; the physical devices
                 TensorFlow sees.
+  precision     for train.precision=auto, what it chose, why, and the
+                measured mixed_bfloat16/float32 speed ratio (engine/
+                precision.py); null for a precision set explicitly.
 
 The file is replaced atomically (tmp + os.replace), so a reader never sees half
 a record. Only the chief writes it: workers, parameter servers and evaluators
@@ -103,8 +106,8 @@ def read(model_dir: str) -> dict[str, Any] | None:
 
 
 def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
-          data_dir: str | None, argv: list[str] | None = None
-          ) -> dict[str, Any] | None:
+          data_dir: str | None, argv: list[str] | None = None,
+          precision: dict[str, Any] | None = None) -> dict[str, Any] | None:
   """Writes the "running" record of a train-mode run before it trains.
 
   A previous record in `model_dir` moves into `history`; if it still says
@@ -117,6 +120,7 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
     mode: the train mode.
     data_dir: as passed to modes.run (None: the default cache).
     argv: the command line; default sys.argv.
+    precision: train.precision=auto's decision (precision.run_fact).
 
   Returns:
     The record to hand to `end`, or None where this process is not the chief
@@ -162,6 +166,7 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
       "host": host_info(),
       "env": {k: os.environ[k] for k in ENV_KEYS if k in os.environ},
       "devices": device_list(),
+      "precision": precision,
       "history": history,
       "config": config,
   }
