@@ -203,3 +203,43 @@ def test_wrapper_sets_the_keras_policy_only_when_asked(tmp_path, monkeypatch):
       capture_output=True, text=True, timeout=seconds(120), check=True).stdout
   assert "policy=mixed_bfloat16" in out.splitlines()
   assert bench_peers.parse_peer(out, bench_peers.KERAS_LINE).wall == 2.0
+
+
+@pytest.mark.slow
+def test_precisions_train_side_by_side_with_medians_and_ratios(tmp_path):
+  res = benchmark.main(
+      ["--params_override=model.name=tiny,train.batch_size=16,"
+       "data.synthetic_train_size=64,data.synthetic_eval_size=16",
+       "--steps=2", "--warmup=1", "--windows=1", "--repeats=2",
+       "--skip=eval,pipeline,peak,flops", "--precisions=float32,mixed_bfloat16",
+       f"--model_dir={tmp_path}"])
+  assert res["precision"] == "float32"  # The first is the run's own.
+  own, other = res["by_precision"]["float32"], res["by_precision"]["mixed_bfloat16"]
+  assert len(own["runs"]) == len(other["runs"]) == 2
+  assert own["images_per_sec"] == res["train_images_per_sec"]
+  assert own["ratio"] == 1.0
+  assert other["ratio"] == pytest.approx(
+      other["images_per_sec"] / own["images_per_sec"], rel=0.01)
+  # Each precision trained in its own model_dir, to the same step.
+  assert os.path.isfile(tmp_path / "mixed_bfloat16" / "checkpoint")
+
+
+def test_by_precision_takes_medians_and_ratios_over_the_first():
+  rate = bench_measure.Rate
+  got = benchmark.bench_report.by_precision({
+      "float32": [rate(100.0, 50.0), rate(90.0, 40.0), rate(110.0, 60.0)],
+      "mixed_bfloat16": [rate(150.0, 80.0), rate(140.0, 70.0),
+                         rate(10.0, 5.0)]})
+  assert got["float32"]["ratio"] == 1.0
+  assert got["mixed_bfloat16"] == {
+      "images_per_sec": 140.0, "images_per_cpu_sec": 70.0,
+      "runs": [150.0, 140.0, 10.0], "ratio": 1.4, "ratio_cpu": 1.4}
+
+
+def test_an_unknown_precision_is_refused_before_tensorflow_work(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    benchmark.main(["--precisions=float32,bfloat17"])
+  assert exit_info.value.code == 2
+  assert capsys.readouterr().err.startswith(
+      "error: flag --precisions=['float32', 'bfloat17']: --precisions: "
+      "choose from float32,")

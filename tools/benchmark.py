@@ -4,7 +4,8 @@ Usage (from the repository root):
 
   python -m tools.benchmark --experiment=resnet_sgd [--data_dir=DIR] \
       [--params_override=a.b=v,...] [--steps=100] [--warmup=20] [--repeats=1] \
-      [--vs_keras] [--vs_minimal] [--pipeline_threads=1,2] [--skip=eval,...]
+      [--vs_keras] [--vs_minimal] [--pipeline_threads=1,2] [--skip=eval,...] \
+      [--precisions=float32,mixed_bfloat16]
 
 Without `--data_dir` it trains on synthetic data (random CIFAR-shaped images,
 no files); with it, on the data there as `run.py --data_dir` reads it
@@ -76,6 +77,13 @@ Fields of the JSON line:
   train() call's graph building); without --data_dir it trains on noise
   written in the CIFAR-10 binary layout. Every peer field is null when the
   peer did not run; a note says why.
+- by_precision (`--precisions=A,B,...`): the training rate in each
+  precision, measured side by side in this process: A is the run's own
+  precision (every other field is A's), and in each repeat every other
+  precision's Estimator (own model_dir, same input_fn) trains right after A's
+  run, so the runs alternate. Per precision: images_per_sec and
+  images_per_cpu_sec (medians over the repeats), runs (each repeat's wall
+  rate), ratio and ratio_cpu (over A's medians).
 - targets: the speed goals in TARGETS, each with its value, bound and whether it is met
   (wall clock and CPU time).
 - machine: CPU count and model, load average before and after (load above the
@@ -143,12 +151,15 @@ def process_start() -> float:
 
 
 def build_config(experiment: str, overrides: str, data_dir: str | None,
-                 steps: int):
+                 steps: int, own_precision: str | None = None):
   """Experiment, then synthetic data without a data_dir, the user's
-  overrides, the benchmark's settings."""
+  overrides, the benchmark's settings (`own_precision`: the first of
+  --precisions)."""
   front = [] if data_dir else ["data.name=synthetic"]
   forced = [f"train.steps={steps}", f"checkpoint.save_secs={CHECKPOINT_SECS}",
             "checkpoint.save_steps=0"]
+  if own_precision:
+    forced.append(f"train.precision={own_precision}")
   user = [overrides] if overrides else []
   cfg = config_lib.resolve(experiment, [",".join(front + user + forced)])
   return cfg, forced
@@ -191,11 +202,17 @@ flags.DEFINE_float("peer_timeout", 1800, "Seconds a peer may run.",
                    flag_values=FLAGS)
 flags.DEFINE_string("model_dir", "", "Default: a temporary dir.",
                     flag_values=FLAGS)
+flags.DEFINE_list("precisions", [], "Precisions to train side by side, "
+                  "alternating; the first is the run's own.", flag_values=FLAGS)
 flags.DEFINE_bool("verbose", False, "TensorFlow's INFO logs too.",
                   flag_values=FLAGS)
 flags.register_validator(
     "skip", lambda parts: set(parts) <= set(SKIPPABLE),
     f"--skip: choose from {', '.join(SKIPPABLE)}", flag_values=FLAGS)
+flags.register_validator(
+    "precisions", lambda names: set(names) <= set(config_lib.PRECISIONS),
+    f"--precisions: choose from {', '.join(config_lib.PRECISIONS)}",
+    flag_values=FLAGS)
 
 
 def parse_args(argv) -> types.SimpleNamespace:
@@ -213,10 +230,12 @@ def main(argv=None) -> dict:
   """Runs the benchmark; prints the JSON line and returns it as a dict."""
   args = parse_args(sys.argv[1:] if argv is None else argv)
   started = process_start()
+  own_precision, *other_precisions = args.precisions or [None]
   cfg, forced = build_config(args.experiment, args.params_override,
-                             args.data_dir, args.warmup + args.steps)
+                             args.data_dir, args.warmup + args.steps,
+                             own_precision)
   import tensorflow as tf
-  from estimator_cifar.engine import estimator_setup
+  from estimator_cifar.engine import estimator_setup, precision
   from estimator_cifar.data.input_pipeline import make_input_fn
   tf.get_logger().setLevel("INFO" if args.verbose else "WARNING")
   m = Measurements(load_start=load_average())
@@ -230,6 +249,10 @@ def main(argv=None) -> dict:
     plan = estimator_setup.make_plan(cfg, data_dir)
     train_input = make_input_fn(cfg, plan.source, training=True)
     estimator = estimator_setup.make_estimator(cfg, model_dir, plan)
+    others = {name: estimator_setup.make_estimator(
+        precision.with_precision(cfg, name), os.path.join(model_dir, name), plan)
+              for name in other_precisions}
+    m.precision_runs = {name: [] for name in args.precisions}
     for repeat in range(args.repeats):
       timer = step_timer()
       estimator.train(train_input, steps=args.warmup + args.steps, hooks=[timer])
@@ -239,6 +262,13 @@ def main(argv=None) -> dict:
                            mean_rate(timer.wall, batch, args.warmup),
                            window_rates(timer.wall, batch, args.warmup,
                                         args.windows)))
+      if own_precision:
+        m.precision_runs[own_precision].append(m.train_runs[-1][0])
+      for name, other in others.items():  # Right after, so runs alternate.
+        timer = step_timer()
+        other.train(train_input, steps=args.warmup + args.steps, hooks=[timer])
+        m.precision_runs[name].append(
+            steady_rate(timer, batch, args.warmup, args.windows))
       if repeat == 0:
         _measure_once(args, cfg, plan, estimator, train_input, m)
       for name, peer in peers.items():

@@ -159,13 +159,17 @@ def _measure(cfg: ExperimentConfig) -> Decision:
                 result.steps, network_name(cfg), cfg.train.batch_size)
 
 
+def with_precision(cfg: ExperimentConfig, name: str) -> ExperimentConfig:
+  """A copy of `cfg` that trains in precision `name`."""
+  return dataclasses.replace(
+      cfg, train=dataclasses.replace(cfg.train, precision=name))
+
+
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
   """`cfg` itself, or for precision=auto a copy with the chosen precision."""
   if cfg.train.precision != PRECISION_AUTO:
     return cfg
-  chosen = decision(cfg).precision
-  return dataclasses.replace(
-      cfg, train=dataclasses.replace(cfg.train, precision=chosen))
+  return with_precision(cfg, decision(cfg).precision)
 
 
 def run_fact(cfg: ExperimentConfig) -> dict[str, Any] | None:

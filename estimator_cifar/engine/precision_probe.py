@@ -86,10 +86,10 @@ class _StepRunner:
   def __init__(self, cfg: ExperimentConfig, precision: str):
     import tensorflow as tf
     from estimator_cifar.engine.estimator_setup import session_config
+    from estimator_cifar.engine.precision import with_precision
     from estimator_cifar.model.model_fn import ModelParams, model_fn
     v1 = tf.compat.v1
-    cfg = dataclasses.replace(
-        cfg, train=dataclasses.replace(cfg.train, precision=precision))
+    cfg = with_precision(cfg, precision)
     batch = cfg.train.batch_size
     rng = np.random.default_rng(0)
     self._graph = tf.Graph()

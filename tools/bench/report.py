@@ -33,6 +33,9 @@ class Measurements:
       default_factory=dict)
   peer_precisions: dict[str, str | None] = dataclasses.field(
       default_factory=dict)
+  # --precisions: each precision's steady Rate per repeat, the run's own first.
+  precision_runs: dict[str, list[Rate]] = dataclasses.field(
+      default_factory=dict)
   notes: list[str] = dataclasses.field(default_factory=list)
   load_start: list[float] = dataclasses.field(default_factory=list)
   info: dict = dataclasses.field(default_factory=dict)  # machine_info()
@@ -121,10 +124,26 @@ def build(args, cfg, forced: list[str], m: Measurements) -> dict:
     })
   for name in KERAS_PEERS:
     result[f"{name}_precision"] = m.peer_precisions.get(name)
+  if m.precision_runs:
+    result["by_precision"] = by_precision(m.precision_runs)
   result["machine"] = dict(info, load_avg_start=load_start,
                            load_avg_end=load_average())
   result["notes"] = notes
   return result
+
+
+def by_precision(runs: dict[str, list[Rate]]) -> dict[str, dict]:
+  """Medians per precision and their ratios over the first precision's."""
+  medians = {name: Rate(median([r.wall for r in rates]),
+                        median([r.cpu for r in rates]))
+             for name, rates in runs.items()}
+  own = next(iter(medians.values()))
+  return {name: {"images_per_sec": _round(rate.wall),
+                 "images_per_cpu_sec": _round(rate.cpu),
+                 "runs": [_round(r.wall) for r in runs[name]],
+                 "ratio": _ratio(rate.wall, own.wall),
+                 "ratio_cpu": _ratio(rate.cpu, own.cpu)}
+          for name, rate in medians.items()}
 
 
 def _round(value, digits: int = 1):
