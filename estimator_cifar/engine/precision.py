@@ -5,9 +5,9 @@
 - A CPU without bfloat16 instructions (`avx512_bf16` or `amx_bf16` in
   /proc/cpuinfo's flags) trains in float32.
 - Any other CPU is measured: the flags say which instructions exist, not
-  which kernels oneDNN runs fast on a given core (mixed_bfloat16 ran 0.66x
-  float32's speed on one Xeon with avx512_bf16, 1.4x on an AMD EPYC with the
-  same flags). precision_probe.py times a few steps of the experiment's own
+  which kernels oneDNN runs fast on a given core (mixed_bfloat16 is slower
+  than float32 on some CPUs with avx512_bf16, faster on others:
+  docs/performance.md#precision). precision_probe.py times a few steps of the experiment's own
   network in float32 and mixed_bfloat16, alternating, and mixed_bfloat16 is
   kept only at CLEAR_MARGIN or better. A precision that fails in the probe
   (an op without a bfloat16 kernel) leaves float32, and the log says why.
