@@ -48,7 +48,7 @@ MEANINGS = {
     "train.clip_value": "> 0: clip each gradient element to +-this",
     "train.gradient_multipliers": "{regex: factor}: scale matching gradients",
     "train.trainable_scopes": "train only variables under these prefixes",
-    "train.precision": "float32, mixed precision, or auto (from the device)",
+    "train.precision": "float32, mixed precision, or auto (measured on this machine)",
     "train.seed": "random seed; 0 leaves the run unseeded",
     "train.steps_per_loop": "training steps per session.run",
     "optimizer.name": "the optimizer",
