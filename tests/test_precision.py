@@ -170,6 +170,18 @@ def test_an_unreadable_cache_is_ignored_with_one_line_and_replaced(
       CPU_MODEL, COOPER_LAKE, tf.__version__, "tiny-20", 16))["ratio"] == 1.5
 
 
+@pytest.mark.parametrize("stored", [{"precision": "float64", "reason": ""},
+                                    {"unknown": 1}])
+def test_a_malformed_entry_is_ignored_and_replaced(machine, caplog, stored):
+  key = precision_cache.key(CPU_MODEL, COOPER_LAKE, tf.__version__,
+                            "tiny-20", 16)
+  precision_cache.store(key, stored)
+  chosen = precision.decision(tiny_config("train.precision=auto"))
+  assert (chosen.precision, machine.calls) == ("mixed_bfloat16", 1)
+  assert "Ignoring a malformed entry in the precision cache" in caplog.text
+  assert precision_cache.lookup(key)["precision"] == "mixed_bfloat16"
+
+
 def test_an_unwritable_cache_still_decides(machine, tmp_path, monkeypatch,
                                            caplog):
   blocker = tmp_path / "a_file"

@@ -24,7 +24,7 @@ from typing import Any
 
 from absl import logging
 
-from estimator_cifar.config import PRECISION_AUTO, ExperimentConfig
+from estimator_cifar.config import PRECISION_AUTO, PRECISIONS, ExperimentConfig
 from estimator_cifar.engine import precision_cache
 
 CPUINFO = "/proc/cpuinfo"
@@ -133,20 +133,35 @@ def decision(cfg: ExperimentConfig) -> Decision:
   memo = repr((key, capabilities))
   if memo in _decided:
     return _decided[memo]
-  ruled = device_rule(capabilities, flags)
-  where = ""
-  if ruled is None:
-    cached = precision_cache.lookup(key)
+  chosen, where = device_rule(capabilities, flags), ""
+  if chosen is None:
+    cached = _cached_decision(key)
     if cached is not None:
-      ruled, where = Decision(**cached), f" (cached in {precision_cache.path()})"
+      chosen, where = cached, f" (cached in {precision_cache.path()})"
     else:
-      ruled = _measure(cfg)
-      if precision_cache.store(key, ruled.as_dict()):
+      chosen = _measure(cfg)
+      if precision_cache.store(key, chosen.as_dict()):
         where = f"; cached in {precision_cache.path()}"
-  _decided[memo] = ruled
-  logging.info("train.precision=auto -> %s: %s%s.", ruled.precision,
-               ruled.reason, where)
-  return ruled
+  _decided[memo] = chosen
+  logging.info("train.precision=auto -> %s: %s%s.", chosen.precision,
+               chosen.reason, where)
+  return chosen
+
+
+def _cached_decision(key: dict[str, Any]) -> Decision | None:
+  """The stored decision for `key`, or None (one log line if malformed)."""
+  stored = precision_cache.lookup(key)
+  if stored is None:
+    return None
+  try:
+    chosen = Decision(**stored)
+  except TypeError:
+    chosen = None
+  if chosen is None or chosen.precision not in PRECISIONS:
+    logging.info("Ignoring a malformed entry in the precision cache %s: "
+                 "measuring again.", precision_cache.path())
+    return None
+  return chosen
 
 
 def _measure(cfg: ExperimentConfig) -> Decision:
