@@ -167,8 +167,8 @@ def _cached_decision(key: dict[str, Any]) -> Decision | None:
 def _measure(cfg: ExperimentConfig) -> Decision:
   """Runs the probe on `cfg`'s network and decides from it."""
   from estimator_cifar.engine import precision_probe
-  logging.info("train.precision=auto: timing %s in %s (a few seconds, once "
-               "per machine).", network_name(cfg), " and ".join(CANDIDATES))
+  logging.info("train.precision=auto: timing %s in %s (once per machine "
+               "and network).", network_name(cfg), " and ".join(CANDIDATES))
   result = precision_probe.probe(cfg, list(CANDIDATES))
   return decide(result.steps_per_sec, result.failures, result.trials,
                 result.steps, network_name(cfg), cfg.train.batch_size)
