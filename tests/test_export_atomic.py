@@ -14,12 +14,16 @@ from estimator_cifar import Predictor
 from estimator_cifar.engine import export_dirs, modes
 from tests.testutil import run_cli, seconds, start_cli, tiny_config, wait_until
 
-# Files that appear, in this order, while an export is written: each is a
-# point to kill the exporting process at.
+# Files that appear while an export is written: each is a point to kill the
+# exporting process at. The staging folder comes last: it appears seconds
+# before the export ends, so that kill always lands and leaves a staging
+# folder for the final export to clean up (a later kill point can be passed
+# by an export that finishes between two polls, and the next export removes
+# what the earlier kills left).
 KILL_POINTS = [
-    f"{export_dirs.STAGING_PREFIX}*",                      # Staging made.
     f"{export_dirs.STAGING_PREFIX}*/*/variables",          # SavedModel started.
     f"{export_dirs.STAGING_PREFIX}*/*/saved_model.pb",     # SavedModel written.
+    f"{export_dirs.STAGING_PREFIX}*",                      # Staging made.
 ]
 
 
