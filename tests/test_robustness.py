@@ -326,7 +326,7 @@ def test_sigterm_saves_at_the_current_step_and_exits_0(tmp_path, cifar10_dir):
   assert checkpoint_step(tf.train.latest_checkpoint(model_dir)) == step + 2
 
 
-# ------------------------------------------------------- built on other branches
+# ------------------------------------------------------------ tested elsewhere
 # The NaN/Inf stop and its finite-checkpoint guard are tested in test_hooks.py;
 # malformed TF_CONFIG in test_distribute.py; continuous eval against deleted
 # checkpoints in test_continuous_eval.py.
