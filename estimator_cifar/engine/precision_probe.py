@@ -1,9 +1,10 @@
 """Times a few training steps of an experiment's network in each precision.
 
 The probe behind `train.precision=auto` (precision.py): the experiment's own
-model_fn at its configured batch size, on synthetic images held in memory (no
-input pipeline), one graph and session per precision, then alternating trials
-of a few steps each so that a neighbour's burst hits every precision alike.
+model_fn at its configured batch size and crop (`data.image_size`), on
+synthetic images held in memory (no input pipeline), one graph and session per
+precision, then alternating trials of a few steps each so that a neighbour's
+burst hits every precision alike.
 """
 
 import dataclasses
@@ -13,6 +14,7 @@ import time
 import numpy as np
 
 from estimator_cifar.config import ExperimentConfig
+from estimator_cifar.data import cifar
 
 WARMUP_STEPS = 2      # Untimed steps per precision: graph rewrites, allocation.
 TRIAL_STEPS = 5       # Timed steps per trial.
@@ -90,11 +92,13 @@ class _StepRunner:
     from estimator_cifar.model.model_fn import ModelParams, model_fn
     v1 = tf.compat.v1
     cfg = with_precision(cfg, precision)
-    batch = cfg.train.batch_size
+    batch, side = cfg.train.batch_size, cfg.data.image_size
+    channels = cifar.DATASETS[cfg.data.name].channels
     rng = np.random.default_rng(0)
     self._graph = tf.Graph()
     with self._graph.as_default():
-      images = tf.constant(rng.random((batch, 32, 32, 3), np.float32))
+      images = tf.constant(rng.random((batch, side, side, channels),
+                                      np.float32))
       labels = tf.constant(rng.integers(0, PROBE_CLASSES, batch, np.int32))
       spec = model_fn(images, labels, tf.estimator.ModeKeys.TRAIN,
                       ModelParams(cfg, PROBE_CLASSES))
