@@ -194,15 +194,9 @@ def measure_peak(dtype: str = "float32", trials: int = 3, reps: int = 10,
 
 def machine_info() -> dict:
   """What the figures were measured on."""
+  from estimator_cifar.engine.precision import cpu_info
   tf = _tf()
-  model = ""
-  try:
-    with open("/proc/cpuinfo") as f:
-      model = next((l.split(":", 1)[1].strip() for l in f
-                    if l.startswith("model name")), "")
-  except OSError:
-    pass
-  return {"cpu_count": os.cpu_count(), "cpu_model": model,
+  return {"cpu_count": os.cpu_count(), "cpu_model": cpu_info()[0],
           "tf_version": tf.__version__,
           "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
 
