@@ -265,9 +265,10 @@ def _remove_all_but(export_base: str, keep: list[str]) -> None:
 
 def best_export(export_path: str) -> tuple[str, float] | None:
   """(path, accuracy) of the best finished export under export_path, if any."""
-  found = [(path, float(export_dirs.read_info(path)["accuracy"]))
-           for path in export_dirs.finished_exports(export_path)
-           if "accuracy" in export_dirs.read_info(path)]
+  infos = {path: export_dirs.read_info(path)
+           for path in export_dirs.finished_exports(export_path)}
+  found = [(path, float(info["accuracy"])) for path, info in infos.items()
+           if "accuracy" in info]
   return max(found, key=lambda pair: pair[1]) if found else None
 
 
