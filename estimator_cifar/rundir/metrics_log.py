@@ -51,9 +51,14 @@ def set_aside_torn_line(log_path: str) -> str | None:
   """
   try:
     with open(log_path, "rb+") as log:
-      data = log.read()
-      if not data or data.endswith(b"\n"):
+      # The last byte settles it: no reading a long log on every append.
+      if log.seek(0, os.SEEK_END) == 0:
         return None
+      log.seek(-1, os.SEEK_END)
+      if log.read(1) == b"\n":
+        return None
+      log.seek(0)
+      data = log.read()
       start = data.rfind(b"\n") + 1
       aside = _new_file(log_path + TORN_SUFFIX, data[start:])
       log.truncate(start)
