@@ -106,8 +106,9 @@ def results_rows(root: str, fields: Sequence[str] = ()) -> list[dict[str, Any]]:
     run = os.path.relpath(model_dir, root)
     row["run"] = (os.path.basename(os.path.normpath(os.path.abspath(root)))
                   if run == "." else run)
-    config = run_records.read_config(model_dir)
-    row.update((key, config_field(config, key)) for key in fields)
+    if fields:  # config.json is read only for the columns it feeds.
+      config = run_records.read_config(model_dir)
+      row.update((key, config_field(config, key)) for key in fields)
     rows.append(row)
 
   def order(row):
