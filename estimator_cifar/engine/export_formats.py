@@ -19,7 +19,7 @@ from absl import logging
 
 from estimator_cifar import extras
 from estimator_cifar.config import ExperimentConfig
-from estimator_cifar.data import sources
+from estimator_cifar.data import cifar, sources
 from estimator_cifar.data.source import DataSource
 from estimator_cifar.errors import DataError, UserError, one_line
 
@@ -202,4 +202,5 @@ def _split_images(source: DataSource | None, split: str,
     if pairs:
       return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs])
   rng = np.random.RandomState(PARITY_SEED)
-  return rng.randint(0, 256, [count, 32, 32, 3]).astype(np.uint8), None
+  return rng.randint(0, 256, [count, *cifar.CIFAR10.image_shape]).astype(
+      np.uint8), None
