@@ -113,7 +113,6 @@ def _parity(cfg: ExperimentConfig, name: str, got: dict, want: dict,
     if labels is not None:
       result["accuracy"] = float(np.mean(got["classes"] == labels))
       result["float_accuracy"] = float(np.mean(want["classes"] == labels))
-  if quantized:
     ok = agreement >= QUANTIZED_MIN_AGREEMENT
     bound = f"top-1 agreement >= {QUANTIZED_MIN_AGREEMENT:.0%}"
   else:
