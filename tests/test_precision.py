@@ -135,6 +135,12 @@ def test_the_cache_keys_on_cpu_tensorflow_network_and_batch(machine):
       CPU_MODEL, SAPPHIRE_RAPIDS, "", "", 0)["cpu_flags_sha256"]
 
 
+def test_the_network_name_keys_the_input_side_the_probe_timed():
+  assert precision.network_name(tiny_config()) == "tiny-20"
+  assert precision.network_name(tiny_config("data.image_size=24")) == \
+      "tiny-20 at 24x24"
+
+
 @pytest.mark.parametrize("change", ["tensorflow", "cpu", "batch"])
 def test_another_machine_or_setting_measures_again(machine, monkeypatch,
                                                    change):

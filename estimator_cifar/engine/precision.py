@@ -25,6 +25,7 @@ from typing import Any
 from absl import logging
 
 from estimator_cifar.config import PRECISION_AUTO, PRECISIONS, ExperimentConfig
+from estimator_cifar.data import cifar
 from estimator_cifar.engine import precision_cache
 
 CPUINFO = "/proc/cpuinfo"
@@ -118,9 +119,11 @@ def decide(steps_per_sec: dict[str, float], failures: dict[str, str],
 
 
 def network_name(cfg: ExperimentConfig) -> str:
-  """e.g. resnet-20, wide_resnet-28x10: what the probe timed."""
-  m = cfg.model
-  return f"{m.name}-{m.depth}" + (f"x{m.width}" if m.width != 1 else "")
+  """e.g. resnet-20, wide_resnet-28x10, convnet-20 at 24x24: what the probe
+  timed (the input side only where it is not the dataset's whole image)."""
+  m, side = cfg.model, cfg.data.image_size
+  crop = f" at {side}x{side}" if side != cifar.DATASETS[cfg.data.name].side else ""
+  return f"{m.name}-{m.depth}" + (f"x{m.width}" if m.width != 1 else "") + crop
 
 
 def decision(cfg: ExperimentConfig) -> Decision:
