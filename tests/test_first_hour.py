@@ -304,3 +304,38 @@ def test_registering_a_network_needs_no_tensorflow():
                         env=subprocess_env(), capture_output=True, text=True,
                         timeout=seconds(60))
   assert proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
+def guide_blocks_after(marker: str, count: int) -> list[str]:
+  """The first `count` fenced blocks of the guide after the line `marker`."""
+  text = open(GUIDE).read()
+  rest = text[text.index(marker):]
+  return re.findall(r"^```\w+\n(.*?)^```$", rest, re.S | re.M)[:count]
+
+
+@pytest.mark.slow
+def test_the_guides_warm_start_export_and_predict_walk_through(tmp_path):
+  """The guide's fixture commands, as typed, print the figures it shows."""
+  def here(text: str) -> str:
+    return text.replace("/tmp/easy", f"{tmp_path}/easy").replace(
+        "/tmp/runs", f"{tmp_path}/runs")
+  train, export, serve, pngs, predict = guide_blocks_after(
+      "On the easy 200/50-image fixture dataset", 5)
+  assert export.startswith("python -m estimator_cifar.run --mode=export")
+  env = subprocess_env(
+      PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+
+  def bash(script: str):
+    proc = subprocess.run(["bash", "-ec", here(script)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=seconds(300))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+  done = re.compile(r"Done: .*?step=(\d+) accuracy=([\d.]+)")
+  assert done.findall(bash(train)) == done.findall(train)
+  bash(export)
+  accuracy = re.search(r"# ([\d.]+)$", serve, re.M).group(1)
+  assert bash(f"python - <<'EOF'\n{serve}EOF\n").strip() == accuracy
+  bash(f"python - <<'EOF'\n{pngs}EOF\n")
+  command, table = re.match(r"(.*?[^\\]\n)(.*)", predict, re.S).groups()
+  assert bash(command).split() == here(table).split()
