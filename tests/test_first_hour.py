@@ -16,8 +16,8 @@ from estimator_cifar import config as config_lib
 from estimator_cifar import config_help
 from estimator_cifar.data import cifar, cifar_binary, fake
 from estimator_cifar.errors import ConfigError
-from tests.testutil import (REPO_ROOT, TINY, cli_command, run_cli, seconds,
-                            subprocess_env)
+from tests.testutil import (REPO_ROOT, TINY, cli_command, run_cli, run_tool,
+                            seconds, subprocess_env)
 
 README = os.path.join(REPO_ROOT, "README.md")
 GUIDE = os.path.join(REPO_ROOT, "docs", "guide.md")
@@ -339,3 +339,11 @@ def test_the_guides_warm_start_export_and_predict_walk_through(tmp_path):
   bash(f"python - <<'EOF'\n{pngs}EOF\n")
   command, table = re.match(r"(.*?[^\\]\n)(.*)", predict, re.S).groups()
   assert bash(command).split() == here(table).split()
+
+
+def test_a_typo_in_a_sweeps_grid_names_the_closest_field(tmp_path):
+  proc = run_tool("sweep", "--experiment=resnet_sgd", f"--root={tmp_path}",
+                  "--grid", "optimizer.learning_rat=0.1,0.2", "--dry_run")
+  message = error_of(proc)
+  assert "'optimizer.learning_rat'" in message and \
+      "Did you mean optimizer.learning_rate" in message, message
