@@ -347,3 +347,16 @@ def test_a_typo_in_a_sweeps_grid_names_the_closest_field(tmp_path):
   message = error_of(proc)
   assert "'optimizer.learning_rat'" in message and \
       "Did you mean optimizer.learning_rate" in message, message
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate"])
+def test_the_readme_gives_each_api_functions_whole_signature(name):
+  import inspect
+
+  import estimator_cifar
+  documented = re.search(rf"^- `({name}\(.*?\))`", open(README).read(),
+                         re.S | re.M).group(1)
+  params = inspect.signature(getattr(estimator_cifar, name)).parameters.values()
+  actual = ", ".join(p.name if p.default is inspect.Parameter.empty else
+                     f"{p.name}={p.default!r}".replace("'", '"') for p in params)
+  assert " ".join(documented.split()) == f"{name}({actual})"
