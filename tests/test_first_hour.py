@@ -360,3 +360,14 @@ def test_the_readme_gives_each_api_functions_whole_signature(name):
   actual = ", ".join(p.name if p.default is inspect.Parameter.empty else
                      f"{p.name}={p.default!r}".replace("'", '"') for p in params)
   assert " ".join(documented.split()) == f"{name}({actual})"
+
+
+def test_the_readmes_own_experiment_file_validates(tmp_path):
+  text = open(README).read()
+  code = re.search(r"\*\*Adding one\*\*.*?```python\n(.*?)```", text, re.S).group(1)
+  (tmp_path / "resnet56_cosine.py").write_text(code)
+  proc = run_cli(f"--experiment={tmp_path}/resnet56_cosine.py", "--list_params",
+                 timeout=60)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "model.depth = 56" in proc.stdout
+  assert "schedule.name = 'cosine'" in proc.stdout
