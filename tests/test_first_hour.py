@@ -371,3 +371,18 @@ def test_the_readmes_own_experiment_file_validates(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "model.depth = 56" in proc.stdout
   assert "schedule.name = 'cosine'" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_tflite_export_keeps_the_converters_op_summary_off_the_console(
+    tmp_path):
+  model_dir = str(tmp_path / "smoke")
+  assert run_cli(*SMOKE, f"--model_dir={model_dir}",
+                 "--params_override=eval.export_best=false,eval.export_latest=0"
+                 ).returncode == 0
+  proc = run_cli("--mode=export", f"--model_dir={model_dir}",
+                 "--params_override=export.formats=[tflite]")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.startswith("Exported: "), proc.stdout
+  assert "non-converted ops" not in proc.stderr, proc.stderr[-3000:]
+  assert "(f32: " not in proc.stderr, proc.stderr[-3000:]
