@@ -16,8 +16,8 @@ from estimator_cifar import config as config_lib
 from estimator_cifar import config_help
 from estimator_cifar.data import cifar, cifar_binary, fake
 from estimator_cifar.errors import ConfigError
-from tests.testutil import (REPO_ROOT, TINY, cli_command, run_cli, seconds,
-                            subprocess_env)
+from tests.testutil import (REPO_ROOT, TINY, cli_command, run_cli, run_tool,
+                            seconds, subprocess_env)
 
 README = os.path.join(REPO_ROOT, "README.md")
 GUIDE = os.path.join(REPO_ROOT, "docs", "guide.md")
@@ -304,3 +304,85 @@ def test_registering_a_network_needs_no_tensorflow():
                         env=subprocess_env(), capture_output=True, text=True,
                         timeout=seconds(60))
   assert proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
+def guide_blocks_after(marker: str, count: int) -> list[str]:
+  """The first `count` fenced blocks of the guide after the line `marker`."""
+  text = open(GUIDE).read()
+  rest = text[text.index(marker):]
+  return re.findall(r"^```\w+\n(.*?)^```$", rest, re.S | re.M)[:count]
+
+
+@pytest.mark.slow
+def test_the_guides_warm_start_export_and_predict_walk_through(tmp_path):
+  """The guide's fixture commands, as typed, print the figures it shows."""
+  def here(text: str) -> str:
+    return text.replace("/tmp/easy", f"{tmp_path}/easy").replace(
+        "/tmp/runs", f"{tmp_path}/runs")
+  train, export, serve, pngs, predict = guide_blocks_after(
+      "On the easy 200/50-image fixture dataset", 5)
+  assert export.startswith("python -m estimator_cifar.run --mode=export")
+  env = subprocess_env(
+      PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+
+  def bash(script: str):
+    proc = subprocess.run(["bash", "-ec", here(script)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=seconds(300))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+  done = re.compile(r"Done: .*?step=(\d+) accuracy=([\d.]+)")
+  assert done.findall(bash(train)) == done.findall(train)
+  bash(export)
+  accuracy = re.search(r"# ([\d.]+)$", serve, re.M).group(1)
+  assert bash(f"python - <<'EOF'\n{serve}EOF\n").strip() == accuracy
+  bash(f"python - <<'EOF'\n{pngs}EOF\n")
+  command, table = re.match(r"(.*?[^\\]\n)(.*)", predict, re.S).groups()
+  assert bash(command).split() == here(table).split()
+
+
+def test_a_typo_in_a_sweeps_grid_names_the_closest_field(tmp_path):
+  proc = run_tool("sweep", "--experiment=resnet_sgd", f"--root={tmp_path}",
+                  "--grid", "optimizer.learning_rat=0.1,0.2", "--dry_run")
+  message = error_of(proc)
+  assert "'optimizer.learning_rat'" in message and \
+      "Did you mean optimizer.learning_rate" in message, message
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate"])
+def test_the_readme_gives_each_api_functions_whole_signature(name):
+  import inspect
+
+  import estimator_cifar
+  documented = re.search(rf"^- `({name}\(.*?\))`", open(README).read(),
+                         re.S | re.M).group(1)
+  params = inspect.signature(getattr(estimator_cifar, name)).parameters.values()
+  actual = ", ".join(p.name if p.default is inspect.Parameter.empty else
+                     f"{p.name}={p.default!r}".replace("'", '"') for p in params)
+  assert " ".join(documented.split()) == f"{name}({actual})"
+
+
+def test_the_readmes_own_experiment_file_validates(tmp_path):
+  text = open(README).read()
+  code = re.search(r"\*\*Adding one\*\*.*?```python\n(.*?)```", text, re.S).group(1)
+  (tmp_path / "resnet56_cosine.py").write_text(code)
+  proc = run_cli(f"--experiment={tmp_path}/resnet56_cosine.py", "--list_params",
+                 timeout=60)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "model.depth = 56" in proc.stdout
+  assert "schedule.name = 'cosine'" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_tflite_export_keeps_the_converters_op_summary_off_the_console(
+    tmp_path):
+  model_dir = str(tmp_path / "smoke")
+  assert run_cli(*SMOKE, f"--model_dir={model_dir}",
+                 "--params_override=eval.export_best=false,eval.export_latest=0"
+                 ).returncode == 0
+  proc = run_cli("--mode=export", f"--model_dir={model_dir}",
+                 "--params_override=export.formats=[tflite]")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.startswith("Exported: "), proc.stdout
+  assert "non-converted ops" not in proc.stderr, proc.stderr[-3000:]
+  assert "(f32: " not in proc.stderr, proc.stderr[-3000:]

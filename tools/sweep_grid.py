@@ -38,8 +38,11 @@ class Point:
 
 def _field_type(cfg: config_lib.ExperimentConfig, key: str):
   """The type hint of config field `key`; SweepError for an unknown key."""
-  if key not in config_lib.all_keys(cfg):
-    raise SweepError(f"unknown config key '{key}' in --grid; run "
+  keys = config_lib.all_keys(cfg)
+  if key not in keys:
+    close = overrides.close_keys(key, keys)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise SweepError(f"unknown config key '{key}' in --grid.{hint} Run "
                      "`python -m estimator_cifar.run --experiment=... "
                      "--list_params` to see every key")
   section, _, name = key.rpartition(".")

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from estimator_cifar import extras
+from estimator_cifar import console, extras
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar, sources
 from estimator_cifar.data.source import DataSource
@@ -165,7 +165,8 @@ def _to_tflite(cfg, export_path, path, class_names, source):
     converter.representative_dataset = lambda: ([train[i:i + 1]]
                                                 for i in range(len(train)))
   try:
-    flatbuffer = converter.convert()
+    with console.native_stderr_hidden():  # Its op summary, on every export.
+      flatbuffer = converter.convert()
   except Exception as e:  # ConverterError and friends name the op.
     raise ExportFormatError(f"export.formats=tflite: the TFLite converter "
                             f"cannot convert this model: {one_line(e)}") from None
