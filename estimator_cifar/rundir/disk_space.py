@@ -90,11 +90,6 @@ def _cause(exc: BaseException | None, causes: dict[int, str],
   return None
 
 
-def is_disk_full(exc: BaseException | None) -> bool:
-  """Whether `exc`, or an exception it was raised from, is "no space left"."""
-  return _cause(exc, FULL) is not None
-
-
 def not_writable_error(model_dir: str, reason: str) -> CheckpointError:
   """The one message for a model_dir that cannot be created or written."""
   return CheckpointError(
