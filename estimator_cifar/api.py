@@ -33,9 +33,9 @@ Overrides = Mapping[str, Any] | Sequence[str] | str | None
 # What train() and evaluate() return of an eval: short, plain numbers. The
 # per-class accuracies and the confusion matrix stay in eval/metrics.jsonl.
 RESULT_KEYS = ("accuracy", "top_5_accuracy", "loss", "cross_entropy", "ece",
-               "global_step")
+               "nll", "global_step", "split")
 # Each of train()'s `history` rows: one evaluation.
-HISTORY_KEYS = ("global_step", "accuracy", "top_5_accuracy", "loss")
+HISTORY_KEYS = ("global_step", "split", "accuracy", "top_5_accuracy", "loss")
 
 
 def train(experiment: str | config_lib.ExperimentConfig,
@@ -65,9 +65,12 @@ def train(experiment: str | config_lib.ExperimentConfig,
 
   Returns:
     The final eval's RESULT_KEYS (`accuracy`, `top_5_accuracy`, `loss`,
-    `cross_entropy`, `ece`, `global_step`) as Python numbers, only
-    `global_step` for mode="train"; and `history`, one dict of HISTORY_KEYS
-    per evaluation in the model_dir (from `eval/metrics.jsonl`), oldest first.
+    `cross_entropy`, `ece`, `nll`, `global_step` as Python numbers, and
+    `split`: with `data.validation_size` > 0 the test split's, scored once at
+    the end, else the final evaluation's), only `global_step` for
+    mode="train"; and `history`, one dict of HISTORY_KEYS per evaluation in
+    the model_dir (from `eval/metrics.jsonl`, validation and test rows alike),
+    oldest first.
 
   Raises:
     UserError subclasses for anything the caller can fix.
@@ -100,12 +103,14 @@ def train(experiment: str | config_lib.ExperimentConfig,
 
 def evaluate(model_dir: str, overrides: Overrides = None,
              data_dir: str | None = None,
-             experiment: str | None = None) -> dict[str, Any]:
-  """Evaluates the newest checkpoint of a trained `model_dir`.
+             experiment: str | None = None,
+             split: str = "test") -> dict[str, Any]:
+  """Evaluates the newest checkpoint of a trained `model_dir` on `split`.
 
   Uses the config training recorded there (`config.json`), with `overrides`
   on top, and the data_dir training used unless `data_dir` is given; appends
-  a row to `eval/metrics.jsonl` as `--mode=eval` does.
+  a row to `eval/metrics.jsonl` as `--mode=eval` does. `split`: "test", or
+  "validation" for a run that held one out (`data.validation_size`).
 
   Returns:
     RESULT_KEYS as Python numbers; the per-class accuracies and the confusion
@@ -117,7 +122,7 @@ def evaluate(model_dir: str, overrides: Overrides = None,
                                  override_strings(overrides),
                                  paths.expand(data_dir))
   from estimator_cifar.engine import modes
-  return _summary(modes.run(cfg, model_dir, "eval", data_dir))
+  return _summary(modes.run(cfg, model_dir, "eval", data_dir, split=split))
 
 
 def override_strings(overrides: Overrides) -> list[str]:
@@ -157,9 +162,11 @@ def _newest_step(model_dir: str) -> int:
 
 
 def _summary(metrics: dict) -> dict[str, Any]:
-  """RESULT_KEYS of an Estimator eval result, as Python numbers."""
-  return {key: int(metrics[key]) if key == "global_step" else
-          float(metrics[key]) for key in RESULT_KEYS if key in (metrics or {})}
+  """RESULT_KEYS of an Estimator eval result, as Python numbers (the split
+  as its name)."""
+  kinds = {"global_step": int, "split": str}
+  return {key: kinds.get(key, float)(metrics[key]) for key in RESULT_KEYS
+          if key in (metrics or {})}
 
 
 # The Predictor (predictor.py) shows its lines the same way.

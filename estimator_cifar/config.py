@@ -37,6 +37,8 @@ SCHEDULE_NAMES = ("constant", "exponential", "polynomial", "piecewise", "cosine"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 PRECISION_AUTO = "auto"  # Picks one of PRECISIONS from the device (engine/precision.py).
 EVAL_TTA = ("none", "flip", "flip_translate")  # Test-time augmentation (model/tta.py).
+CALIBRATIONS = ("none", "temperature")  # engine/temperatures.py.
+EXPORT_BEST = ("auto", "true", "false")
 WEIGHT_DECAY_ON = ("kernels", "all", "dense_kernels")
 STRATEGIES = ("default", "mirrored", "central_storage", "multi_worker_mirrored",
               "parameter_server")
@@ -99,6 +101,7 @@ class DataConfig(_Section):
   # left; kept so that recorded configs and overrides naming it still load.
   pipeline: str = "batch"
   in_memory: str = "auto"    # Or stream the split from its files (streaming.py).
+  validation_size: int = 0   # Training images held out to choose and calibrate on.
 
 
 @dataclass
@@ -188,9 +191,14 @@ class EvalConfig(_Section):
   throttle_secs: int = 600
   start_delay_secs: int = 0
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
-  export_best: bool = True   # train_and_eval: SavedModel of the best accuracy.
+  # train_and_eval: a SavedModel of the best accuracy. auto: only with a
+  # validation split to choose on (choosing on the test split inflates it).
+  export_best: str = "auto"
   export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
   tta: str = "none"          # flip, flip_translate: eval, export, predict average views.
+  # temperature: fit softmax(logits / T) on the validation split, for every
+  # checkpoint that is exported or scored on the test split.
+  calibration: str = "none"
 
 
 @dataclass

@@ -171,6 +171,8 @@ CHOICES = {
     "train.precision": config_lib.PRECISIONS + (config_lib.PRECISION_AUTO,),
     "train.weight_decay_on": config_lib.WEIGHT_DECAY_ON,
     "distribute.strategy": config_lib.STRATEGIES, "eval.tta": config_lib.EVAL_TTA,
+    "eval.export_best": config_lib.EXPORT_BEST,
+    "eval.calibration": config_lib.CALIBRATIONS,
     "export.tflite_quantize": export_checks.TFLITE_QUANTIZE}
 
 
@@ -341,6 +343,13 @@ def _check_combinations(cfg) -> None:
   if name == "wide_resnet" and (depth < 10 or (depth - 4) % 6):
     raise ConfigError(f"model.depth={depth} is not a wide-ResNet depth 6n+4 "
                       "(10, 16, 22, 28, 40, ...).")
+  if cfg.eval.calibration != "none" and cfg.data.validation_size <= 0:
+    raise ConfigError(
+        f"eval.calibration={cfg.eval.calibration} is fitted on a validation "
+        "split, and this run has none (data.validation_size=0); it is never "
+        "fitted on the test split. Hold some training images out: "
+        "--params_override=data.validation_size=5000 (CIFAR's 50,000; 500 of "
+        "a few thousand).")
   if cfg.ema.eval_with_ema and cfg.ema.decay == 0:
     raise ConfigError("ema.eval_with_ema=true needs ema.decay > 0.")
   if cfg.data.contrast_upper < cfg.data.contrast_lower:

@@ -96,7 +96,10 @@ MEANINGS = {
     "eval.throttle_secs": "least seconds between the starts of two evals",
     "eval.start_delay_secs": "seconds to wait before the first eval",
     "eval.timeout_secs": "continuous_eval: stop after this long idle",
-    "eval.export_best": "train_and_eval: keep a SavedModel of the best eval",
+    "eval.export_best": "train_and_eval: keep a SavedModel of the best "
+                        "validation accuracy (auto: with a validation split)",
+    "eval.calibration": "temperature: fit softmax(logits / T) on the "
+                        "validation split for the returned probabilities",
     "eval.export_latest": "train_and_eval: keep this many newest SavedModels",
     "eval.tta": "test-time augmentation: average flipped or shifted views",
     "distribute.strategy": "how training is spread over devices or hosts",

@@ -272,6 +272,10 @@ def _checked(key: str, value: Any, hint, source: str | None) -> Any:
     return {str(k): _checked(key, v, item, source) for k, v in value.items()}
   if hint is float and isinstance(value, int) and not isinstance(value, bool):
     return float(value)
+  if hint is str and isinstance(value, bool):
+    # A field that was a bool and grew an "auto" (eval.export_best): older
+    # config.json files still load.
+    return "true" if value else "false"
   if origin is None and isinstance(value, hint) and \
       (hint is bool or not isinstance(value, bool)):
     return value

@@ -2,6 +2,8 @@
 
   python -m estimator_cifar.run --experiment=resnet_sgd        # train and eval
   python -m estimator_cifar.run --mode=eval --model_dir=runs/resnet_sgd
+  python -m estimator_cifar.run --mode=calibrate --model_dir=runs/NAME  # needs
+      # data.validation_size > 0: a temperature for calibrated probabilities
   python -m estimator_cifar.run --list_experiments             # what to run
   python -m estimator_cifar.run --list_params                  # every field
 
@@ -39,7 +41,8 @@ def _modes(mode):
     return modes.run(cfg, model_dir, mode, o.data_dir,
                      warm_start_from=o.warm_start_from,
                      allow_config_change=o.allow_config_change,
-                     resume_from_previous=o.resume_from_previous)
+                     resume_from_previous=o.resume_from_previous,
+                     split=o.split)
   return run_mode
 
 
@@ -60,7 +63,8 @@ def _predict(cfg, model_dir, o: RunOptions):
 # Every mode and what runs it: `MODES[mode](cfg, model_dir, options)`.
 MODES = {"train_and_eval": _modes("train_and_eval"), "train": _modes("train"),
          "eval": _modes("eval"), "continuous_eval": _modes("continuous_eval"),
-         "export": _export, "predict": _predict}
+         "calibrate": _modes("calibrate"), "export": _export,
+         "predict": _predict}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", None, "Experiment name (--list_experiments), "
@@ -93,6 +97,9 @@ flags.DEFINE_multi_string("images", [], "--mode=predict: PNG or JPEG files "
                           "and/or directories; repeat the flag or separate "
                           "with commas (a name holding a comma is taken "
                           "whole when it exists).")
+flags.DEFINE_enum("split", "test", ["test", "validation"], "--mode=eval: the "
+                  "split to score (validation: the images data.validation_size "
+                  "held out of training).")
 flags.DEFINE_integer("top_k", 5, "--mode=predict: classes shown per image.")
 flags.DEFINE_enum("output", "table", ["table", "json"], "--mode=predict: format.")
 flags.DEFINE_bool("verbose", False, "Show everything: the whole config, "
@@ -131,7 +138,8 @@ def main(argv):
       data_dir=data_dir, warm_start_from=paths.expand(FLAGS.warm_start_from),
       allow_config_change=FLAGS.allow_config_change,
       resume_from_previous=FLAGS.resume_from_previous,
-      images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output)
+      images=tuple(FLAGS.images), top_k=FLAGS.top_k, output=FLAGS.output,
+      split=FLAGS.split)
   memory = {key: config_lib.get(cfg, key) for key in errors.MEMORY_SETTINGS}
   with errors.memory_errors_named(memory):
     MODES[FLAGS.mode](cfg, model_dir, options)

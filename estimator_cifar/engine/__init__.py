@@ -22,3 +22,4 @@ class RunOptions:
   images: tuple[str, ...] = ()           # predict: --images values.
   top_k: int = 5                         # predict.
   output: str = "table"                  # predict: table or json.
+  split: str | None = None               # eval: validation or test.

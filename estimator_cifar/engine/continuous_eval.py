@@ -48,9 +48,10 @@ POLL_SECS = 1.0  # How often the model_dir is looked at for a new checkpoint.
 FINAL_GRACE_SECS = 30.0
 
 
-def evaluated_checkpoints(model_dir: str) -> set[str]:
-  """Basenames of the checkpoints metrics.jsonl already has a row for."""
-  return {row["checkpoint"] for row in metrics_log.read(model_dir)
+def evaluated_checkpoints(model_dir: str,
+                          split: str = metrics_log.TEST) -> set[str]:
+  """Basenames of the checkpoints metrics.jsonl has a row of `split` for."""
+  return {row["checkpoint"] for row in metrics_log.rows_of(model_dir, split)
           if isinstance(row.get("checkpoint"), str)}
 
 
@@ -83,8 +84,10 @@ class _AbandonOnStop(tf.compat.v1.train.SessionRunHook):
 def evaluate_one(estimator: tf.estimator.Estimator, input_fn, checkpoint: str,
                  stop: signals.StopRequest | None = None,
                  exporters: Sequence[tf.estimator.Exporter] = (),
-                 final: bool = False) -> dict | None:
-  """Evaluates `checkpoint`, logs it to metrics.jsonl and runs `exporters`.
+                 final: bool = False, split: str = metrics_log.TEST
+                 ) -> dict | None:
+  """Evaluates `checkpoint` (of `split`: the input_fn's), logs it to
+  metrics.jsonl and runs `exporters`.
 
   Returns:
     The metrics, or None when the checkpoint vanished before it was loaded
@@ -116,8 +119,9 @@ def evaluate_one(estimator: tf.estimator.Estimator, input_fn, checkpoint: str,
                     errors.one_line(e))
     return None
   model_dir = estimator.model_dir
-  row = metrics_log.append(model_dir, result, checkpoint)
-  logging.info("Eval of %s (step %d): %s", name, row["global_step"],
+  row = metrics_log.append(model_dir, result, checkpoint, split)
+  logging.info("Eval of %s (step %d) on the %s split: %s", name,
+               row["global_step"], split,
                " ".join(f"{k}={float(result[k]):.4f}" for k in
                         ("accuracy", "top_5_accuracy", "loss") if k in result))
   for exporter in exporters:  # Where Estimator's evaluator puts them.
@@ -129,8 +133,10 @@ def evaluate_one(estimator: tf.estimator.Estimator, input_fn, checkpoint: str,
 def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
         max_steps: int, timeout_secs: float, throttle_secs: float = 0,
         exporters: Sequence[tf.estimator.Exporter] = (),
-        start_delay_secs: float = 0) -> dict:
+        start_delay_secs: float = 0, split: str = metrics_log.TEST) -> dict:
   """Evaluates `model_dir`'s checkpoints until its final one (module docstring).
+
+  `split`: the split `input_fn` reads, as its rows name it.
 
   Returns:
     The metrics of the last checkpoint evaluated by this job ({} if none).
@@ -143,7 +149,7 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
                throttle_secs, ends)
   checkpoint_check.check_contained(model_dir)
   watch = job_end.ChiefWatch(model_dir)
-  done = evaluated_checkpoints(model_dir)
+  done = evaluated_checkpoints(model_dir, split)
   skipped = set()  # Vanished before they loaded: never tried again.
   last, last_start = {}, None
   seen, seen_at = None, time.monotonic()
@@ -167,7 +173,7 @@ def run(estimator: tf.estimator.Estimator, input_fn, model_dir: str,
       if name is not None and name not in done | skipped and wait <= 0:
         last_start = time.monotonic()
         result = evaluate_one(estimator, input_fn, latest, stop, exporters,
-                              final)
+                              final, split)
         if result is not None:
           done.add(name)
           last = result

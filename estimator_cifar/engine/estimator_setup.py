@@ -26,9 +26,11 @@ class Plan:
   steps_per_epoch: float
   max_steps: int
 
-  def model_params(self, cfg: ExperimentConfig) -> ModelParams:
+  def model_params(self, cfg: ExperimentConfig,
+                   temperature: float = 1.0) -> ModelParams:
     return ModelParams(cfg, self.source.num_classes, self.steps_per_epoch,
-                       self.max_steps, tuple(self.source.label_names))
+                       self.max_steps, tuple(self.source.label_names),
+                       temperature)
 
 
 def make_plan(cfg: ExperimentConfig, data_dir: str | None) -> Plan:
@@ -101,11 +103,25 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
 
 
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
-                   warm_start_from=None) -> tf.estimator.Estimator:
+                   warm_start_from=None,
+                   temperature: float = 1.0) -> tf.estimator.Estimator:
+  """The run's Estimator; `temperature` divides the logits of the returned
+  probabilities (engine/temperatures.py)."""
   cfg = precision.resolve(cfg)  # train.precision=auto: decided and logged here.
   cpu_kernels.log_once()
   looped_model_fn = as_loaded(train_loop.looped(model_fn, cfg.train.steps_per_loop))
   return tf.estimator.Estimator(model_fn=looped_model_fn, model_dir=model_dir,
                                 config=run_config(cfg, model_dir),
-                                params=plan.model_params(cfg),
+                                params=plan.model_params(cfg, temperature),
                                 warm_start_from=warm_start_from)
+
+
+def serving_estimator(cfg: ExperimentConfig, model_dir: str, num_classes: int,
+                      temperature: float = 1.0) -> tf.estimator.Estimator:
+  """An Estimator on model_dir for export, predict and calibration: no data
+  needed."""
+  return tf.estimator.Estimator(
+      model_fn=as_loaded(model_fn), model_dir=model_dir,
+      config=run_config(cfg, model_dir),
+      params=ModelParams(precision.resolve(cfg), num_classes,
+                         temperature=temperature))

@@ -17,8 +17,10 @@ onto its weight; `Estimator.export_saved_model` restores with that saver and
 stores it in the SavedModel, so the export holds the averaged weights.
 
 Exports land in `<model_dir>/export/<timestamp>/` (`--mode=export`),
-`export/best/<timestamp>/` (the best eval accuracy so far, with its
-`eval_result.json`) and `export/latest/<timestamp>/` (train_and_eval).
+`export/best/<timestamp>/` (the best validation accuracy so far: see
+`eval.export_best`) and `export/latest/<timestamp>/` (train_and_eval). Each
+returns the probabilities of its checkpoint's temperature
+(engine/temperatures.py), named in its `export_info.json`.
 """
 
 import hashlib
@@ -33,13 +35,14 @@ from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment, cifar
 from estimator_cifar.data.source import DataSource
-from estimator_cifar.engine import export_dirs, export_formats, precision
-from estimator_cifar.engine.estimator_setup import run_config
+from estimator_cifar.data.source import TEST
+from estimator_cifar.engine import (export_dirs, export_formats, scoring,
+                                    temperatures)
+from estimator_cifar.engine.estimator_setup import serving_estimator  # noqa: F401 (callers)
 from estimator_cifar.errors import CheckpointError
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
-from estimator_cifar.model.model_fn import ModelParams, model_fn
-from estimator_cifar.rundir import checkpoint_check, identity
+from estimator_cifar.rundir import calibration, checkpoint_check, identity
 
 EXPORT_DIR = "export"
 IMAGES_INPUT = "images"
@@ -154,6 +157,11 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
     raise CheckpointError(
         f"Nothing to export: {estimator.model_dir} has no checkpoint. Train "
         "first (--mode=train_and_eval) or point --model_dir at a trained run.")
+  temperature = temperatures.temperature_for(cfg, estimator.model_dir,
+                                             checkpoint, source)
+  if temperature != estimator.params.temperature:
+    estimator = serving_estimator(cfg, estimator.model_dir,
+                                  estimator.params.num_classes, temperature)
   labels = os.path.join(estimator.model_dir, rundir.LABELS_FILE)
   extra = {rundir.LABELS_FILE: labels} if os.path.isfile(labels) else None
   with export_dirs.staging(export_base) as staging:
@@ -175,7 +183,8 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
     path = export_dirs.publish(staged, export_base, dict(
         info or {}, checkpoint=os.path.basename(checkpoint),
         global_step=rundir.checkpoint_step(checkpoint),
-        config_sha256=config_digest(cfg), formats=formats))
+        config_sha256=config_digest(cfg), temperature=temperature,
+        formats=formats))
   logging.info("Exported %s (weights: %s) to %s", checkpoint,
                "EMA" if cfg.ema.eval_with_ema else "raw", path)
   export_formats.raise_failures(formats, path)
@@ -185,15 +194,6 @@ def export_model(estimator: tf.estimator.Estimator, cfg: ExperimentConfig,
 def config_digest(cfg: ExperimentConfig) -> str:
   """A fingerprint of the config an export was made with (views, transform)."""
   return hashlib.sha256(cfg.to_json().encode()).hexdigest()
-
-
-def serving_estimator(cfg: ExperimentConfig, model_dir: str,
-                      num_classes: int) -> tf.estimator.Estimator:
-  """An Estimator on model_dir for export and predict: no data needed."""
-  return tf.estimator.Estimator(model_fn=as_loaded(model_fn),
-                                model_dir=model_dir, config=run_config(cfg, model_dir),
-                                params=ModelParams(precision.resolve(cfg),
-                                                   num_classes))
 
 
 class _RunExporter(tf.estimator.Exporter):
@@ -213,6 +213,9 @@ class _RunExporter(tf.estimator.Exporter):
 class BestAccuracyExporter(_RunExporter):
   """Exports whenever eval accuracy beats every earlier export.
 
+  The accuracy is of the split evaluations score during training: the
+  validation split when the run holds one out (engine/scoring.py).
+
   Unlike tf.estimator.BestExporter, which re-exports unconditionally at the
   first evaluation after a restart (its `_has_exported` flag starts False),
   the best so far is read back from the `export_info.json` of each export, so
@@ -231,7 +234,9 @@ class BestAccuracyExporter(_RunExporter):
     if best is not None and accuracy <= best[1]:
       return None
     path = export_model(estimator, self._cfg, export_path, checkpoint_path,
-                        info={"accuracy": accuracy}, source=self._source)
+                        info={"accuracy": accuracy,
+                              "split": scoring.training_split(self._cfg)},
+                        source=self._source)
     _remove_all_but(export_path, keep=[path])
     logging.info("New best accuracy %.4f (was %s): %s", accuracy,
                  "none" if best is None else f"{best[1]:.4f}", path)
@@ -277,11 +282,29 @@ def exporters(cfg: ExperimentConfig,
   """The exporters for train_and_eval's EvalSpec, per `eval.*`; `source`
   (the run's data) checks the `export.formats`."""
   found = []
-  if cfg.eval.export_best:
+  if export_best(cfg):
     found.append(BestAccuracyExporter(cfg, source))
   if cfg.eval.export_latest > 0:
     found.append(LatestExporter(cfg, source, cfg.eval.export_latest))
   return found
+
+
+def export_best(cfg: ExperimentConfig) -> bool:
+  """Whether train_and_eval keeps `export/best` (`eval.export_best`).
+
+  auto: only with a validation split to choose on. Turned on without one,
+  it chooses on the test split, which inflates that split's figure: said
+  once.
+  """
+  choice = cfg.eval.export_best
+  on_test = scoring.training_split(cfg) == TEST
+  if choice == "true" and on_test:
+    logging.log_first_n(
+        logging.WARNING, "eval.export_best=true without a validation split: "
+        "export/best chooses its checkpoint on the test split, so its test "
+        "accuracy is an optimistic figure. Hold images out with "
+        "data.validation_size=N to choose on those instead.", 1)
+  return choice == "true" or (choice == "auto" and not on_test)
 
 
 def export_newest(cfg: ExperimentConfig, model_dir: str, data_dir: str | None,
@@ -301,7 +324,9 @@ def export_newest(cfg: ExperimentConfig, model_dir: str, data_dir: str | None,
   export_base = os.path.join(model_dir, EXPORT_DIR)
   if reuse:
     wanted = {"checkpoint": os.path.basename(checkpoint),
-              "config_sha256": config_digest(cfg)}
+              "config_sha256": config_digest(cfg),
+              "temperature": calibration.temperature(model_dir, checkpoint) or
+                             temperatures.UNCALIBRATED}
     for path in reversed(export_dirs.finished_exports(export_base)):
       info = export_dirs.read_info(path)
       if all(info.get(key) == value for key, value in wanted.items()):

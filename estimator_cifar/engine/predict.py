@@ -19,7 +19,7 @@ import tensorflow as tf
 from estimator_cifar import paths as paths_lib
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import image_files
-from estimator_cifar.engine import export
+from estimator_cifar.engine import export, export_formats, temperatures
 from estimator_cifar.errors import ConfigError, DataError
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
@@ -145,9 +145,12 @@ def run_predict(cfg: ExperimentConfig, model_dir: str,
   if output not in OUTPUTS:
     raise ConfigError(f"--output={output}: use one of {', '.join(OUTPUTS)}.")
   paths = image_paths(images)
-  checkpoint_check.newest_checkpoint(model_dir, "--mode=predict")
+  checkpoint = checkpoint_check.newest_checkpoint(model_dir, "--mode=predict")
   names = identity.label_names(cfg, model_dir, data_dir)
-  estimator = export.serving_estimator(cfg, model_dir, len(names))
+  temperature = temperatures.temperature_for(
+      cfg, model_dir, checkpoint,
+      lambda: export_formats.available_source(cfg, data_dir))
+  estimator = export.serving_estimator(cfg, model_dir, len(names), temperature)
   try:
     probabilities = predict_files(estimator, cfg, paths)
   except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:

@@ -2,8 +2,10 @@
 
 Every evaluation (train_and_eval's periodic and final ones, --mode=eval, the
 continuous-eval job, a cluster's evaluator) appends one line with at least
-`global_step`, `accuracy`, `top_5_accuracy`, `loss` and `checkpoint`, so tools
-and resumed jobs read one plain file instead of parsing event files.
+`global_step`, `accuracy`, `top_5_accuracy`, `loss`, `checkpoint` and `split`
+(`validation` or `test`: the images it scored), so tools and resumed jobs read
+one plain file instead of parsing event files. Rows written before splits
+existed have no `split`: they scored the test split.
 
 The log stays whole: a last line without its newline (a writer killed
 mid-append, a copy cut short) is moved into `metrics.jsonl.torn-<n>` before
@@ -26,9 +28,15 @@ def path(model_dir: str) -> str:
   return os.path.join(model_dir, rundir.EVAL_DIR, rundir.METRICS_FILE)
 
 
-def append(model_dir: str, eval_result: dict, checkpoint: str) -> dict:
-  """Appends one row built from an Estimator eval result; returns the row."""
+TEST = "test"  # The split of a row that names none (data/source.py's TEST).
+
+
+def append(model_dir: str, eval_result: dict, checkpoint: str,
+           split: str) -> dict:
+  """Appends one row built from an Estimator eval result of `split`; returns
+  the row."""
   row = plain_metrics(eval_result)
+  row["split"] = split
   row["global_step"] = int(row.get("global_step", -1))
   row["checkpoint"] = os.path.basename(checkpoint) if checkpoint else None
   row["time"] = time.time()
@@ -121,3 +129,13 @@ def plain_metrics(eval_result: dict) -> dict:
   """
   return {k: rundir.json_ready(v) for k, v in eval_result.items()
           if not isinstance(v, bytes)}
+
+
+def split_of(row: dict) -> str:
+  """The split a row scored (rows from before splits: the test split)."""
+  return row.get("split", TEST)
+
+
+def rows_of(model_dir: str, split: str) -> list[dict]:
+  """The rows of `split`, in file order."""
+  return [row for row in read(model_dir) if split_of(row) == split]

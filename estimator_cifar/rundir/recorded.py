@@ -1,6 +1,6 @@
 """The config of a mode that reads a trained model_dir: the one training used.
 
-`eval`, `continuous_eval`, `export` and `predict` on a model_dir with a
+`eval`, `continuous_eval`, `export`, `predict` and `calibrate` on a model_dir with a
 `config.json` rebuild the model exactly as it was trained (model, classes,
 EMA choice, data), whatever the experiment file says today; overrides still
 apply on top. Without a recorded config they fall back to `--experiment`.
@@ -17,7 +17,7 @@ from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 from estimator_cifar.rundir import run_record
 
 # The modes that read a trained model_dir rather than write one.
-READING_MODES = ("eval", "continuous_eval", "export", "predict")
+READING_MODES = ("eval", "continuous_eval", "export", "predict", "calibrate")
 
 
 def setup(mode: str, model_dir: str | None, experiment: str | None,
