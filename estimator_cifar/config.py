@@ -101,7 +101,9 @@ class DataConfig(_Section):
   # left; kept so that recorded configs and overrides naming it still load.
   pipeline: str = "batch"
   in_memory: str = "auto"    # Or stream the split from its files (streaming.py).
-  validation_size: int = 0   # Training images held out to choose and calibrate on.
+  # Training images held out to evaluate on, so that choices made on the
+  # evaluation never see the test split (data/validation_split.py); 0: none.
+  validation_size: int = 0
 
 
 @dataclass

@@ -70,7 +70,7 @@ RANGES: dict[str, Range] = {
     "data.shuffle_buffer": POSITIVE, "data.image_size": Range(0, SIDE, low_open=True),
     "data.pad": Range(0, SIDE), "data.brightness_delta": FRACTION,
     "data.contrast_lower": NON_NEGATIVE, "data.contrast_upper": NON_NEGATIVE,
-    "data.cutout_size": Range(0, SIDE),
+    "data.cutout_size": Range(0, SIDE), "data.validation_size": NON_NEGATIVE,
     # Synthetic images are made in memory: 500k is 10x CIFAR's training set.
     "data.synthetic_train_size": Range(0, 500_000, low_open=True),
     "data.synthetic_eval_size": Range(0, 500_000, low_open=True),

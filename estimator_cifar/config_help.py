@@ -37,6 +37,7 @@ MEANINGS = {
     "data.check_labels": "read the label bytes once at start-up and check them",
     "data.pipeline": "batch: each distortion runs on a whole batch (the only pipeline)",
     "data.in_memory": "hold a split in memory, or stream it from its files",
+    "data.validation_size": "training images held out as the validation split; 0: none",
     "train.batch_size": "images per step, over all replicas",
     "train.epochs": "how long to train, in passes over the training set",
     "train.steps": "how long to train, in steps; > 0 wins over train.epochs",

@@ -107,11 +107,9 @@ def check_labels(paths: list[str], layout: DatasetSpec, kind: str) -> None:
   Raises:
     DataError: names the file, the record and the bad label.
   """
-  offset, classes = layout.label_offset[kind], layout.num_classes[kind]
+  classes = layout.num_classes[kind]
   for path in paths:
-    records = np.memmap(path, dtype=np.uint8, mode="r").reshape(
-        -1, layout.record_bytes)
-    labels = np.asarray(records[:, offset])
+    labels = read_labels(path, layout, kind)
     bad = np.flatnonzero(labels >= classes)
     if bad.size:
       raise DataError(
@@ -119,6 +117,13 @@ def check_labels(paths: list[str], layout: DatasetSpec, kind: str) -> None:
           f"{classes} {kind} classes of {layout.name} ({bad.size} such records). "
           f"The file is corrupt or of another dataset; re-extract or "
           "re-download it, or pick the matching data.name.")
+
+
+def read_labels(path: str, layout: DatasetSpec, kind: str) -> np.ndarray:
+  """The file's labels of `kind`, uint8 [records], without reading the images."""
+  records = np.memmap(path, dtype=np.uint8, mode="r").reshape(
+      -1, layout.record_bytes)
+  return np.asarray(records[:, layout.label_offset[kind]])
 
 
 def read_label_names(folder: str, layout: DatasetSpec, kind: str) -> list[str]:

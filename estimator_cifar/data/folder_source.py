@@ -72,7 +72,8 @@ def get_source(spec: DatasetSpec, data_dir: str) -> DataSource:
   return DataSource(
       name=spec.name, num_classes=len(classes),
       num_train=len(decoded["train"][1]), num_eval=len(decoded["test"][1]),
-      label_names=classes, records=records, image_shape=spec.image_shape)
+      label_names=classes, records=records, image_shape=spec.image_shape,
+      read_labels=lambda split: decoded[split][1])
 
 
 def list_images(split_dir: str, classes: list[str]) -> tuple[list[str], list[int]]:

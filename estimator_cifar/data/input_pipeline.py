@@ -8,8 +8,9 @@ first step) and each batch gathers its records from the split in place
 prefetch.
 Train, a split too large for memory (`data.in_memory`): streamed from the
 files with the same distortions (streaming.py).
-Eval: records -> batch, keeping the remainder batch so every test record is
-evaluated exactly once -> central crop/standardize of the whole batch.
+Eval: the validation or the test split's records -> batch, keeping the
+remainder batch so every record is evaluated exactly once -> central
+crop/standardize of the whole batch.
 
 Features are a dict `{"images": float32 [N, S, S, 3]}`, labels int32 [N].
 """
@@ -18,13 +19,20 @@ import tensorflow as tf
 
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import augment, permutation, streaming
-from estimator_cifar.data.source import DataSource
+from estimator_cifar.data.source import TEST, TRAIN, DataSource
 from estimator_cifar.loaded_code import as_loaded
 from estimator_cifar.model.keys import IMAGES_KEY
 
 
-def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
-  """Returns an Estimator input_fn for the train or the eval split.
+def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool,
+                  split: str = TEST):
+  """Returns an Estimator input_fn for the train split or an eval split.
+
+  Args:
+    cfg: the experiment's config.
+    source: the data.
+    training: the train split's input (distorted, repeated); else `split`'s.
+    split: the eval split, source.VALIDATION or TEST; ignored when training.
 
   The input_fn accepts an optional `input_context` (a tf.distribute
   InputContext): with several input pipelines each reads its own shard and
@@ -39,7 +47,7 @@ def make_input_fn(cfg: ExperimentConfig, source: DataSource, training: bool):
     if stream:
       return streaming.train_dataset(cfg, source, cfg.train.batch_size, seed,
                                      input_context)
-    ds = source.records("train" if training else "test")
+    ds = source.records(TRAIN if training else split)
     batch = cfg.train.batch_size if training else cfg.eval.batch_size
     if input_context is not None:
       ds = ds.shard(input_context.num_input_pipelines,

@@ -7,6 +7,8 @@ with a clear message and the per-step path never checks anything.
 
 import os
 
+import numpy as np
+
 from estimator_cifar import paths
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar, cifar_binary
@@ -23,12 +25,22 @@ def default_data_dir() -> str:
 
 def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
   """Builds the DataSource for `cfg.data` (binary files, tfds, a folder of
-  class folders, or synthetic).
+  class folders, or synthetic), holding out `data.validation_size` training
+  images as the validation split (validation_split.py).
 
   Raises:
     DataError: see `cifar_binary.locate`, `count_records`, `check_labels`,
-      and the other sources' `get_source`.
+      the other sources' `get_source`, and `validation_split.choose`.
   """
+  source = _full_source(cfg, data_dir)
+  if cfg.data.validation_size > 0:
+    from estimator_cifar.data import validation_split
+    return validation_split.apply(source, cfg.data.validation_size)
+  return source
+
+
+def _full_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
+  """The DataSource of `cfg.data` with nothing held out (see get_source)."""
   data = cfg.data
   layout = cifar.DATASETS[data.name]
   if data.source == "folder":
@@ -54,7 +66,9 @@ def get_source(cfg: ExperimentConfig, data_dir: str | None) -> DataSource:
       label_names=cifar_binary.read_label_names(folder, layout, kind),
       records=lambda split: cifar_binary.record_dataset(
           files[split], counts[split], read),
-      image_shape=layout.image_shape, files=files, file_records=counts, read_records=read)
+      image_shape=layout.image_shape, files=files, file_records=counts, read_records=read,
+      read_labels=lambda split: np.concatenate(
+          [cifar_binary.read_labels(path, layout, kind) for path in files[split]]))
 
 
 def _synthetic(spec: DatasetSpec, num_train: int, num_eval: int) -> DataSource:

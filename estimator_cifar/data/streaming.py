@@ -20,6 +20,9 @@ whatever the split's size.
 Records mix within a block only and arrive in their files' order, so the
 shuffle is as good as the block is large against the files;
 `data.shuffle_buffer` <= 1 keeps the files' order.
+A source without train files (tfds, folders, synthetic, or one with a
+validation split held out, data/validation_split.py) streams its
+`records("train")` in record order instead, in the same blocks.
 """
 
 import math

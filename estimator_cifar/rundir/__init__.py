@@ -4,6 +4,7 @@ A model_dir holds, beside TensorFlow's own event files:
 
   config.json               the resolved experiment config (`write_config`)
   label_names.txt           class names, one a line (rundir/identity.py)
+  validation_split.json     the images held out to validate on (rundir/data_split.py)
   run_info.json             what ran and how it ended (rundir/run_record.py)
   eval/metrics.jsonl        one JSON line per evaluation (rundir/metrics_log.py)
   checkpoint                TensorFlow's checkpoint state file
@@ -118,10 +119,16 @@ def read_config(model_dir: str) -> dict[str, Any] | None:
 def write_config(model_dir: str, config_json: str) -> None:
   """Writes `config_json` to <model_dir>/config.json atomically."""
   os.makedirs(model_dir, exist_ok=True)
-  tmp = config_path(model_dir) + ".tmp"
+  write_atomically(config_path(model_dir), config_json + "\n")
+
+
+def write_atomically(path: str, text: str) -> None:
+  """Writes `text` to `path` through a temporary file: a reader (or a run
+  killed meanwhile) sees the old file or the new one, never half of one."""
+  tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
-    f.write(config_json + "\n")
-  os.replace(tmp, config_path(model_dir))
+    f.write(text)
+  os.replace(tmp, path)
 
 
 def json_ready(value: Any) -> Any:

@@ -5,7 +5,8 @@
   refused with the differences (old -> new) before anything is overwritten:
   resuming a ResNet-20 checkpoint as a ResNet-56 would otherwise fail deep in
   the restore with a cryptic NotFoundError, or, for classes, silently mix two
-  label sets.
+  label sets. `data.validation_size` may never change, not even with
+  --allow_config_change: the images held out must stay out of training.
 - `label_names.txt`: the class names, one per line, written at train time so
   that `--mode=predict` and `--mode=export` work from the model_dir alone.
 
@@ -17,13 +18,15 @@ import os
 from estimator_cifar import rundir
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar
-from estimator_cifar.errors import CheckpointError, DataError
+from estimator_cifar.errors import CheckpointError, ConfigError, DataError
 
 # Fields that change the variables or the meaning of the logits. data.label
 # only matters for a dataset with several label kinds (CIFAR-100's fine or
 # coarse classes).
 IDENTITY_FIELDS = ("model.name", "model.depth", "model.version", "model.width",
                    "data.name", "data.label")
+# Fixed for a model_dir's whole life, even with --allow_config_change.
+VALIDATION_SIZE = "data.validation_size"
 
 
 def config_differences(old: dict, new: ExperimentConfig) -> list[str]:
@@ -62,6 +65,7 @@ def check_config(cfg: ExperimentConfig, model_dir: str,
 
   Raises:
     CheckpointError: an identity field differs and `allow_change` is False.
+    ConfigError: `data.validation_size` differs (whatever `allow_change`).
   """
   try:
     old = rundir.read_config(model_dir)
@@ -71,6 +75,7 @@ def check_config(cfg: ExperimentConfig, model_dir: str,
                           "or use another --model_dir.")
   if old is None:
     return
+  _check_validation_size(old, cfg, model_dir)
   diffs = config_differences(old, cfg)
   if not diffs:
     return
@@ -85,6 +90,21 @@ def check_config(cfg: ExperimentConfig, model_dir: str,
       "requested model. Use a new --model_dir, or the model_dir's own settings, "
       "or pass --allow_config_change to continue anyway (to fine-tune from it "
       "into a new model_dir, use --warm_start_from instead).")
+
+
+def _check_validation_size(old: dict, cfg: ExperimentConfig,
+                           model_dir: str) -> None:
+  """Refuses another data.validation_size: the run's checkpoints trained on
+  images the new split would evaluate on (an older config.json without the
+  field held none out)."""
+  recorded = _recorded(old, VALIDATION_SIZE) or 0
+  if recorded != cfg.data.validation_size:
+    raise ConfigError(
+        f"{model_dir} was trained with {VALIDATION_SIZE}={recorded}, but "
+        f"{VALIDATION_SIZE}={cfg.data.validation_size} is requested: its "
+        "checkpoints have seen images that the new validation split would "
+        f"hold out. Pass --params_override={VALIDATION_SIZE}={recorded}, or "
+        "use a new --model_dir.")
 
 
 def restore_error(cfg: ExperimentConfig, model_dir: str, detail: str) -> CheckpointError:
@@ -124,10 +144,8 @@ def error_cause(message: str) -> str:
 def write_label_names(model_dir: str, names: list[str]) -> None:
   """Writes `label_names.txt` (one name per line) into model_dir."""
   os.makedirs(model_dir, exist_ok=True)
-  tmp = os.path.join(model_dir, rundir.LABELS_FILE + ".tmp")
-  with open(tmp, "w") as f:
-    f.write("".join(name + "\n" for name in names))
-  os.replace(tmp, os.path.join(model_dir, rundir.LABELS_FILE))
+  rundir.write_atomically(os.path.join(model_dir, rundir.LABELS_FILE),
+                          "".join(name + "\n" for name in names))
 
 
 def read_label_names(model_dir: str) -> list[str] | None:
