@@ -4,14 +4,25 @@ Added to the EVAL spec beside accuracy (model_fn.eval_metrics):
 - `per_class_accuracy/<class name>`: the fraction of each true class predicted
   right (0 for a class absent from the eval split).
 - `confusion_matrix`: int64 [C, C] counts, row = true class, column = predicted.
-- `ece`: expected calibration error (Guo et al. 2017) over ECE_BINS equal-width
-  bins of the top-class probability: sum over bins of |accuracy - mean
-  confidence| weighted by the bin's share of the examples. A bin holds the
-  confidences in (b / M, (b + 1) / M].
+- `ece`: expected calibration error (Guo et al. 2017) of the returned
+  probabilities, softmax(logits / T), over ECE_BINS equal-width bins of the
+  top-class probability: sum over bins of |accuracy - mean confidence|
+  weighted by the bin's share of the examples. A bin holds the confidences in
+  (b / M, (b + 1) / M] (model/temperature.py bins the same way in numpy).
+- `nll`: the mean negative log-likelihood of the returned probabilities (the
+  `cross_entropy` metric stays that of the raw logits).
+- `reliability`: float32 [3, ECE_BINS], the figures ECE is made of: per bin
+  the share of the examples, and the means of correct * in_bin and of
+  confidence * in_bin (rows SHARE_ROW, CORRECT_ROW,
+  CONFIDENCE_ROW); rundir/reliability_plot.py draws it.
+- With a calibration temperature T != 1, `ece_uncalibrated`,
+  `nll_uncalibrated` and `reliability_uncalibrated`: the same of the raw
+  logits, beside them.
 - `confusion_image` and `confusion_text`: serialized TensorBoard summaries (a
   heat map with rows normalised to the true class, and a markdown table with
   the class names). Estimator writes byte-string metrics into the eval
-  directory's events; metrics.jsonl and run_info.json leave them out.
+  directory's events; metrics.jsonl and run_info.json leave them out (and
+  keep the arrays, confusion_matrix and reliability, as lists).
 
 Everything is built from tf.compat.v1.metrics (mean_tensor of the joint
 distribution of true and predicted class, and of bin and correctness), so the
@@ -22,12 +33,18 @@ import re
 
 import tensorflow as tf
 
+from estimator_cifar.model.temperature import (CONFIDENCE_ROW, CORRECT_ROW,
+                                               ECE_BINS, SHARE_ROW)
+
 v1 = tf.compat.v1
 
-ECE_BINS = 15
 PER_CLASS_PREFIX = "per_class_accuracy/"
 CONFUSION_KEY = "confusion_matrix"
 ECE_KEY = "ece"
+NLL_KEY = "nll"
+RELIABILITY_KEY = "reliability"
+# Appended to the calibration metrics' keys for those of the raw logits.
+UNCALIBRATED_SUFFIX = "_uncalibrated"
 IMAGE_KEY = "confusion_image"
 TEXT_KEY = "confusion_text"
 # Heat-map cells are this many pixels wide at most, so 10 classes give a
@@ -41,13 +58,16 @@ def metric_name(label_name: str) -> str:
 
 
 def failure_metrics(labels: tf.Tensor, logits: tf.Tensor,
-                    label_names: list[str] | None = None) -> dict:
-  """Per-class accuracy, confusion matrix, ECE and their summaries.
+                    label_names: list[str] | None = None,
+                    temperature: float = 1.0) -> dict:
+  """Per-class accuracy, confusion matrix, calibration and their summaries.
 
   Args:
     labels: int labels [N].
     logits: float32 logits [N, C].
     label_names: C class names; `class_<i>` when None or of the wrong length.
+    temperature: the calibration temperature T of the returned probabilities,
+      softmax(logits / T); 1.0 for uncalibrated ones.
 
   Returns:
     A dict of eval_metric_ops (value, update_op), see the module docstring.
@@ -72,29 +92,44 @@ def failure_metrics(labels: tf.Tensor, logits: tf.Tensor,
   metrics = {metric_name(name): (per_class[i], update)
              for i, name in enumerate(label_names)}
   metrics[CONFUSION_KEY] = (counts, update)
-  metrics[ECE_KEY] = expected_calibration_error(labels, logits)
+  metrics.update(calibration_metrics(labels, logits / temperature))
+  if temperature != 1.0:
+    metrics.update(calibration_metrics(labels, logits, UNCALIBRATED_SUFFIX))
   metrics[IMAGE_KEY] = (_image_summary(fractions), update)
   metrics[TEXT_KEY] = (_text_summary(counts, per_class, label_names), update)
   return metrics
 
 
-def expected_calibration_error(labels: tf.Tensor, logits: tf.Tensor,
-                               num_bins: int = ECE_BINS):
-  """(ece, update_op): the streaming ECE of softmax(logits) against labels."""
+def calibration_metrics(labels: tf.Tensor, logits: tf.Tensor,
+                        suffix: str = "", num_bins: int = ECE_BINS) -> dict:
+  """`ece`, `nll` and `reliability` (+ suffix) of softmax(logits) vs labels.
+
+  Returns:
+    A dict of eval_metric_ops (value, update_op), see the module docstring.
+  """
+  labels = tf.cast(labels, tf.int32)
   probabilities = tf.nn.softmax(logits)
   confidence = tf.reduce_max(probabilities, axis=1)
   correct = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32),
-                             tf.cast(labels, tf.int32)), tf.float32)
+                             labels), tf.float32)
   bins = tf.clip_by_value(
       tf.cast(tf.math.ceil(confidence * num_bins), tf.int32) - 1, 0,
       num_bins - 1)
   in_bin = tf.one_hot(bins, num_bins)
-  # Per bin: E[correct * 1(bin)] and E[confidence * 1(bin)]; their gap is the
-  # bin's |accuracy - confidence| times its share of the examples.
-  stacked = tf.stack([in_bin * correct[:, None], in_bin * confidence[:, None]],
-                     axis=1)
-  means, update = _mean_over_examples(stacked, "ece_bins")
-  return tf.reduce_sum(tf.abs(means[0] - means[1])), update
+  # Per bin: its share, E[correct * 1(bin)] and E[confidence * 1(bin)]; the
+  # gap of the last two is the bin's |accuracy - confidence| times its share.
+  rows = {SHARE_ROW: in_bin, CORRECT_ROW: in_bin * correct[:, None],
+          CONFIDENCE_ROW: in_bin * confidence[:, None]}
+  stacked = tf.stack([rows[i] for i in sorted(rows)], axis=1)
+  reliability, update = _mean_over_examples(stacked,
+                                            RELIABILITY_KEY + suffix)
+  ece = tf.reduce_sum(tf.abs(reliability[CORRECT_ROW] -
+                             reliability[CONFIDENCE_ROW]))
+  nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                       logits=logits)
+  return {ECE_KEY + suffix: (ece, update),
+          NLL_KEY + suffix: v1.metrics.mean(nll, name=NLL_KEY + suffix),
+          RELIABILITY_KEY + suffix: (reliability, update)}
 
 
 def _mean_over_examples(values: tf.Tensor, name: str):

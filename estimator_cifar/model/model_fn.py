@@ -13,6 +13,8 @@ accuracy, confusion matrix and calibration (eval_metrics.py); outside TRAIN
 the logits follow `eval.tta` (tta.py); with
 `ema.eval_with_ema` the averaged weights are restored in place of the raw ones.
 PREDICT/export: classes, probabilities, logits (EMA weights likewise).
+In every mode the probabilities are softmax(logits / params.temperature), the
+calibration temperature (model/temperature.py); classes and logits ignore it.
 """
 
 import dataclasses
@@ -46,12 +48,16 @@ class ModelParams:
 
   Export and predict build only the PREDICT graph, which needs no schedule:
   the defaults of `steps_per_epoch` and `max_steps` serve them.
+  `temperature`: the calibration temperature T; the returned probabilities
+  (and the eval's calibration metrics) are softmax(logits / T); 1.0 =
+  uncalibrated.
   """
   config: ExperimentConfig
   num_classes: int
   steps_per_epoch: float = 1.0
   max_steps: int = 1
   label_names: tuple[str, ...] = ()  # Names the per-class eval metrics.
+  temperature: float = 1.0
 
   @classmethod
   def of(cls, params) -> "ModelParams":
@@ -90,7 +96,7 @@ def model_fn(features, labels, mode, params):
   activations = added(v1.GraphKeys.ACTIVATIONS)  # Before other replicas add theirs.
   predictions = {
       "classes": tf.argmax(logits, axis=1),
-      "probabilities": tf.nn.softmax(logits),
+      "probabilities": tf.nn.softmax(logits / params.temperature),
       "logits": logits,
   }
   ema_scaffold = _ema_scaffold(cfg) if cfg.ema.eval_with_ema else None
@@ -116,7 +122,8 @@ def model_fn(features, labels, mode, params):
         eval_metric_ops=dict(
             eval_metrics(labels, logits, params.num_classes),
             **eval_metrics_lib.failure_metrics(labels, logits,
-                                               params.label_names)))
+                                               params.label_names,
+                                               params.temperature)))
 
   global_step = v1.train.get_or_create_global_step()
   rate = optim.learning_rate(cfg, global_step, params.steps_per_epoch,

@@ -3,17 +3,16 @@
 Drawn with matplotlib after `--mode=eval` from the eval result's
 `confusion_matrix` counts (model/eval_metrics.py), rows normalised to the true
 class, each cell labelled with its count when there are at most
-MAX_ANNOTATED classes. matplotlib comes with the `test`/`tools` extras; without
-it the plot is skipped with one log line and the evaluation is unaffected.
+MAX_ANNOTATED classes. Without matplotlib the plot is skipped with one log
+line and the evaluation is unaffected (rundir/plots.py).
 
 Imports no TensorFlow.
 """
 
 import os
 
-from absl import logging
-
 from estimator_cifar import rundir
+from estimator_cifar.rundir import plots
 
 FILENAME = "confusion.png"
 MAX_ANNOTATED = 20  # Counts written in the cells up to this many classes.
@@ -29,14 +28,8 @@ def write(model_dir: str, counts, label_names: list[str],
 
   Returns None, after logging why, when matplotlib is missing.
   """
-  try:
-    import matplotlib
-    matplotlib.use("Agg")  # No display: write files only.
-    import matplotlib.pyplot as plt
-  except ImportError:
-    logging.warning("matplotlib is not installed, so %s was not drawn "
-                    "(pip install matplotlib, or the package's [tools] "
-                    "extra).", path(model_dir))
+  plt = plots.pyplot(path(model_dir))
+  if plt is None:
     return None
   import numpy as np
   counts = np.asarray(counts, dtype=np.int64)
@@ -61,11 +54,4 @@ def write(model_dir: str, counts, label_names: list[str],
       for j in range(n):
         ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
                 color="white" if rows[i, j] > 0.5 else "black")
-  fig.tight_layout()
-  out = path(model_dir)
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  tmp = out + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, out)
-  return out
+  return plots.save(plt, fig, path(model_dir))
