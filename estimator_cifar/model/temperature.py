@@ -92,8 +92,10 @@ def fit(logits, labels) -> float:
   """The temperature that minimises the mean NLL of softmax(logits / T).
 
   A golden-section search on log T over [MIN_TEMPERATURE, MAX_TEMPERATURE]:
-  the NLL is smooth and, in practice, unimodal in T. A fit at a bound means
-  the logits carry (almost) no information about the labels.
+  the NLL is convex in 1 / T (a log-sum-exp of linear functions minus a
+  linear one), so it has one minimum along log T and the search finds it. A
+  fit at a bound means the logits carry (almost) no information about the
+  labels, or are (almost) always right.
 
   Args:
     logits: [N, C] finite logits of held-out examples (a validation split).
