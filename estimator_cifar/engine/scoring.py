@@ -116,9 +116,9 @@ def draw_plots(cfg: ExperimentConfig, model_dir: str, result: dict,
       logging.info("Confusion matrix: %s", written)
   bins = result.get(eval_metrics.RELIABILITY_KEY)
   if bins is not None:
-    written = reliability_plot.write(
-        model_dir, bins, result.get(eval_metrics.RELIABILITY_UNCALIBRATED_KEY),
-        title)
+    raw = result.get(eval_metrics.RELIABILITY_KEY +
+                     eval_metrics.UNCALIBRATED_SUFFIX)
+    written = reliability_plot.write(model_dir, bins, raw, title)
     if written:
       logging.info("Reliability diagram: %s", written)
 
