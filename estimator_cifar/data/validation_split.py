@@ -101,12 +101,12 @@ def apply(source: DataSource, size: int) -> DataSource:
   Raises:
     DataError: see `choose`.
   """
-  labels = _train_labels(source)
+  labels = labels_of(source, TRAIN)
   indices = choose(labels, size, source.num_classes)
   held_out = np.zeros(len(labels), bool)
   held_out[indices] = True
   masks = {TRAIN: ~held_out, VALIDATION: held_out}
-  read_records, read_labels = source.records, source.read_labels
+  read_records = source.records
 
   def records(split: str):
     if split not in masks:
@@ -114,8 +114,10 @@ def apply(source: DataSource, size: int) -> DataSource:
     return _select(read_records(TRAIN), masks[split])
 
   def split_labels(split: str) -> np.ndarray:
+    # Known already for train and validation: no TensorFlow needed, so the
+    # validation labels can be read inside a finalized graph (exporters).
     if split not in masks:
-      return read_labels(split)
+      return labels_of(source, split)
     return labels[masks[split]]
 
   info = {"validation_size": size, "rule": RULE, "seed": SPLIT_SEED,
@@ -130,19 +132,20 @@ def apply(source: DataSource, size: int) -> DataSource:
       num_validation=size, split_info=info,
       files={s: f for s, f in source.files.items() if s != TRAIN},
       file_records={s: n for s, n in source.file_records.items() if s != TRAIN},
-      read_labels=split_labels if read_labels else None)
+      read_labels=split_labels)
 
 
-def _train_labels(source: DataSource) -> np.ndarray:
-  """The train split's labels in record order: the source's label reader, or
-  its records read eagerly, a chunk at a time."""
+def labels_of(source: DataSource, split: str) -> np.ndarray:
+  """A split's int labels in record order: the source's label reader, or its
+  records read eagerly, a chunk at a time (images read and dropped)."""
   if source.read_labels is not None:
-    return np.asarray(source.read_labels(TRAIN), np.int64)
+    return np.asarray(source.read_labels(split), np.int64)
   import tensorflow as tf
   with tf.init_scope():  # Eager, even when called while a graph is built.
-    chunks = source.records(TRAIN).map(lambda image, label: label).batch(
+    chunks = source.records(split).map(lambda image, label: label).batch(
         LABEL_CHUNK)
-    return np.concatenate(list(chunks.as_numpy_iterator())).astype(np.int64)
+    found = list(chunks.as_numpy_iterator())
+  return (np.concatenate(found) if found else np.zeros([0])).astype(np.int64)
 
 
 def _select(records, keep: np.ndarray):

@@ -9,18 +9,15 @@ rundir/calibration.py stores the result beside the checkpoints.
 import numpy as np
 import tensorflow as tf
 
-from estimator_cifar.data.source import DataSource
+from estimator_cifar.data import validation_split
+from estimator_cifar.data.source import VALIDATION, DataSource
 from estimator_cifar.model import temperature as temperature_lib
 
-VALIDATION_SPLIT = "validation"
-LABELS_BATCH = 4096  # Labels read per step; the images are read and dropped.
 
 
 def validation_labels(source: DataSource) -> np.ndarray:
   """The validation split's int labels [N], in record order."""
-  labels = source.records(VALIDATION_SPLIT).map(lambda image, label: label)
-  batches = [batch.numpy() for batch in labels.batch(LABELS_BATCH)]
-  return (np.concatenate(batches) if batches else np.zeros([0])).astype(np.int64)
+  return validation_split.labels_of(source, VALIDATION)
 
 
 def fit_checkpoint(estimator: tf.estimator.Estimator, validation_input_fn,
