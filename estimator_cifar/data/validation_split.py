@@ -93,7 +93,8 @@ def digest(indices: np.ndarray) -> str:
 def apply(source: DataSource, size: int) -> DataSource:
   """`source` with `size` of its training images held out as 'validation'.
 
-  The train split's labels are read once, here. The returned source's
+  The train split's labels are read once, here (their count, what training
+  reads, less `size` is the new num_train). The returned source's
   'train' records are the kept ones and its 'validation' records the held
   out ones, both in record order; 'test' is unchanged. It has no train files,
   so the streaming pipeline (data/streaming.py) reads the filtered records.
@@ -126,7 +127,7 @@ def apply(source: DataSource, size: int) -> DataSource:
                "images as the validation split (indices sha256 %s...).",
                size, size, len(labels), info["indices_sha256"][:12])
   return dataclasses.replace(
-      source, records=records, num_train=source.num_train - size,
+      source, records=records, num_train=len(labels) - size,
       num_validation=size, split_info=info,
       files={s: f for s, f in source.files.items() if s != TRAIN},
       file_records={s: n for s, n in source.file_records.items() if s != TRAIN},
