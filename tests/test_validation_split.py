@@ -149,9 +149,10 @@ def test_cifar100_coarse_labels_are_stratified(cifar100_dir):
 
 
 def test_synthetic_and_folder_sources_hold_out_images(tmp_path):
-  synthetic = sources.get_source(tiny_config(
-      "data.name=synthetic", "data.synthetic_train_size=300",
-      "data.synthetic_eval_size=10", "data.validation_size=30"), None)
+  with tf.Graph().as_default():  # Resolving works while a graph is built too.
+    synthetic = sources.get_source(tiny_config(
+        "data.name=synthetic", "data.synthetic_train_size=300",
+        "data.synthetic_eval_size=10", "data.validation_size=30"), None)
   assert (synthetic.num_train, synthetic.num_validation) == (270, 30)
   assert len(_split_rows(synthetic, TRAIN)) == 270
   rng = np.random.default_rng(1)

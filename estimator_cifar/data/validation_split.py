@@ -140,10 +140,20 @@ def _train_labels(source: DataSource) -> np.ndarray:
   if source.read_labels is not None:
     return np.asarray(source.read_labels(TRAIN), np.int64)
   import tensorflow as tf
-  with tf.init_scope():  # Eager, even when called while a graph is built.
-    chunks = source.records(TRAIN).map(lambda image, label: label).batch(
-        LABEL_CHUNK)
-    return np.concatenate(list(chunks.as_numpy_iterator())).astype(np.int64)
+  v1 = tf.compat.v1
+  chunks = []
+  # A graph of its own: works whether the caller runs eagerly or is
+  # building a graph (an eager iterator fails inside a graph).
+  with tf.Graph().as_default():
+    next_chunk = v1.data.make_one_shot_iterator(source.records(TRAIN).map(
+        lambda image, label: label).batch(LABEL_CHUNK)).get_next()
+    with v1.Session() as session:
+      while True:
+        try:
+          chunks.append(session.run(next_chunk))
+        except tf.errors.OutOfRangeError:
+          break
+  return np.concatenate(chunks).astype(np.int64)
 
 
 def _select(records, keep: np.ndarray):
