@@ -136,7 +136,7 @@ def apply(source: DataSource, size: int) -> DataSource:
 
 def _train_labels(source: DataSource) -> np.ndarray:
   """The train split's labels in record order: the source's label reader, or
-  its records read eagerly, a chunk at a time."""
+  its records read through once, a chunk at a time."""
   if source.read_labels is not None:
     return np.asarray(source.read_labels(TRAIN), np.int64)
   import tensorflow as tf
