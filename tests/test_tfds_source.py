@@ -15,7 +15,7 @@ from tests.testutil import tiny_config
 NUM_TRAIN, NUM_TEST, MOCK_EXAMPLES = 120, 30, 6
 
 
-def _write_metadata(tfds_dir: str, name: str) -> None:
+def write_metadata(tfds_dir: str, name: str) -> None:
   """What `tfds build` leaves besides the shards: dataset_info with split sizes.
 
   mock_data(policy=USE_FILES) then serves random examples for the splits this
@@ -57,7 +57,7 @@ def _records(source, split):
     ("cifar10", "fine", 10), ("cifar100", "fine", 100), ("cifar100", "coarse", 20)])
 def test_tfds_source_reads_mocked_dataset(tmp_path, name, label, classes):
   tfds_dir = str(tmp_path)
-  _write_metadata(tfds_dir, name)
+  write_metadata(tfds_dir, name)
   cfg = tiny_config(f"data.source=tfds,data.name={name},data.label={label},"
                     f"data.tfds_dir={tfds_dir}")
   with _mock(tfds_dir):
@@ -82,7 +82,7 @@ def test_tfds_source_reads_mocked_dataset(tmp_path, name, label, classes):
 
 def test_tfds_fine_and_coarse_labels_are_different_features(tmp_path):
   tfds_dir = str(tmp_path)
-  _write_metadata(tfds_dir, "cifar100")
+  write_metadata(tfds_dir, "cifar100")
   labels = {}
   with _mock(tfds_dir):
     for kind in ("fine", "coarse"):

@@ -51,9 +51,10 @@ class DataSource:
   split_info: dict | None = None
 
   def __post_init__(self):
-    # A replaced source (dataclasses.replace) re-wraps the reader it wraps.
-    self.records = _SplitCheck(getattr(self.records, "read", self.records),
-                               self.num_validation > 0)
+    # A replaced source (dataclasses.replace) wraps the reader underneath
+    # again, checked against its own num_validation.
+    read = self.records.read if isinstance(self.records, _SplitCheck) else self.records
+    self.records = _SplitCheck(read, self.num_validation > 0)
 
 
 @dataclasses.dataclass

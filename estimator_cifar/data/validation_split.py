@@ -93,7 +93,8 @@ def digest(indices: np.ndarray) -> str:
 def apply(source: DataSource, size: int) -> DataSource:
   """`source` with `size` of its training images held out as 'validation'.
 
-  The train split's labels are read once, here. The returned source's
+  The train split's labels are read once, here (their count, what training
+  reads, less `size` is the new num_train). The returned source's
   'train' records are the kept ones and its 'validation' records the held
   out ones, both in record order; 'test' is unchanged. It has no train files,
   so the streaming pipeline (data/streaming.py) reads the filtered records.
@@ -128,7 +129,7 @@ def apply(source: DataSource, size: int) -> DataSource:
                "images as the validation split (indices sha256 %s...).",
                size, size, len(labels), info["indices_sha256"][:12])
   return dataclasses.replace(
-      source, records=records, num_train=source.num_train - size,
+      source, records=records, num_train=len(labels) - size,
       num_validation=size, split_info=info,
       files={s: f for s, f in source.files.items() if s != TRAIN},
       file_records={s: n for s, n in source.file_records.items() if s != TRAIN},
@@ -137,15 +138,24 @@ def apply(source: DataSource, size: int) -> DataSource:
 
 def labels_of(source: DataSource, split: str) -> np.ndarray:
   """A split's int labels in record order: the source's label reader, or its
-  records read eagerly, a chunk at a time (images read and dropped)."""
+  records read through once, a chunk at a time (images read and dropped)."""
   if source.read_labels is not None:
     return np.asarray(source.read_labels(split), np.int64)
   import tensorflow as tf
-  with tf.init_scope():  # Eager, even when called while a graph is built.
-    chunks = source.records(split).map(lambda image, label: label).batch(
-        LABEL_CHUNK)
-    found = list(chunks.as_numpy_iterator())
-  return (np.concatenate(found) if found else np.zeros([0])).astype(np.int64)
+  v1 = tf.compat.v1
+  chunks = []
+  # A graph of its own: works whether the caller runs eagerly or is
+  # building a graph (an eager iterator fails inside a graph).
+  with tf.Graph().as_default():
+    next_chunk = v1.data.make_one_shot_iterator(source.records(split).map(
+        lambda image, label: label).batch(LABEL_CHUNK)).get_next()
+    with v1.Session() as session:
+      while True:
+        try:
+          chunks.append(session.run(next_chunk))
+        except tf.errors.OutOfRangeError:
+          break
+  return (np.concatenate(chunks) if chunks else np.zeros([0])).astype(np.int64)
 
 
 def _select(records, keep: np.ndarray):

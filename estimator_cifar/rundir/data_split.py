@@ -42,11 +42,7 @@ def check_and_write(model_dir: str, split_info: dict | None, write: bool) -> Non
     return
   size = recorded.get("validation_size")
   if size != requested:
-    raise ConfigError(
-        f"{path} records data.validation_size={size}, but "
-        f"data.validation_size={requested} is requested: the run's "
-        "validation images would move. Pass --params_override="
-        f"data.validation_size={size}, or use a new --model_dir.")
+    raise size_changed(path, size, requested)
   if split_info and recorded.get("indices_sha256") != split_info["indices_sha256"]:
     raise DataError(
         f"The training data differ from the run's in {model_dir}: the same "
@@ -54,6 +50,17 @@ def check_and_write(model_dir: str, split_info: dict | None, write: bool) -> Non
         "records (another digest of the held-out indices), so its checkpoints "
         "have seen images the split now evaluates on. Pass the --data_dir and "
         "data.* settings the run trained with, or use a new --model_dir.")
+
+
+def size_changed(where: str, recorded, requested: int) -> ConfigError:
+  """The error for a run that asks for another validation_size than `where`
+  (a model_dir's record of it) holds."""
+  return ConfigError(
+      f"{where} records data.validation_size={recorded}, but "
+      f"data.validation_size={requested} is requested: the validation images "
+      "would change under the run's checkpoints, which have trained on the "
+      "others. Pass --params_override=data.validation_size="
+      f"{recorded}, or use a new --model_dir.")
 
 
 def _read(path: str) -> dict | None:

@@ -16,16 +16,18 @@ Imports no TensorFlow.
 import os
 
 from estimator_cifar import rundir
+from estimator_cifar.rundir import data_split
 from estimator_cifar.config import ExperimentConfig
 from estimator_cifar.data import cifar
-from estimator_cifar.errors import CheckpointError, ConfigError, DataError
+from estimator_cifar.errors import CheckpointError, DataError
 
 # Fields that change the variables or the meaning of the logits. data.label
 # only matters for a dataset with several label kinds (CIFAR-100's fine or
 # coarse classes).
 IDENTITY_FIELDS = ("model.name", "model.depth", "model.version", "model.width",
                    "data.name", "data.label")
-# Fixed for a model_dir's whole life, even with --allow_config_change.
+# Fixed for a model_dir's whole life, even with --allow_config_change
+# (rundir/data_split.py).
 VALIDATION_SIZE = "data.validation_size"
 
 
@@ -99,12 +101,8 @@ def _check_validation_size(old: dict, cfg: ExperimentConfig,
   field held none out)."""
   recorded = _recorded(old, VALIDATION_SIZE) or 0
   if recorded != cfg.data.validation_size:
-    raise ConfigError(
-        f"{model_dir} was trained with {VALIDATION_SIZE}={recorded}, but "
-        f"{VALIDATION_SIZE}={cfg.data.validation_size} is requested: its "
-        "checkpoints have seen images that the new validation split would "
-        f"hold out. Pass --params_override={VALIDATION_SIZE}={recorded}, or "
-        "use a new --model_dir.")
+    raise data_split.size_changed(rundir.config_path(model_dir), recorded,
+                                  cfg.data.validation_size)
 
 
 def restore_error(cfg: ExperimentConfig, model_dir: str, detail: str) -> CheckpointError:
