@@ -193,9 +193,7 @@ class EvalConfig(_Section):
   throttle_secs: int = 600
   start_delay_secs: int = 0
   timeout_secs: int = 600    # continuous_eval: stop after this long idle.
-  # train_and_eval: a SavedModel of the best accuracy. auto: only with a
-  # validation split to choose on (choosing on the test split inflates it).
-  export_best: str = "auto"
+  export_best: str = "auto"  # Best-accuracy SavedModel; auto: with a validation split.
   export_latest: int = 2     # train_and_eval: keep this many newest SavedModels.
   tta: str = "none"          # flip, flip_translate: eval, export, predict average views.
   # temperature: fit softmax(logits / T) on the validation split, for every

@@ -57,7 +57,8 @@ def test_results_are_short_plain_numbers_with_a_history(trained):
   model_dir, metrics = trained
   assert set(metrics) == set(estimator_cifar.api.RESULT_KEYS) | {"history"}
   assert all(type(metrics[k]) in (int, float)
-             for k in estimator_cifar.api.RESULT_KEYS)
+             for k in estimator_cifar.api.RESULT_KEYS if k != "split")
+  assert metrics["split"] == "test"  # No validation split: the test split.
   history = metrics["history"]
   assert [row["global_step"] for row in history][-1] == 40
   assert all(set(row) == set(estimator_cifar.api.HISTORY_KEYS)
@@ -127,5 +128,5 @@ def test_progress_lines_reach_stderr_from_python(tmp_path):
                         capture_output=True, text=True, timeout=seconds(300))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "step 3/3, loss = " in proc.stderr
-  assert "Eval at step 3: accuracy=" in proc.stderr
+  assert "Eval at step 3 on the test split: accuracy=" in proc.stderr
   assert "Done: resnet_sgd mode=train_and_eval step=3" in proc.stdout

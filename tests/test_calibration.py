@@ -248,7 +248,8 @@ def _validation_source():
   def records(split):
     assert split == "validation"
     return tf.data.Dataset.from_tensor_slices((images, labels))
-  return types.SimpleNamespace(records=records), images, labels
+  return (types.SimpleNamespace(records=records, read_labels=None), images,
+          labels)
 
 
 def test_fit_checkpoint_fits_the_validation_logits(tmp_path):
