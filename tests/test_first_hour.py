@@ -331,7 +331,7 @@ def test_the_guides_warm_start_export_and_predict_walk_through(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
-  done = re.compile(r"Done: .*?step=(\d+) accuracy=([\d.]+)")
+  done = re.compile(r"Done: .*?step=(\d+) test: accuracy=([\d.]+)")
   assert done.findall(bash(train)) == done.findall(train)
   bash(export)
   accuracy = re.search(r"# ([\d.]+)$", serve, re.M).group(1)

@@ -82,8 +82,8 @@ def test_the_cli_offers_every_mode_before_loading_tensorflow():
        "print('tensorflow' in sys.modules)"],
       cwd=testutil.REPO_ROOT, env=testutil.subprocess_env(), capture_output=True,
       text=True, timeout=testutil.seconds(120), check=True).stdout.splitlines()
-  modes = ["train_and_eval", "train", "eval", "continuous_eval", "export",
-           "predict"]
+  modes = ["train_and_eval", "train", "eval", "continuous_eval", "calibrate",
+           "export", "predict"]
   assert out == [str(modes), "False"]
   assert set(TRAIN_MODES) < set(modes)
 

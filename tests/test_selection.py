@@ -154,3 +154,26 @@ def test_calibrate_and_validation_eval_need_a_validation_split(tmp_path,
     line = error_line(proc.returncode, proc.stderr)
     assert "no validation split" in line and "data.validation_size" in line, (
         mode, proc.stderr)
+
+
+@pytest.mark.slow
+def test_continuous_eval_scores_validation_then_the_test_split_once(
+    tmp_path, cifar10_dir):
+  """A trainer of --mode=train, then the continuous-eval job: it evaluates
+  the checkpoints on validation, and the final one on the test split."""
+  model_dir = str(tmp_path / "watched")
+  overrides = ["data.validation_size=40", "train.steps=20",
+               "checkpoint.save_steps=10", "eval.throttle_secs=0",
+               "checkpoint.keep_max=5", "eval.timeout_secs=60"]
+  modes.run(tiny_config(*overrides), model_dir, "train", cifar10_dir)
+  result = modes.run(tiny_config(*overrides), model_dir, "continuous_eval",
+                     cifar10_dir)
+  rows = metrics_log.read(model_dir)
+  assert [row["split"] for row in rows][-1] == "test"
+  assert [row["split"] for row in rows].count("test") == 1
+  assert {row["split"] for row in rows[:-1]} == {"validation"}
+  assert rows[-1]["checkpoint"] == "model.ckpt-20"
+  assert result["split"] == "test"
+  # A second job finds everything scored: no new rows.
+  modes.run(tiny_config(*overrides), model_dir, "continuous_eval", cifar10_dir)
+  assert len(metrics_log.read(model_dir)) == len(rows)
