@@ -125,13 +125,13 @@ def load_curves(model_dir: str) -> dict[str, dict[str, list[float]]]:
       ("train_loss", loss, f"train events (tags {', '.join(LOSS_TAGS)})"),
       ("eval_accuracy", accuracy, "eval/metrics.jsonl or eval events"),
       ("learning_rate", lr, f"train events (tags {', '.join(LR_TAGS)})")):
-    if isinstance(series, dict):
-      curves[panel] = {split: _points(points) for split, points in series.items()}
-    elif series:
-      curves[panel] = _points(series)
-    else:
+    if not series:
       logging.warning("%s: no %s in %s; skipping that panel for this run",
                       model_dir, panel.replace("_", " "), where)
+    elif isinstance(series, dict):
+      curves[panel] = {split: _points(points) for split, points in series.items()}
+    else:
+      curves[panel] = _points(series)
   return curves
 
 
