@@ -66,7 +66,8 @@ def test_garbage_runs_are_rows_of_unknowns_not_tracebacks(tool, tmp_path):
   proc = run_tool(tool, str(tmp_path / "runs"), *out)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
-  assert "skipping" in proc.stderr  # The damage is reported, not hidden.
+  # The damage is reported, not hidden.
+  assert "metrics.jsonl: skipped 2 line(s) that are not JSON rows" in proc.stderr
 
 
 @pytest.mark.parametrize("tool", ["results_table", "run_records", "plot_curves"])

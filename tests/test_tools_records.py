@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tests.testutil import run_tool
-from tools import plot_curves, results_table, run_records
+from tools import plot_curves, results_table, run_figures, run_records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -138,11 +138,11 @@ def test_read_scalars_tolerates_truncated_event_file(tmp_path):
   assert run_records.read_scalars(str(tmp_path))["loss"] == A_LOSS
 
 
-def test_read_metrics_jsonl_tolerates_truncated_last_line(runs_dir):
-  records = run_records.read_metrics_jsonl(str(runs_dir / "a"))
+def test_read_rows_tolerates_truncated_last_line(runs_dir):
+  records = run_figures.read_rows(str(runs_dir / "a"))
   assert [(r["global_step"], r["accuracy"]) for r in records] == A_METRICS
   assert records[0]["checkpoint"] == "model.ckpt-100"
-  assert run_records.read_metrics_jsonl(str(runs_dir / "c")) == []
+  assert run_figures.read_rows(str(runs_dir / "c")) == []
 
 
 def test_find_runs(runs_dir):
@@ -159,6 +159,7 @@ def test_run_summary(runs_dir):
   assert a["final_step"] == 300
   assert (a["best_accuracy"], a["best_step"]) == (0.8, 200)
   assert a["final_accuracy"] == 0.75
+  assert a["selection_split"] == "test" and a["test_accuracy"] is None
   assert a["wall_time_s"] == A_WALL
   assert a["status"] == "done"
 
@@ -222,12 +223,13 @@ def test_plot_runs_writes_png_with_logged_values(runs_dir, tmp_path):
                   a["train_loss"]["values"])) == A_LOSS
   assert len(a["train_loss"]["smoothed"]) == len(A_LOSS)
   assert a["train_loss"]["smoothed"][0] == A_LOSS[0][1]  # Debiased EMA.
-  assert list(zip(a["eval_accuracy"]["steps"],
-                  a["eval_accuracy"]["values"])) == A_METRICS
+  # Rows without a split scored the test split.
+  assert list(zip(a["eval_accuracy"]["test"]["steps"],
+                  a["eval_accuracy"]["test"]["values"])) == A_METRICS
   assert list(zip(a["learning_rate"]["steps"],
                   a["learning_rate"]["values"])) == A_LR
-  assert list(zip(b["eval_accuracy"]["steps"],
-                  b["eval_accuracy"]["values"])) == B_ACCURACY
+  assert list(zip(b["eval_accuracy"]["test"]["steps"],
+                  b["eval_accuracy"]["test"]["values"])) == B_ACCURACY
   assert list(zip(b["learning_rate"]["steps"],
                   b["learning_rate"]["values"])) == B_LR
   # The run with no data is drawn as nothing, not a crash.
@@ -340,9 +342,12 @@ def test_swept_fields_are_columns_and_seeds_are_summarised(tmp_path):
           for r in rows} == {(lr, seed, acc) for lr, accs in accuracies.items()
                              for seed, acc in enumerate(accs, start=1)}
   summary = results_table.seed_summary(rows, fields)
-  assert [(s["optimizer.learning_rate"], s["runs"]) for s in summary] == [(0.1, 3), (0.2, 3)]
-  assert summary[0]["median"] == 0.625 and summary[0]["mean"] == pytest.approx(0.625)
-  assert summary[0]["std"] == pytest.approx(0.125)  # Sample standard deviation.
+  best = [s["best_accuracy"] for s in summary]
+  assert [s["optimizer.learning_rate"] for s in summary] == [0.1, 0.2]
+  assert [b["runs"] for b in best] == [3, 3]
+  assert best[0]["median"] == 0.625 and best[0]["mean"] == pytest.approx(0.625)
+  assert best[0]["std"] == pytest.approx(0.125)  # Sample standard deviation.
+  assert summary[0]["test_accuracy"]["runs"] == 0  # No validation split.
   markdown = re.sub(" +", " ", results_table.format_table(rows, "markdown", fields))
   assert "| run | optimizer.learning_rate | train.seed | experiment |" in markdown
   assert "| 0.1 | 3 | 62.50% | 62.50% | 12.50% |" in markdown

@@ -2,7 +2,10 @@ r"""Plots training curves of one or more runs into a single PNG.
 
 Three panels side by side, one color per run: train loss (raw, faint, plus a
 TensorBoard-style smoothed line), eval accuracy, and the learning rate, all
-against the global step.
+against the global step. Eval accuracy draws each split a run scored as its
+own series (validation solid, test dashed, named in the panel's legend): a
+run with a validation split evaluates it while training and the test split
+once at the end, and one line through both would mix them.
 
 Usage (from the repository root):
 
@@ -34,8 +37,11 @@ matplotlib.use("Agg")  # Headless: no display on training machines.
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
+from matplotlib.lines import Line2D  # noqa: E402
+
 from estimator_cifar import paths, rundir  # noqa: E402
-from . import cli, run_records  # noqa: E402
+from estimator_cifar.rundir import metrics_log  # noqa: E402
+from . import cli, run_figures, run_records  # noqa: E402
 
 # Tags tried in order for each panel. `loss` is what the Estimator logs; the
 # others cover runs that log only the components.
@@ -44,6 +50,11 @@ LR_TAGS = ("learning_rate", "lr", "optimizer/learning_rate")
 ACCURACY_TAG = "accuracy"
 
 PANELS = ("train_loss", "eval_accuracy", "learning_rate")
+# How each split's accuracy is drawn; evals are sparse (one per checkpoint),
+# so markers show where they are.
+SPLIT_STYLES = {metrics_log.VALIDATION: {"linestyle": "-", "marker": "o"},
+                metrics_log.TEST: {"linestyle": "--", "marker": "s"}}
+OTHER_SPLIT_STYLE = {"linestyle": ":", "marker": "^"}  # A split named otherwise.
 DPI = 150
 FIGSIZE = (13.0, 4.0)  # Inches: fits a full-width figure in a two-column paper.
 
@@ -69,7 +80,7 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
   return smoothed
 
 
-def _first_series(scalars: dict[str, run_records.Series],
+def _first_series(scalars: dict[str, run_figures.Series],
                   tags: Sequence[str]) -> tuple[Optional[str], list[Any]]:
   """The first of `tags` present in `scalars`, with its series."""
   for tag in tags:
@@ -95,29 +106,38 @@ def load_curves(model_dir: str) -> dict[str, dict[str, list[float]]]:
     model_dir: the run's model_dir.
 
   Returns:
-    A dict from panel name (see `PANELS`) to {"steps": [...], "values": [...]};
-    a panel whose data is missing is left out, with a log line.
+    A dict from panel name (see `PANELS`) to {"steps": [...], "values": [...]},
+    except "eval_accuracy", which maps each split scored (the training-time
+    split first; eval events of runs without metrics.jsonl count as test) to
+    such a dict; a panel whose data is missing is left out, with a log line.
   """
   train = run_records.read_scalars(model_dir)
   curves = {}
   _, loss = _first_series(train, LOSS_TAGS)
   _, lr = _first_series(train, LR_TAGS)
-  accuracy = run_records.metrics_series(
-      run_records.read_metrics_jsonl(model_dir), ACCURACY_TAG)
+  accuracy = run_figures.split_series(run_figures.read_rows(model_dir),
+                                      ACCURACY_TAG)
   if not accuracy:
     eval_dir = os.path.join(model_dir, rundir.EVAL_DIR)
-    accuracy = run_records.read_scalars(eval_dir).get(ACCURACY_TAG, [])
+    events = run_records.read_scalars(eval_dir).get(ACCURACY_TAG, [])
+    accuracy = {metrics_log.TEST: events} if events else {}
   for panel, series, where in (
       ("train_loss", loss, f"train events (tags {', '.join(LOSS_TAGS)})"),
       ("eval_accuracy", accuracy, "eval/metrics.jsonl or eval events"),
       ("learning_rate", lr, f"train events (tags {', '.join(LR_TAGS)})")):
-    if series:
-      curves[panel] = {"steps": [s for s, _ in series],
-                       "values": [v for _, v in series]}
-    else:
+    if not series:
       logging.warning("%s: no %s in %s; skipping that panel for this run",
                       model_dir, panel.replace("_", " "), where)
+    elif isinstance(series, dict):
+      curves[panel] = {split: _points(points) for split, points in series.items()}
+    else:
+      curves[panel] = _points(series)
   return curves
+
+
+def _points(series: run_figures.Series) -> dict[str, list[float]]:
+  """{"steps": [...], "values": [...]} of a series."""
+  return {"steps": [s for s, _ in series], "values": [v for _, v in series]}
 
 
 def _format_step(step: float, _=None) -> str:
@@ -168,11 +188,10 @@ def plot_runs(model_dirs: Sequence[str], out_path: str,
                      linewidth=0.8)
       ax_loss.plot(loss["steps"], loss["smoothed"], color=color, linewidth=1.6,
                    label=label)
-    if "eval_accuracy" in curves:
-      acc = curves["eval_accuracy"]
-      # Evals are sparse (one per checkpoint): markers show where they are.
+    for split, acc in curves.get("eval_accuracy", {}).items():
       ax_acc.plot(acc["steps"], acc["values"], color=color, linewidth=1.6,
-                  marker="o", markersize=3, label=label)
+                  markersize=3, label=label,
+                  **SPLIT_STYLES.get(split, OTHER_SPLIT_STYLE))
     if "learning_rate" in curves:
       lr = curves["learning_rate"]
       ax_lr.plot(lr["steps"], lr["values"], color=color, linewidth=1.6,
@@ -183,6 +202,15 @@ def plot_runs(model_dirs: Sequence[str], out_path: str,
     ax_loss.set_title(f"Train loss (smoothing {smoothing:g})")
   _style_axes(ax_acc, "Eval accuracy", "Top-1 accuracy")
   ax_acc.yaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0))
+  drawn = {split for run in plotted.values()
+           for split in run.get("eval_accuracy", {})}
+  splits = ([split for split in SPLIT_STYLES if split in drawn]
+            + sorted(drawn - set(SPLIT_STYLES)))
+  if splits:  # Which line style is which split; the colors are the runs'.
+    ax_acc.legend(handles=[
+        Line2D([], [], color="gray", label=split,
+               **SPLIT_STYLES.get(split, OTHER_SPLIT_STYLE))
+        for split in splits], loc="lower right", fontsize="small")
   _style_axes(ax_lr, "Learning rate", "Learning rate")
   lr_values = [v for run in plotted.values() if "learning_rate" in run
                for v in run["learning_rate"]["values"]]

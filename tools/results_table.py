@@ -8,12 +8,19 @@ Usage (from the repository root):
 
 One row per model_dir found under RUNS_DIR (see `run_records.find_runs`):
 run (path relative to RUNS_DIR), the value of each `--fields` config key in
-the run's config.json, experiment, final step, best and final eval accuracy,
-and wall time. Markdown shows accuracy in percent for pasting into a README;
-CSV keeps plain fractions and seconds so that it can be read back. With
+the run's config.json, experiment, final step, best and final accuracy on the
+split the run evaluated while training, the test split's accuracy and ECE
+where a run with a validation split scored it once at the end, and wall time.
+The headers name that split: "best val acc" where every run chose on a
+validation split, "best acc" where they scored the test split all along, and
+a "chosen on" column where runs differ (CSV always has `selection_split`).
+Runs are ordered by the best accuracy they chose on, never by test accuracy.
+Markdown shows accuracy and ECE in percent for pasting into a README; CSV
+keeps plain fractions and seconds so that it can be read back. With
 `train.seed` among the fields, a second Markdown table summarises the runs
 that differ only in their seed: their count and the median, mean and
-standard deviation of their best accuracy.
+standard deviation of their best accuracy and, where they have one, of their
+test accuracy and ECE.
 """
 
 import csv
@@ -32,25 +39,25 @@ if not __package__:  # Run as a file, where relative imports fail.
 from absl import app, flags, logging
 
 from estimator_cifar import paths
-from . import cli, run_records
+from estimator_cifar.rundir import metrics_log
+from . import cli, run_figures, run_records
 
 FORMATS = ("markdown", "csv")
 MISSING = "-"
 SEED_KEY = "train.seed"  # Runs that differ only in it are one recipe's noise.
 
-# (key in a row, Markdown header)
-_COLUMNS = (
-    ("run", "run"),
-    ("experiment", "experiment"),
-    ("final_step", "final step"),
-    ("best_accuracy", "best acc"),
-    ("final_accuracy", "final acc"),
-    ("wall_time_s", "wall time"),
-)
-# CSV headers are the row keys, plus the human wall time last.
-_CSV_COLUMNS = ("run", "experiment", "final_step", "best_accuracy",
-                "final_accuracy", "wall_time_s", "wall_time")
-_NUMERIC = {"final_step", "best_accuracy", "final_accuracy", "wall_time_s"}
+# In headers, the split the best and final accuracy come from: "val" where
+# every run chose on a validation split; nothing where all scored test.
+SPLIT_WORDS = {metrics_log.VALIDATION: "val ", metrics_log.TEST: ""}
+SPLIT_TITLE = "chosen on"  # Markdown header of selection_split.
+# Markdown headers of the test-once figures, shown when some run has them.
+TEST_TITLES = {"test_accuracy": "test acc", "test_ece": "test ece",
+               "test_ece_uncalibrated": "test ece uncal"}
+# Figures over seeds: the one runs were chosen by, then the test-once ones.
+SPREAD_FIGURES = ("best_accuracy", "test_accuracy", "test_ece")
+HUMAN_WALL_TIME = "wall_time"  # CSV's last column, after wall_time_s.
+_PERCENT = {"best_accuracy", "final_accuracy", *run_figures.TEST_FIGURES}
+_NUMERIC = {"final_step", "wall_time_s", *_PERCENT}
 
 
 def format_duration(seconds: Optional[float]) -> str:
@@ -89,8 +96,9 @@ def results_rows(root: str, fields: Sequence[str] = ()) -> list[dict[str, Any]]:
     One dict per run with the keys of `run_records.run_summary`, `run` (the
     model_dir relative to `root`, its base name if `root` is the run) and
     each of `fields` (None where the run's config.json lacks it).
-    Sorted by best accuracy, descending; runs never evaluated come last, and
-    ties go by run name so the order is stable.
+    Sorted by best accuracy on the split each run chose on (never by test
+    accuracy), descending; runs never evaluated come last, and ties go by
+    run name so the order is stable.
 
   Raises:
     run_records.NoRunsError: if no run is found.
@@ -124,7 +132,7 @@ def _markdown_cell(key: str, value: Any) -> str:
     return format_duration(value)
   if value is None:
     return MISSING
-  if key in ("best_accuracy", "final_accuracy"):
+  if key in _PERCENT:
     return f"{100.0 * value:.2f}%"
   if isinstance(value, (list, dict)):
     value = json.dumps(value)
@@ -149,27 +157,35 @@ def seed_summary(rows: Sequence[dict[str, Any]], fields: Sequence[str]
   """One row per combination of the non-seed `fields`: its runs' spread.
 
   Returns:
-    Dicts with those fields, `runs` (evaluated runs), and the `median`,
-    `mean` and `std` (sample standard deviation; None below 2 runs) of their
-    best accuracy, best median first. Empty unless SEED_KEY is in `fields`.
+    Dicts with those fields and, for each of SPREAD_FIGURES (the best
+    accuracy the runs were chosen by, and the test-once accuracy and ECE of
+    runs with a validation split), a dict of `runs` (the runs that have the
+    figure) and the `median`, `mean` and `std` (sample standard deviation;
+    None below 2 runs) of the figure over them. Best median of the chosen
+    figure first. Empty unless SEED_KEY is in `fields`.
   """
   if SEED_KEY not in fields:
     return []
   others = [key for key in fields if key != SEED_KEY]
-  groups: dict[str, list[float]] = {}
-  values: dict[str, dict[str, Any]] = {}
+  groups: dict[str, list[dict[str, Any]]] = {}
   for row in rows:
-    group = json.dumps([row.get(key) for key in others])
-    values[group] = {key: row.get(key) for key in others}
-    groups.setdefault(group, [])
-    if row.get("best_accuracy") is not None:
-      groups[group].append(row["best_accuracy"])
-  summary = [dict(values[g], runs=len(accs),
-                  median=statistics.median(accs) if accs else None,
-                  mean=statistics.mean(accs) if accs else None,
-                  std=statistics.stdev(accs) if len(accs) > 1 else None)
-             for g, accs in groups.items()]
-  return sorted(summary, key=lambda r: (r["median"] is None, -(r["median"] or 0)))
+    groups.setdefault(json.dumps([row.get(key) for key in others]),
+                      []).append(row)
+  summary = [dict({key: runs[0].get(key) for key in others},
+                  **{figure: _spread([run[figure] for run in runs
+                                      if run.get(figure) is not None])
+                     for figure in SPREAD_FIGURES})
+             for runs in groups.values()]
+  return sorted(summary, key=lambda r: (r["best_accuracy"]["median"] is None,
+                                        -(r["best_accuracy"]["median"] or 0)))
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+  """`runs`, `median`, `mean` and `std` of `values` (None where undefined)."""
+  return {"runs": len(values),
+          "median": statistics.median(values) if values else None,
+          "mean": statistics.mean(values) if values else None,
+          "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
 def _markdown(header: Sequence[str], cells: Sequence[Sequence[str]],
@@ -189,15 +205,54 @@ def _markdown(header: Sequence[str], cells: Sequence[Sequence[str]],
 
 
 def format_seed_summary(summary: Sequence[dict[str, Any]],
-                        fields: Sequence[str]) -> str:
-  """`seed_summary` output as a Markdown table (accuracy in percent)."""
+                        fields: Sequence[str], best_title: str = "best acc"
+                        ) -> str:
+  """`seed_summary` output as a Markdown table (percent).
+
+  `best_title` names the chosen figure as the results table does; test
+  accuracy and ECE get columns when some point has them.
+  """
   others = [key for key in fields if key != SEED_KEY]
+  titles = {"best_accuracy": best_title, **TEST_TITLES}
+  shown = [figure for figure in SPREAD_FIGURES if figure == "best_accuracy"
+           or any(row[figure]["runs"] for row in summary)]
   stats = ("median", "mean", "std")
-  cells = [[_markdown_cell(key, row[key]) for key in others] + [str(row["runs"])]
-           + [MISSING if row[s] is None else f"{100.0 * row[s]:.2f}%" for s in stats]
-           for row in summary]
-  return _markdown(others + ["runs"] + [f"{s} best acc" for s in stats], cells,
-                   [False] * len(others) + [True] * 4)
+  header = others + ["runs"]
+  if "test_accuracy" in shown:  # A run killed before its test score has none.
+    header.append("test runs")
+  header += [f"{stat} {titles[figure]}" for figure in shown for stat in stats]
+  cells = []
+  for row in summary:
+    line = [_markdown_cell(key, row[key]) for key in others]
+    line.append(str(row["best_accuracy"]["runs"]))
+    if "test_accuracy" in shown:
+      line.append(str(row["test_accuracy"]["runs"]))
+    line += [_markdown_cell(figure, row[figure][stat]) for figure in shown
+             for stat in stats]
+    cells.append(line)
+  return _markdown(header, cells,
+                   [False] * len(others) + [True] * (len(header) - len(others)))
+
+
+def _columns(rows: Sequence[dict[str, Any]], fields: Sequence[str],
+             fmt: str) -> list[tuple[str, str]]:
+  """(row key, Markdown header) of each column the table shows.
+
+  The best and final accuracy's headers name the split they come from;
+  selection_split is a column in CSV, and in Markdown where runs differ in it.
+  """
+  splits = {row.get("selection_split") for row in rows} - {None}
+  mixed = len(splits) > 1
+  word = SPLIT_WORDS[splits.pop()] if len(splits) == 1 else ""
+  columns = [("run", "run"), *((key, key) for key in fields),
+             ("experiment", "experiment"), ("final_step", "final step")]
+  if fmt == "csv" or mixed:
+    columns.append(("selection_split", SPLIT_TITLE))
+  columns += [("best_accuracy", f"best {word}acc"),
+              ("final_accuracy", f"final {word}acc")]
+  columns += [(key, title) for key, title in TEST_TITLES.items()
+              if any(row.get(key) is not None for row in rows)]
+  return columns + [("wall_time_s", "wall time")]
 
 
 def format_table(rows: Sequence[dict[str, Any]], fmt: str = "markdown",
@@ -207,8 +262,9 @@ def format_table(rows: Sequence[dict[str, Any]], fmt: str = "markdown",
   Args:
     rows: dicts with the keys of `results_rows`.
     fmt: "markdown" (percent, human wall time, padded columns) or "csv"
-      (columns named like the row keys: accuracy as fractions, `wall_time_s`
-      in seconds, then the human `wall_time`; unknown values are empty).
+      (columns named like the row keys, `selection_split` among them:
+      accuracy as fractions, `wall_time_s` in seconds, then the human
+      `wall_time`; unknown values are empty).
     fields: config keys of `results_rows`, shown after the run's name.
 
   Returns:
@@ -217,20 +273,19 @@ def format_table(rows: Sequence[dict[str, Any]], fmt: str = "markdown",
   Raises:
     ValueError: for an unknown `fmt`.
   """
+  if fmt not in FORMATS:
+    raise ValueError(
+        f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+  columns = _columns(rows, fields, fmt)
   if fmt == "csv":
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    keys = _CSV_COLUMNS[:1] + tuple(fields) + _CSV_COLUMNS[1:-1]
-    writer.writerow(keys + _CSV_COLUMNS[-1:])
+    writer.writerow([key for key, _ in columns] + [HUMAN_WALL_TIME])
     for row in rows:
-      cells = [_csv_cell(key, row.get(key)) for key in keys]
+      cells = [_csv_cell(key, row.get(key)) for key, _ in columns]
       writer.writerow(cells + [format_duration(row.get("wall_time_s"))])
     return out.getvalue()
-  if fmt != "markdown":
-    raise ValueError(
-        f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
-  columns = _COLUMNS[:1] + tuple((key, key) for key in fields) + _COLUMNS[1:]
   cells = [[_markdown_cell(key, row.get(key)) for key, _ in columns]
            for row in rows]
   table = _markdown([title for _, title in columns], cells,
@@ -238,7 +293,7 @@ def format_table(rows: Sequence[dict[str, Any]], fmt: str = "markdown",
   summary = seed_summary(rows, fields)
   if summary:
     table += ("\nOver seeds (runs that differ only in train.seed):\n\n"
-              + format_seed_summary(summary, fields))
+              + format_seed_summary(summary, fields, dict(columns)["best_accuracy"]))
   return table
 
 

@@ -16,7 +16,6 @@ raising `DataLossError`. Only local file systems are supported.
 import datetime
 import glob
 import json
-import math
 import os
 import re
 import struct
@@ -33,12 +32,11 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
 from estimator_cifar import paths, rundir
-from . import cli
+from estimator_cifar.rundir import metrics_log
+from . import cli, run_figures
+from .run_figures import Series
 
 EVENT_GLOB = "events.out.tfevents.*"
-
-# A series is a list of (step, value) pairs sorted by step.
-Series = list[tuple[int, float]]
 
 _HEADER = struct.Struct("<QI")  # TFRecord: uint64 length, uint32 masked crc.
 _FOOTER_BYTES = 4  # uint32 masked crc of the payload.
@@ -162,59 +160,6 @@ def read_scalars(event_dir: str) -> dict[str, Series]:
   return _read_event_dir(event_dir)[0]
 
 
-def read_metrics_jsonl(model_dir: str) -> list[dict[str, Any]]:
-  """Reads `model_dir/eval/metrics.jsonl`, one dict per evaluated checkpoint.
-
-  Args:
-    model_dir: the run's model_dir.
-
-  Returns:
-    The records in file order; entries without an integer `global_step` are
-    dropped. A missing or unreadable file gives an empty list. A line that does not parse is
-    skipped with a warning: the last one is usually an append that an
-    evaluator still has in flight, so it is expected, not an error.
-  """
-  path = os.path.join(model_dir, rundir.EVAL_DIR, rundir.METRICS_FILE)
-  if not os.path.isfile(path):
-    return []
-  records = []
-  try:
-    # Undecodable bytes become U+FFFD, so such a line fails to parse below.
-    with open(path, encoding="utf-8", errors="replace") as f:
-      lines = f.read().splitlines()
-  except OSError as e:
-    logging.warning("%s: cannot read (%s); skipping it", path, e)
-    return []
-  for line_number, line in enumerate(lines, start=1):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-    except ValueError:
-      where = ("last line" if line_number == len(lines)
-               else f"line {line_number}")
-      logging.warning("%s: %s is not valid JSON (truncated?); skipping it",
-                      path, where)
-      continue
-    if not isinstance(record, dict) or not isinstance(
-        record.get("global_step"), int):
-      logging.warning("%s: line %d has no integer global_step; skipping it",
-                      path, line_number)
-      continue
-    records.append(record)
-  return records
-
-
-def metrics_series(records: list[dict[str, Any]], key: str) -> Series:
-  """The (step, value) series of `key` in metrics.jsonl records, later wins."""
-  points = {}
-  for record in records:
-    value = record.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-      points[record["global_step"]] = float(value)
-  return sorted(points.items())
-
-
 def _load_json(path: str) -> Optional[dict[str, Any]]:
   """A JSON object from `path`, or None (with a warning if it is unreadable)."""
   if not os.path.isfile(path):
@@ -281,57 +226,56 @@ def _experiment_name(config: Optional[dict[str, Any]], model_dir: str) -> str:
 
 def _to_unix(value: Any) -> Optional[float]:
   """Unix seconds from a unix number or an ISO 8601 string, else None."""
-  if isinstance(value, (int, float)) and not isinstance(value, bool):
-    return float(value)
   if isinstance(value, str):
     try:
       return datetime.datetime.fromisoformat(value).timestamp()
     except ValueError:
       return None
-  return None
+  return run_figures.number(value)
 
 
 def run_summary(model_dir: str) -> dict[str, Any]:
   """Summarizes one run for a results table.
 
   Accuracy comes from `eval/metrics.jsonl` where it exists, because that file
-  is written once per evaluated checkpoint and names it; the eval event files
-  are the fallback for runs that predate it. Wall time comes from
-  `run_info.json` where it has both ends, else from the span of the event
-  wall times (train and eval) and the metrics.jsonl `time`s, which also
-  covers a run that was killed before it could write its end time.
+  is written once per evaluated checkpoint and names it and its split; the
+  eval event files are the fallback for runs that predate it (they scored the
+  test split). Wall time comes from `run_info.json` where it has both ends,
+  else from the span of the event wall times (train and eval) and the
+  metrics.jsonl `time`s, which also covers a run that was killed before it
+  could write its end time.
 
   Args:
     model_dir: the run's model_dir.
 
   Returns:
     A dict with keys `model_dir`, `experiment`, `final_step` (the largest step
-    in the checkpoint state, train events or eval metrics), `best_accuracy`,
-    `best_step`, `final_accuracy` (at the largest evaluated step),
-    `wall_time_s` and `status`. Values that cannot be known are None.
+    in the checkpoint state, train events or eval metrics), `selection_split`
+    (the split its training-time evaluations scored: `validation` or `test`),
+    `best_accuracy`, `best_step` and `final_accuracy` (at the largest
+    evaluated step) of that split only, the test-once figures
+    `test_accuracy`, `test_ece` and `test_ece_uncalibrated` of a run with a
+    validation split (see `run_figures`), `wall_time_s` and `status`. For a
+    run without a validation split the test figure is `final_accuracy` and
+    the `test_*` keys are None. Values that cannot be known are None.
   """
   train_scalars, train_span = _read_event_dir(model_dir)
   eval_dir = os.path.join(model_dir, rundir.EVAL_DIR)
-  metrics = read_metrics_jsonl(model_dir)
-  accuracy = metrics_series(metrics, "accuracy")
+  metrics = run_figures.read_rows(model_dir)
+  split = metrics_log.selection_split(metrics)
+  accuracy = run_figures.split_series(metrics, "accuracy").get(split, [])
   eval_span = None
   if not accuracy:
     eval_scalars, eval_span = _read_event_dir(eval_dir)
-    accuracy = eval_scalars.get("accuracy", [])
+    split, accuracy = metrics_log.TEST, eval_scalars.get("accuracy", [])
   elif os.path.isdir(eval_dir):
     eval_span = _read_event_dir(eval_dir)[1]
 
   steps = [step for series in train_scalars.values() for step, _ in series]
-  steps += [step for step, _ in accuracy]
+  steps += [step for step, _ in accuracy] + [r["global_step"] for r in metrics]
   checkpoint_step = rundir.checkpoint_step(rundir.state_checkpoint(model_dir))
   if checkpoint_step is not None:
     steps.append(checkpoint_step)
-
-  best_step, best_accuracy = None, None
-  finite = [(s, v) for s, v in accuracy if math.isfinite(v)]
-  if finite:
-    # On ties keep the earliest step: it reached that accuracy first.
-    best_step, best_accuracy = max(finite, key=lambda p: (p[1], -p[0]))
 
   run_info = _load_json(os.path.join(model_dir, rundir.RUN_INFO_FILE)) or {}
   start, end = _to_unix(run_info.get("start_time")), _to_unix(
@@ -348,9 +292,9 @@ def run_summary(model_dir: str) -> dict[str, Any]:
       "model_dir": model_dir,
       "experiment": _experiment_name(read_config(model_dir), model_dir),
       "final_step": max(steps) if steps else None,
-      "best_accuracy": best_accuracy,
-      "best_step": best_step,
-      "final_accuracy": accuracy[-1][1] if accuracy else None,
+      "selection_split": split if accuracy else None,
+      **run_figures.selection_figures(accuracy),
+      **run_figures.test_once_figures(metrics),
       "wall_time_s": wall_time,
       "status": run_info.get("status"),
   }
@@ -371,8 +315,12 @@ USAGE = """Prints what each run at or below MODEL_DIR left, one JSON line per ru
 
   python -m tools.run_records MODEL_DIR [MODEL_DIR ...]
 
-Each line holds model_dir, experiment, final_step, best_accuracy, best_step,
-final_accuracy, wall_time_s and status; null where the run does not say.
+Each line holds model_dir, experiment, final_step, selection_split (the split
+the run evaluated while training: validation where it held images out, else
+test), best_accuracy, best_step and final_accuracy on that split, the test
+split's test_accuracy, test_ece and test_ece_uncalibrated, scored once at the
+end of a run with a validation split (null otherwise: then final_accuracy is
+the test figure), wall_time_s and status; null where the run does not say.
 """
 FLAGS = flags.FlagValues()  # No flags of its own: --help only.
 

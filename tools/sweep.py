@@ -31,7 +31,9 @@ At the end (or alone with `--report_only`) it writes `results.md`,
 `curves.png` (tools.plot_curves) into the root, and `sweep.json` with the
 grid and each point's outcome. Seeds are a grid key like any other
 (`--grid train.seed=1,2,3`); with several, results.md also summarises each
-point over its seeds: median, mean and standard deviation of best accuracy.
+point over its seeds: median, mean and standard deviation of the best
+accuracy it chose on and, for runs with a validation split, of the test
+accuracy and ECE scored once at the end.
 
 A grid of more than `--max_points` points (default DEFAULT_MAX_POINTS) is
 refused before anything runs: raise the flag to run it on purpose.

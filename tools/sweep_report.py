@@ -1,8 +1,10 @@
 """A sweep's report: results.md, results.csv and curves.png in its root.
 
-The tables come from tools.results_table (a column per grid key, and a
-summary over seeds), the curves from tools.plot_curves; tools.sweep writes
-them after its points end, or alone with --report_only.
+The tables come from tools.results_table (a column per grid key, the split
+each run chose on in the headers, the test split's figures apart, and a
+summary over seeds), the curves from tools.plot_curves (one series per
+split); tools.sweep writes them after its points end, or alone with
+--report_only.
 """
 
 import os

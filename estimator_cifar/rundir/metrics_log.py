@@ -20,15 +20,13 @@ import time
 from absl import logging
 
 from estimator_cifar import rundir
+from estimator_cifar.data.source import TEST, VALIDATION  # The splits rows name.
 
 TORN_SUFFIX = ".torn-"  # metrics.jsonl.torn-1, -2, ...: torn lines moved aside.
 
 
 def path(model_dir: str) -> str:
   return os.path.join(model_dir, rundir.EVAL_DIR, rundir.METRICS_FILE)
-
-
-TEST = "test"  # The split of a row that names none (data/source.py's TEST).
 
 
 def append(model_dir: str, eval_result: dict, checkpoint: str,
@@ -134,6 +132,16 @@ def plain_metrics(eval_result: dict) -> dict:
 def split_of(row: dict) -> str:
   """The split a row scored (rows from before splits: the test split)."""
   return row.get("split", TEST)
+
+
+def selection_split(rows: list[dict]) -> str:
+  """The split a run's training-time evaluations scored, told by its rows.
+
+  Validation where any row scored it: a run that holds images out evaluates
+  them while training and the test split only once (engine/scoring.py).
+  Else test, for runs without a validation split and runs from before splits.
+  """
+  return VALIDATION if any(split_of(row) == VALIDATION for row in rows) else TEST
 
 
 def rows_of(model_dir: str, split: str) -> list[dict]:
