@@ -108,6 +108,13 @@ def test_exported_and_predicted_probabilities_are_softmax_of_logits_over_t(
   for entry in row["predictions"]:
     got[entry["class"]] = entry["probability"]
   np.testing.assert_allclose(got, out["probabilities"].numpy()[0], atol=1e-5)
+  # The Predictor serves that export: the same probabilities.
+  from estimator_cifar import Predictor
+  served_by = Predictor(model_dir)
+  assert export_dirs.read_info(served_by.export_path)["temperature"] == \
+      pytest.approx(temperature)
+  np.testing.assert_allclose(served_by(images[:20]).probabilities,
+                             out["probabilities"].numpy(), atol=1e-5)
 
 
 @pytest.mark.slow
@@ -165,7 +172,10 @@ def test_continuous_eval_scores_validation_then_the_test_split_once(
   overrides = ["data.validation_size=40", "train.steps=20",
                "checkpoint.save_steps=10", "eval.throttle_secs=0",
                "checkpoint.keep_max=5", "eval.timeout_secs=60"]
-  modes.run(tiny_config(*overrides), model_dir, "train", cifar10_dir)
+  modes.run(tiny_config(*overrides, "eval.calibration=temperature"),
+            model_dir, "train", cifar10_dir)
+  # mode=train fits the final checkpoint's temperature as it ends.
+  assert calibration.temperature(model_dir, "model.ckpt-20") is not None
   result = modes.run(tiny_config(*overrides), model_dir, "continuous_eval",
                      cifar10_dir)
   rows = metrics_log.read(model_dir)

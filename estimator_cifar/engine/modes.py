@@ -239,6 +239,11 @@ class _Run:
 def _train(r: _Run) -> dict:
   r.estimator.train(r.train_input, max_steps=r.plan.max_steps,
                     hooks=r.train_hooks, saving_listeners=r.listeners)
+  final = tf.train.latest_checkpoint(r.model_dir)
+  if final and (r.cluster is None or r.cluster.is_chief):
+    # eval.calibration: the final checkpoint's temperature, fitted as
+    # training ends (train_and_eval's exports and test score fit theirs).
+    temperatures.temperature_for(r.cfg, r.model_dir, final, r.plan.source)
   return {}
 
 
