@@ -7,8 +7,11 @@ A model_dir holds, beside TensorFlow's own event files:
   validation_split.json     the images held out to validate on (rundir/data_split.py)
   run_info.json             what ran and how it ended (rundir/run_record.py)
   eval/metrics.jsonl        one JSON line per evaluation (rundir/metrics_log.py)
-  eval/confusion.png        --mode=eval's confusion matrix (rundir/confusion_plot.py)
-  eval/reliability.png      --mode=eval's reliability diagram (rundir/reliability_plot.py)
+  eval/confusion.png        the confusion matrix of --mode=eval and the test
+                            split's score (rundir/confusion_plot.py)
+  eval/reliability.png      their reliability diagram (rundir/reliability_plot.py)
+  eval_test/                the test split's events, in a run with a validation
+                            split (engine/scoring.py)
   calibration.json          each checkpoint's fitted temperature (rundir/calibration.py)
   checkpoint                TensorFlow's checkpoint state file
   model.ckpt-<step>.*       Estimator's checkpoints
