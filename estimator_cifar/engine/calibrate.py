@@ -14,7 +14,6 @@ from estimator_cifar.data.source import VALIDATION, DataSource
 from estimator_cifar.model import temperature as temperature_lib
 
 
-
 def validation_labels(source: DataSource) -> np.ndarray:
   """The validation split's int labels [N], in record order."""
   return validation_split.labels_of(source, VALIDATION)
