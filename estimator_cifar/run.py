@@ -106,10 +106,27 @@ flags.DEFINE_bool("verbose", False, "Show everything: the whole config, "
                   "TensorFlow's warnings, and tracebacks for user errors.")
 
 
+# Flags that only some modes read: given to another mode they would be
+# silently ignored, so they are refused instead.
+MODE_FLAGS = {"split": ("eval",), "images": ("predict",), "top_k": ("predict",),
+              "output": ("predict",), "warm_start_from": TRAIN_MODES,
+              "allow_config_change": TRAIN_MODES,
+              "resume_from_previous": TRAIN_MODES}
+
+
+def _check_mode_flags(mode: str) -> None:
+  for name, modes in MODE_FLAGS.items():
+    if FLAGS[name].present and mode not in modes:
+      raise UserError(
+          f"--{name} is read by --mode={' or --mode='.join(modes)} only, and "
+          f"this is --mode={mode}: drop --{name}, or run one of those modes.")
+
+
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"Unexpected arguments {' '.join(argv[1:])}: every option "
                     "is a --flag; see -h.")
+  _check_mode_flags(FLAGS.mode)
   experiment_files.add_dirs(
       [d for flag in FLAGS.experiments_dir for d in flag.split(os.pathsep)])
   if FLAGS.list_experiments:

@@ -101,3 +101,13 @@ def test_tfds_dir_expands(tmp_path, monkeypatch):
   with pytest.raises(DataError) as e:
     tfds_source.get_source(cfg)
   assert f"not prepared under {tmp_path}/tfds" in str(e.value)
+
+
+@pytest.mark.parametrize("flag", ["--split=validation", "--images=a.png",
+                                  "--warm_start_from=/tmp/x"])
+def test_a_flag_another_mode_reads_is_refused(capsys, flag):
+  code, _, err = testutil.cli_in_process(
+      capsys, "--mode=eval" if "split" not in flag
+      else "--mode=predict", "--model_dir=/tmp/none", flag)
+  assert code == 2 and err.startswith("error: --"), err
+  assert "is read by --mode=" in err and "drop --" in err, err
