@@ -278,3 +278,38 @@ def test_fit_checkpoint_fits_the_validation_logits(tmp_path):
   with pytest.raises(ValueError, match="gave 20 images for 24 labels"):
     calibrate.fit_checkpoint(estimator, lambda: input_fn(20), labels,
                              checkpoint)
+
+
+def test_the_ece_floor_is_what_calibrated_draws_show_and_shrinks_with_images():
+  """Labels drawn at the model's own confidence: the measured ECE sits at the
+  floor, and the floor falls as the test set grows."""
+  rng = np.random.default_rng(5)
+  logits = rng.normal(0, 2.5, [400, 10])
+  probabilities = temperature.softmax(logits)
+  top = probabilities.argmax(axis=1)
+  right = rng.random(400) < probabilities.max(axis=1)
+  labels = np.where(right, top, (top + 1 + rng.integers(0, 9, 400)) % 10)
+  statistics = temperature.bin_statistics(logits, labels)
+  median, p90 = temperature.ece_floor(statistics, 400)
+  assert 0.01 < median < p90 < 0.15
+  assert temperature.ece(logits, labels) < p90 * 1.5
+  assert temperature.ece_floor(statistics, 40000)[0] < median / 5
+
+
+def test_the_ece_floor_tool_reads_a_runs_newest_test_row(tmp_path):
+  from tests.testutil import run_tool
+  statistics = [[0.5, 0.5], [0.25, 0.45], [0.3, 0.45]]
+  row = {"global_step": 9, "split": "test", "ece": 0.05,
+         "confusion_matrix": [[150, 50], [50, 150]],
+         "reliability": statistics, "checkpoint": "model.ckpt-9"}
+  os.makedirs(tmp_path / "run" / "eval")
+  (tmp_path / "run" / "eval" / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+  proc = run_tool("ece_floor", str(tmp_path / "run"))
+  assert proc.returncode == 0, proc.stderr
+  out = json.loads(proc.stdout)
+  assert out["images"] == 400 and out["ece"] == 0.05
+  assert (out["floor_median"], out["floor_p90"]) == pytest.approx(
+      temperature.ece_floor(statistics, 400), abs=1e-4)
+  missing = run_tool("ece_floor", "--split=validation", str(tmp_path / "run"))
+  assert missing.returncode == 2
+  assert missing.stderr.startswith("error: ") and "validation" in missing.stderr

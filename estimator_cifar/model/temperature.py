@@ -88,6 +88,28 @@ def ece_of_bins(statistics) -> float:
                       statistics[CONFIDENCE_ROW]).sum())
 
 
+def ece_floor(statistics, images: int, draws: int = 10000,
+              seed: int = 0) -> tuple[float, float]:
+  """(median, 90th percentile) of the ECE that a perfectly calibrated model
+  would show on `images` images with these bins' confidences.
+
+  Each bin keeps its images and mean confidence (`statistics` [3, M], as
+  `bin_statistics` gives them); its correct count is drawn binomially at that
+  confidence. The ECE of a few hundred images sits above 0 from this noise
+  alone, so a measured ECE near the floor says nothing more can be shown.
+  """
+  statistics = np.asarray(statistics, np.float64)
+  share = statistics[SHARE_ROW]
+  counts = np.round(share * images).astype(np.int64)
+  confidence = np.divide(statistics[CONFIDENCE_ROW], share,
+                         out=np.zeros_like(share), where=share > 0)
+  rng = np.random.default_rng(seed)
+  correct = rng.binomial(counts, np.clip(confidence, 0, 1), [draws, len(counts)])
+  gaps = np.abs(correct / np.maximum(counts, 1) - confidence)
+  eces = (gaps * counts / max(counts.sum(), 1)).sum(axis=1)
+  return float(np.median(eces)), float(np.percentile(eces, 90))
+
+
 def fit(logits, labels) -> float:
   """The temperature that minimises the mean NLL of softmax(logits / T).
 
