@@ -12,7 +12,8 @@ import pytest
 
 from tests.testutil import REPO_ROOT, error_line, run_tool, seconds, subprocess_env
 
-USER_TOOLS = {"benchmark", "download_cifar", "launch_local_cluster", "make_fake_cifar",
+USER_TOOLS = {"benchmark", "download_cifar", "ece_floor", "launch_local_cluster",
+              "make_fake_cifar",
               "plot_curves", "results_table", "run_records", "sweep"}
 
 
