@@ -17,6 +17,13 @@ alternatives on the real subset; cutout, mixup at this length, a wider or
 deeper ResNet, airbench's network and EMA weights in eval did not, so they
 stay off. docs/real_data.md has the comparisons, their commands and the
 accuracy; docs/results.md lists it beside the other experiments.
+
+It trains on every training photograph (data.validation_size=0): in this
+budget 500 more photographs are worth more than a validation split. For a
+figure to publish, add
+--params_override=data.validation_size=500,eval.calibration=temperature:
+it then chooses on those 500, scores the test split once and calibrates its
+probabilities (docs/real_data.md, "Figures to publish").
 """
 
 
