@@ -16,12 +16,8 @@ ResNet-20 without beating it, so the recipe keeps the faster network.
 docs/real_data.md has the comparisons, their commands and the accuracy;
 docs/results.md lists it beside the other experiments.
 
-It trains on every training photograph (data.validation_size=0): in this
-budget 500 more photographs are worth more than a validation split. For a
-figure to publish, add
---params_override=data.validation_size=500,eval.calibration=temperature:
-it then chooses on those 500, scores the test split once and calibrates its
-probabilities (docs/real_data.md, "Figures to publish").
+Like real_subset it holds no validation split out; real_subset's docstring
+says why, and the override that gives a figure to publish.
 """
 
 from estimator_cifar import config as config_lib
