@@ -145,7 +145,8 @@ def read_mode(capsys, mode, model_dir, cifar10_dir, image):
   """`--mode=MODE` on model_dir in this process: (status, stdout, stderr);
   in a new one (as a user runs it) when `capsys` is None."""
   args = (f"--mode={mode}", f"--model_dir={model_dir}",
-          f"--data_dir={cifar10_dir}", f"--images={image}")
+          f"--data_dir={cifar10_dir}",
+          *([f"--images={image}"] if mode == "predict" else []))
   if capsys is None:
     done = testutil.run_cli(*args)
     return done.returncode, done.stdout, done.stderr
