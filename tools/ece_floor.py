@@ -20,6 +20,7 @@ from absl import flags
 from estimator_cifar import paths
 from estimator_cifar.data.source import EVAL_SPLITS, TEST
 from estimator_cifar.model import temperature
+from estimator_cifar.model.keys import CONFUSION_KEY, RELIABILITY_KEY
 from estimator_cifar.rundir import metrics_log
 from . import cli
 
@@ -27,7 +28,6 @@ FLAGS = flags.FlagValues()
 flags.DEFINE_enum("split", TEST, list(EVAL_SPLITS),
                   "The split whose newest evaluation to read.",
                   flag_values=FLAGS)
-RELIABILITY = "reliability"  # model/eval_metrics.py's key (it imports TF).
 
 
 def floor_row(model_dir: str, split: str) -> dict:
@@ -41,12 +41,12 @@ def floor_row(model_dir: str, split: str) -> dict:
     raise ValueError(f"{model_dir} has no evaluation of the {split} split in "
                      f"{metrics_log.path(model_dir)}")
   row = rows[-1]
-  if RELIABILITY not in row or "confusion_matrix" not in row:
+  if RELIABILITY_KEY not in row or CONFUSION_KEY not in row:
     raise ValueError(f"the newest {split} row of {model_dir} has no "
                      "confidence bins (written by versions that record "
                      "`reliability`): evaluate it again with --mode=eval")
-  images = int(sum(map(sum, row["confusion_matrix"])))
-  median, p90 = temperature.ece_floor(row[RELIABILITY], images)
+  images = int(sum(map(sum, row[CONFUSION_KEY])))
+  median, p90 = temperature.ece_floor(row[RELIABILITY_KEY], images)
   return {"model_dir": model_dir, "split": split, "images": images,
           "global_step": row.get("global_step"), "ece": row.get("ece"),
           "ece_uncalibrated": row.get("ece_uncalibrated"),

@@ -18,15 +18,15 @@ from typing import Any, Optional
 
 from absl import logging
 
+from estimator_cifar.model.keys import ECE_KEY, UNCALIBRATED_SUFFIX
 from estimator_cifar.rundir import metrics_log
 
 # A series is a list of (step, value) pairs sorted by step.
 Series = list[tuple[int, float]]
 
-# Test-once figure -> its key in a metrics row (model/eval_metrics.py names
-# them; that module imports TensorFlow, which the tools do without).
-TEST_FIGURES = {"test_accuracy": "accuracy", "test_ece": "ece",
-                "test_ece_uncalibrated": "ece_uncalibrated"}
+# Test-once figure -> its key in a metrics row (model/keys.py).
+TEST_FIGURES = {"test_accuracy": "accuracy", "test_ece": ECE_KEY,
+                "test_ece_uncalibrated": ECE_KEY + UNCALIBRATED_SUFFIX}
 
 
 def read_rows(model_dir: str) -> list[dict[str, Any]]:

@@ -33,18 +33,17 @@ import re
 
 import tensorflow as tf
 
+# The metric keys live TF-free in keys.py for the tools; callers take them
+# from here too.
+from estimator_cifar.model.keys import (CONFUSION_KEY, ECE_KEY,  # noqa: F401
+                                        NLL_KEY, RELIABILITY_KEY,
+                                        UNCALIBRATED_SUFFIX)
 from estimator_cifar.model.temperature import (CONFIDENCE_ROW, CORRECT_ROW,
                                                ECE_BINS, SHARE_ROW)
 
 v1 = tf.compat.v1
 
 PER_CLASS_PREFIX = "per_class_accuracy/"
-CONFUSION_KEY = "confusion_matrix"
-ECE_KEY = "ece"
-NLL_KEY = "nll"
-RELIABILITY_KEY = "reliability"
-# Appended to the calibration metrics' keys for those of the raw logits.
-UNCALIBRATED_SUFFIX = "_uncalibrated"
 IMAGE_KEY = "confusion_image"
 TEXT_KEY = "confusion_text"
 # Heat-map cells are this many pixels wide at most, so 10 classes give a
