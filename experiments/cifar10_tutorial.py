@@ -30,4 +30,5 @@ def get_config() -> config_lib.ExperimentConfig:
   # The defaults' decay (x0.1 every 350 epochs, staircase) is the tutorial's.
   cfg.schedule.name = "exponential"
   cfg.ema.eval_with_ema = True
+  cfg.train.precision = config_lib.PRECISION_AUTO  # As resnet_sgd, for the same reason.
   return cfg

@@ -18,6 +18,12 @@ deeper ResNet, airbench's network and EMA weights in eval did not, so they
 stay off. docs/real_data.md has the comparisons, their commands and the
 accuracy; docs/results.md lists it beside the other experiments.
 
+Like every built-in experiment it trains at train.precision=auto: in
+mixed_bfloat16 on a CPU where that is clearly faster than float32, else in
+float32. The 10 minutes were sized in float32 on a 2-core Xeon, so the wall
+time differs by machine and precision; docs/real_data.md names the CPU and
+the precision beside each figure.
+
 It trains on every training photograph (data.validation_size=0): in this
 budget 500 more photographs are worth more than a validation split. For a
 figure to publish, add

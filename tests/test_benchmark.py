@@ -20,7 +20,7 @@ TINY_FORWARD_FLOPS = (2 * 16 * 16 * 8 * 3 * 3 * 3 + 2 * 8 * 8 * 16 * 3 * 3 * 8
 TINY_ARGS = [
     "--params_override=model.name=tiny,train.batch_size=16,eval.batch_size=16,"
     "data.synthetic_train_size=128,data.synthetic_eval_size=64,"
-    "data.shuffle_buffer=128",
+    "data.shuffle_buffer=128,train.precision=float32",
     "--steps=6", "--warmup=2", "--windows=3", "--eval_warmup=1",
     "--pipeline_steps=8", "--pipeline_threads=1", "--peak_trials=1",
     "--peak_reps=2", "--vs_keras", "--keras_peer=/nonexistent/peer_keras.py"]
@@ -152,7 +152,8 @@ def test_mixed_precision_runs_the_keras_peer_also_at_that_precision(tmp_path):
   assert any("keras_same_precision_*" in n and "mixed_bfloat16" in n
              for n in notes)
   # In float32 the peer runs once, and there is nothing to note.
-  args, cfg = _config("--vs_keras", f"--keras_peer={peer}")
+  args, cfg = _config("--vs_keras", f"--keras_peer={peer}",
+                      "--params_override=train.precision=float32")
   notes = []
   assert list(benchmark.build_peers(args, cfg, str(tmp_path), notes)) == [
       "keras"]

@@ -15,6 +15,7 @@ import pytest
 from estimator_cifar import config as config_lib
 from estimator_cifar import config_help
 from estimator_cifar.data import cifar, cifar_binary, fake
+from estimator_cifar.engine import precision
 from estimator_cifar.errors import ConfigError
 from tests.testutil import (REPO_ROOT, TINY, cli_command, run_cli, run_tool,
                             seconds, subprocess_env)
@@ -220,10 +221,17 @@ SMOKE = ["--experiment=resnet_sgd",
 @pytest.mark.slow
 def test_a_20_step_run_is_short_and_quiet_and_verbose_shows_all(tmp_path):
   model_dir = str(tmp_path / "smoke")
-  proc = run_cli(*SMOKE, f"--model_dir={model_dir}")
+  # A new user's first run: an empty cache, so train.precision=auto measures
+  # on a CPU with bfloat16 instructions, in one line of its own.
+  proc = run_cli(*SMOKE, f"--model_dir={model_dir}",
+                 env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = (proc.stdout + proc.stderr).splitlines()
   assert len(lines) <= 15, "\n".join(lines)
+  measured = (bool(precision.cpu_info()[1] & set(precision.BFLOAT16_FLAGS))
+              and not precision.gpu_capabilities())
+  assert proc.stderr.count("train.precision=auto -> ") == 1
+  assert ("cached in" in proc.stderr) == measured
   assert [l for l in proc.stdout.splitlines() if "Done:" in l] == [
       l for l in lines if "Done:" in l] and len(proc.stdout.splitlines()) == 1
   config_line = next(l for l in proc.stderr.splitlines() if "Config: " in l)

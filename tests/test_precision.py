@@ -2,14 +2,17 @@
 
 import json
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from estimator_cifar import config as config_lib
-from estimator_cifar.engine import (estimator_setup, modes, precision,
+from estimator_cifar.engine import (estimator_setup, export, modes, precision,
                                     precision_cache, precision_probe)
+from estimator_cifar.data import download
+from estimator_cifar.errors import DataError
 from estimator_cifar.rundir import run_record
-from tests.testutil import tiny_config
+from tests.testutil import closed_port, tiny_config
 
 SAPPHIRE_RAPIDS = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
 COOPER_LAKE = {"avx512f", "avx512_bf16"}
@@ -242,6 +245,30 @@ def test_run_info_records_the_decision(machine, cifar10_dir, tmp_path):
   assert machine.calls == 1  # The record and the Estimator share one probe.
 
 
+def test_modes_that_do_not_train_never_probe(machine, cifar10_dir, tmp_path,
+                                             monkeypatch):
+  """eval, export and predict compute in float32 (model_fn.py): on another
+  machine, or with an empty cache, they start at once."""
+  cfg = tiny_config("train.precision=auto", "train.steps=2")
+  model_dir = str(tmp_path / "run")
+  modes.run(cfg, model_dir, "train", cifar10_dir)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "another_cache"))
+  _new_process(monkeypatch)
+  modes.run(cfg, model_dir, "eval", cifar10_dir)
+  export.run_export(cfg, model_dir, None)
+  assert machine.calls == 1  # The training run's probe alone.
+
+
+def test_a_run_without_its_data_fails_before_any_probe(machine, tmp_path,
+                                                       monkeypatch):
+  monkeypatch.setenv(download.MIRROR_ENV, f"http://127.0.0.1:{closed_port()}")
+  with pytest.raises(DataError, match="no_such_data"):
+    modes.run(tiny_config("train.precision=auto"), str(tmp_path / "run"),
+              "train", str(tmp_path / "no_such_data"))
+  assert machine.calls == 0
+  assert run_record.read(str(tmp_path / "run"))["precision"] is None
+
+
 def test_a_real_probe_times_the_tiny_model_in_both_precisions():
   result = precision_probe.probe(tiny_config(), list(precision.CANDIDATES),
                                  trials=2, steps=2)
@@ -265,6 +292,28 @@ def test_a_real_probe_reports_a_precision_that_fails(monkeypatch):
   assert result.failures == {"mixed_bfloat16": "No bfloat16 kernel for Foo"}
 
 
-def test_auto_is_valid_and_not_the_default():
+def test_the_built_in_experiments_train_at_auto_and_the_config_default_is_float32():
   assert tiny_config("train.precision=auto").train.precision == "auto"
   assert config_lib.ExperimentConfig().train.precision == "float32"
+  for name in config_lib.list_experiments():
+    assert config_lib.load_experiment(name).train.precision == "auto", name
+
+
+@pytest.mark.slow
+def test_bfloat16_training_evaluates_and_exports_float32_outputs(cifar10_dir,
+                                                                  tmp_path):
+  """Evaluation metrics and every exported output stay float32 whatever the
+  training precision: serving callers and tools never see bfloat16."""
+  cfg = tiny_config("train.precision=mixed_bfloat16", "train.steps=4")
+  model_dir = str(tmp_path / "run")
+  modes.run(cfg, model_dir, "train", cifar10_dir)
+  metrics = modes.run(cfg, model_dir, "eval", cifar10_dir)
+  assert 0 <= float(metrics["accuracy"]) <= 1
+  assert all(np.asarray(v).dtype != tf.bfloat16.as_numpy_dtype
+             for v in metrics.values())
+  serve = tf.saved_model.load(export.run_export(cfg, model_dir, None)
+                              ).signatures["serving_default"]
+  assert serve.structured_outputs["logits"].dtype == tf.float32
+  assert serve.structured_outputs["probabilities"].dtype == tf.float32
+  out = serve(images=tf.zeros([2, 32, 32, 3], tf.uint8))
+  np.testing.assert_allclose(out["probabilities"].numpy().sum(1), 1, rtol=1e-5)

@@ -14,6 +14,7 @@ from tests import testutil
 
 # ResNet-110: a valid network whose graph takes tens of seconds to build here.
 DEEP = ["model.name=resnet", "model.depth=110", "train.batch_size=2",
+        "train.precision=float32",
         "eval.batch_size=2", "train.steps=1", "data.name=synthetic",
         "data.synthetic_train_size=10", "data.synthetic_eval_size=10",
         "eval.export_best=false", "eval.export_latest=0"]

@@ -33,10 +33,14 @@ def test_archive_alone_is_verified_and_extracted(tmp_path, monkeypatch):
 def test_offline_run_fails_fast_and_says_where_to_put_the_archive(tmp_path):
   mirror = f"http://127.0.0.1:{closed_port()}"
   start = time.time()
+  # An empty cache: train.precision=auto must not time the network before
+  # the data is there.
   proc = run_cli("--experiment=resnet_sgd", f"--data_dir={tmp_path}",
-                 f"--model_dir={tmp_path / 'm'}",
-                 env={download.MIRROR_ENV: mirror}, timeout=120)
+                 f"--model_dir={tmp_path / 'm'}", timeout=120,
+                 env={download.MIRROR_ENV: mirror,
+                      "XDG_CACHE_HOME": str(tmp_path / "cache")})
   assert time.time() - start < seconds(30)
+  assert "train.precision=auto" not in proc.stderr
   error = error_line(proc.returncode, proc.stderr)
   assert error == proc.stderr.strip().splitlines()[-1]
   assert "cifar-10-binary.tar.gz" in error

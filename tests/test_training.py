@@ -24,6 +24,7 @@ from tests.testutil import OPTIMIZER_RATES as RATES
 from tests.testutil import CONSTANT_LR, TINY, TINY_TRAINABLE
 
 SHORT = ["model.depth=8", "train.batch_size=32", "model.bn_momentum=0.9",
+         "train.precision=float32",
          "optimizer.scale_lr_with_batch=false", "schedule.name=constant",
          "schedule.boundaries_epochs=[]", "schedule.multipliers=[]",
          "ema.decay=0", "train.seed=1"]  # Seeded: thresholds must not flake.

@@ -29,7 +29,10 @@ TINY = ["model.name=tiny", "train.batch_size=16", "eval.batch_size=16",
         "model.bn_momentum=0.9",
         # SavedModels at every eval are costly; test_export turns them back on
         # where it checks them.
-        "eval.export_best=false", "eval.export_latest=0"]
+        "eval.export_best=false", "eval.export_latest=0",
+        # The built-in experiments train at train.precision=auto; the tests
+        # check behaviour, with float32's numerics on every CPU and no probe.
+        "train.precision=float32"]
 
 # resnet_sgd's piecewise schedule turned into a constant rate: its boundaries
 # and multipliers do not apply to `constant` and go with it.

@@ -238,6 +238,7 @@ def main(argv=None) -> dict:
   from estimator_cifar.engine import estimator_setup, precision
   from estimator_cifar.data.input_pipeline import make_input_fn
   tf.get_logger().setLevel("INFO" if args.verbose else "WARNING")
+  cfg = precision.resolve(cfg)  # train.precision=auto: what a run would train in.
   m = Measurements(load_start=load_average())
   data_dir = args.data_dir
   model_dir = args.model_dir or tempfile.mkdtemp(prefix="benchmark_")

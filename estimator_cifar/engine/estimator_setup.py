@@ -103,11 +103,14 @@ def run_config(cfg: ExperimentConfig, model_dir: str) -> tf.estimator.RunConfig:
 
 
 def make_estimator(cfg: ExperimentConfig, model_dir: str, plan: Plan,
-                   warm_start_from=None,
-                   temperature: float = 1.0) -> tf.estimator.Estimator:
+                   warm_start_from=None, temperature: float = 1.0,
+                   training: bool = True) -> tf.estimator.Estimator:
   """The run's Estimator; `temperature` divides the logits of the returned
-  probabilities (engine/temperatures.py)."""
-  cfg = precision.resolve(cfg)  # train.precision=auto: decided and logged here.
+  probabilities (engine/temperatures.py). train.precision=auto is decided
+  (and logged) here, and only where the Estimator trains (`training`): the
+  other modes compute in float32 (model_fn.py) and need no probe."""
+  if training:
+    cfg = precision.resolve(cfg)
   cpu_kernels.log_once()
   looped_model_fn = as_loaded(train_loop.looped(model_fn, cfg.train.steps_per_loop))
   return tf.estimator.Estimator(model_fn=looped_model_fn, model_dir=model_dir,
@@ -123,5 +126,4 @@ def serving_estimator(cfg: ExperimentConfig, model_dir: str, num_classes: int,
   return tf.estimator.Estimator(
       model_fn=as_loaded(model_fn), model_dir=model_dir,
       config=run_config(cfg, model_dir),
-      params=ModelParams(precision.resolve(cfg), num_classes,
-                         temperature=temperature))
+      params=ModelParams(cfg, num_classes, temperature=temperature))

@@ -132,8 +132,7 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
     checkpoint_check.check_checkpoints(model_dir, resume_from_previous)
     disk_space.check(model_dir, tf.train.latest_checkpoint(model_dir))
   try:
-    record = run_record.start(cfg, model_dir, mode, data_dir,
-                              precision=precision.run_fact(cfg))
+    record = run_record.start(cfg, model_dir, mode, data_dir)
   except OSError as e:
     _raise_if_unwritable(e, model_dir)
     raise
@@ -156,7 +155,9 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
       raise shrunk from None
     raise
   finally:
-    run_record.end(record, error, result)
+    # auto decides once the data is in place (make_estimator), so a run
+    # without its data fails before any probe; the record gets it at the end.
+    run_record.end(record, error, result, precision=precision.run_fact(cfg))
 
 
 def _raise_if_unwritable(e: BaseException, model_dir: str) -> None:
@@ -201,7 +202,10 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
     write_config(cfg, model_dir)
     hparams.write(cfg, model_dir)
     identity.write_label_names(model_dir, plan.source.label_names)
-  estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm)
+  trains = mode in TRAIN_MODES and (cluster is None
+                                    or cluster.task_type != "evaluator")
+  estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm,
+                             training=trains)
   train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
                                       estimator.config.is_chief)
   train_hooks += list(hooks or ())  # E.g. the preemption hook from run().

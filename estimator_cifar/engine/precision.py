@@ -128,15 +128,10 @@ def network_name(cfg: ExperimentConfig) -> str:
 
 def decision(cfg: ExperimentConfig) -> Decision:
   """Auto's decision for `cfg` on this device: by rule, cached, or measured."""
-  import tensorflow as tf
-  cpu_model, flags = cpu_info()
-  capabilities = gpu_capabilities()
-  key = precision_cache.key(cpu_model, flags, tf.__version__,
-                            network_name(cfg), cfg.train.batch_size)
-  memo = repr((key, capabilities))
+  key, capabilities, memo = _identity(cfg)
   if memo in _decided:
     return _decided[memo]
-  chosen, where = device_rule(capabilities, flags), ""
+  chosen, where = device_rule(capabilities, cpu_info()[1]), ""
   if chosen is None:
     cached = _cached_decision(key)
     if cached is not None:
@@ -149,6 +144,17 @@ def decision(cfg: ExperimentConfig) -> Decision:
   logging.info("train.precision=auto -> %s: %s%s.", chosen.precision,
                chosen.reason, where)
   return chosen
+
+
+def _identity(cfg: ExperimentConfig) -> tuple[dict[str, Any],
+                                            list[tuple[int, int]], str]:
+  """(cache key, GPU capabilities, this process's memo key) for `cfg`."""
+  import tensorflow as tf
+  cpu_model, flags = cpu_info()
+  capabilities = gpu_capabilities()
+  key = precision_cache.key(cpu_model, flags, tf.__version__,
+                            network_name(cfg), cfg.train.batch_size)
+  return key, capabilities, repr((key, capabilities))
 
 
 def _cached_decision(key: dict[str, Any]) -> Decision | None:
@@ -191,7 +197,10 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def run_fact(cfg: ExperimentConfig) -> dict[str, Any] | None:
-  """run_info.json's `precision`: auto's decision, or None for a set value."""
+  """run_info.json's `precision`: the decision auto made for `cfg` in this
+  process, or None for a set value or where none was made (a run that ended
+  before its Estimator was built: nothing is measured for the record)."""
   if cfg.train.precision != PRECISION_AUTO:
     return None
-  return decision(cfg).as_dict()
+  chosen = _decided.get(_identity(cfg)[2])
+  return chosen.as_dict() if chosen else None

@@ -64,7 +64,8 @@ def score(cfg: ExperimentConfig, model_dir: str, plan: Plan, split: str,
   """
   temperature = temperatures.temperature_for(cfg, model_dir, checkpoint,
                                              plan.source)
-  estimator = make_estimator(cfg, model_dir, plan, temperature=temperature)
+  estimator = make_estimator(cfg, model_dir, plan, temperature=temperature,
+                             training=False)
   result = estimator.evaluate(
       make_input_fn(cfg, plan.source, training=False, split=split),
       checkpoint_path=checkpoint, hooks=list(hooks),

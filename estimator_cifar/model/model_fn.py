@@ -37,7 +37,9 @@ ModeKeys = tf.estimator.ModeKeys
 # mixed_float16 needs loss scaling (optim.build_optimizer adds a dynamic one);
 # bfloat16 has float32's exponent range and needs none. Checked on CPU: the
 # fused batch-norm kernel exists there for float16 and bfloat16 input alike
-# (float32 statistics), so no fallback is needed.
+# (float32 statistics), so no fallback is needed. Only training runs in the
+# mixed precision: evaluation, export and predict compute in float32, so the
+# accuracy reported is the exported model's and any runtime can serve it.
 COMPUTE_DTYPES = {"float32": tf.float32, "mixed_float16": tf.float16,
                   "mixed_bfloat16": tf.bfloat16}
 
@@ -81,14 +83,14 @@ def model_fn(features, labels, mode, params):
   def added(key):
     return graph.get_collection(key)[first[key]:]
 
-  _warn_if_float16_on_cpu(cfg.train.precision)
   network = nets.build(cfg.model, params.num_classes)
   training = mode == ModeKeys.TRAIN
+  compute_dtype = _compute_dtype(cfg.train.precision) if training else tf.float32
   targets = None  # Blended one-hot targets under train.mixup_alpha.
   if training and cfg.train.mixup_alpha > 0:
     images, targets = mixup.mix(images, labels, params.num_classes,
                                 cfg.train.mixup_alpha, cfg.train.seed or None)
-  compute_images = tf.cast(images, COMPUTE_DTYPES[cfg.train.precision])
+  compute_images = tf.cast(images, compute_dtype)
   if training:
     logits = tf.cast(network(compute_images, True), tf.float32)
   else:  # eval.tta: the same averaging in eval, export and predict.
@@ -155,13 +157,19 @@ def model_fn(features, labels, mode, params):
                                     predictions=predictions)
 
 
-def _warn_if_float16_on_cpu(precision: str) -> None:
-  """float16 convolutions have no fast CPU kernel in TF 2.15: say so once."""
+def _compute_dtype(precision: str) -> tf.DType:
+  """The dtype training computes in; float16 on a CPU is said once to be slow
+  (no fast CPU kernel for its convolutions in TF 2.15)."""
+  if precision not in COMPUTE_DTYPES:  # train.precision=auto, unresolved.
+    raise ValueError(
+        f"train.precision={precision} reached model_fn unresolved: build the "
+        "Estimator with estimator_setup.make_estimator, which decides it.")
   if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
     logging.log_first_n(
         logging.WARNING, "train.precision=mixed_float16 without a GPU: TF "
         "emulates float16 convolutions on CPU, hundreds of times slower than "
         "float32. Use float32 or mixed_bfloat16 on CPU.", 1)
+  return COMPUTE_DTYPES[precision]
 
 
 def configure_determinism(seed: int) -> None:

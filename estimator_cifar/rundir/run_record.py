@@ -27,7 +27,8 @@ the run finished or was stopped:
                 TensorFlow sees.
   precision     for train.precision=auto, what it chose, why, and the
                 measured mixed_bfloat16/float32 speed ratio (engine/
-                precision.py); null for a precision set explicitly.
+                precision.py), written as the run ends; null for a precision
+                set explicitly.
 
 The file is replaced atomically (tmp + os.replace), so a reader never sees half
 a record. Only the chief writes it: workers, parameter servers and evaluators
@@ -106,8 +107,8 @@ def read(model_dir: str) -> dict[str, Any] | None:
 
 
 def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
-          data_dir: str | None, argv: list[str] | None = None,
-          precision: dict[str, Any] | None = None) -> dict[str, Any] | None:
+          data_dir: str | None, argv: list[str] | None = None
+          ) -> dict[str, Any] | None:
   """Writes the "running" record of a train-mode run before it trains.
 
   A previous record in `model_dir` moves into `history`; if it still says
@@ -120,7 +121,6 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
     mode: the train mode.
     data_dir: as passed to modes.run (None: the default cache).
     argv: the command line; default sys.argv.
-    precision: train.precision=auto's decision (precision.run_fact).
 
   Returns:
     The record to hand to `end`, or None where this process is not the chief
@@ -166,7 +166,7 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
       "host": host_info(),
       "env": {k: os.environ[k] for k in ENV_KEYS if k in os.environ},
       "devices": device_list(),
-      "precision": precision,
+      "precision": None,  # auto's decision, once made (see `end`).
       "history": history,
       "config": config,
   }
@@ -176,13 +176,15 @@ def start(cfg: config_lib.ExperimentConfig, model_dir: str, mode: str,
 
 
 def end(record: dict[str, Any] | None, error: BaseException | None = None,
-        result: dict | None = None) -> dict[str, Any] | None:
+        result: dict | None = None,
+        precision: dict[str, Any] | None = None) -> dict[str, Any] | None:
   """Completes a record from `start` with how the run ended; rewrites the file.
 
   Args:
     record: what `start` returned (None: nothing to do).
     error: the exception that ended the run, or None if it finished.
     result: the last eval metrics, kept as `final_metrics`.
+    precision: train.precision=auto's decision (precision.run_fact), if made.
 
   Returns:
     The completed record.
@@ -195,6 +197,8 @@ def end(record: dict[str, Any] | None, error: BaseException | None = None,
   record["final_step"] = _checkpoint_step(record["model_dir"])
   if result:
     record["final_metrics"] = metrics_log.plain_metrics(result)
+  if precision is not None:
+    record["precision"] = precision
   try:
     _write(record["model_dir"], record)
   except OSError as e:  # Must not hide the error that ended the run.

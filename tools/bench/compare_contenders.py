@@ -95,7 +95,10 @@ def run_package(spec: dict) -> dict:
   from estimator_cifar.engine import estimator_setup
   from estimator_cifar.engine import hooks as hooks_lib
   budget, points = spec["budget_secs"], spec["points"]
-  cfg = config_lib.resolve(spec["experiment"], spec["overrides"])
+  # The minimal and Keras contenders train in float32; so does the package
+  # unless the overrides say otherwise.
+  cfg = config_lib.resolve(spec["experiment"],
+                           ["train.precision=float32", *spec["overrides"]])
   cfg.checkpoint.save_secs = max(1, int(budget / points))
   cfg.checkpoint.save_steps = 0
   cfg.checkpoint.keep_max = 4 * points + 4

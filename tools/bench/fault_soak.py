@@ -54,7 +54,9 @@ def run_args(model_dir: str, data_dir: str, steps: int,
   overrides = ["model.name=tiny", "train.batch_size=16", "eval.batch_size=16",
                f"train.steps={steps}", "eval.export_best=false",
                "eval.export_latest=0", "distribute.strategy=parameter_server",
-               "distribute.max_worker_delay_secs=1", *extra]
+               "distribute.max_worker_delay_secs=1",
+               # One precision for every task, and no probe in each of them.
+               "train.precision=float32", *extra]
   return ["--experiment=resnet_sgd", f"--model_dir={model_dir}",
           f"--data_dir={data_dir}", "--params_override=" + ",".join(overrides)]
 
