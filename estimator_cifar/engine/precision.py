@@ -128,10 +128,10 @@ def network_name(cfg: ExperimentConfig) -> str:
 
 def decision(cfg: ExperimentConfig) -> Decision:
   """Auto's decision for `cfg` on this device: by rule, cached, or measured."""
-  key, capabilities, memo = _identity(cfg)
+  key, flags, capabilities, memo = _identity(cfg)
   if memo in _decided:
     return _decided[memo]
-  chosen, where = device_rule(capabilities, cpu_info()[1]), ""
+  chosen, where = device_rule(capabilities, flags), ""
   if chosen is None:
     cached = _cached_decision(key)
     if cached is not None:
@@ -146,15 +146,15 @@ def decision(cfg: ExperimentConfig) -> Decision:
   return chosen
 
 
-def _identity(cfg: ExperimentConfig) -> tuple[dict[str, Any],
+def _identity(cfg: ExperimentConfig) -> tuple[dict[str, Any], set[str],
                                             list[tuple[int, int]], str]:
-  """(cache key, GPU capabilities, this process's memo key) for `cfg`."""
+  """(cache key, CPU flags, GPU capabilities, this process's memo key)."""
   import tensorflow as tf
   cpu_model, flags = cpu_info()
   capabilities = gpu_capabilities()
   key = precision_cache.key(cpu_model, flags, tf.__version__,
                             network_name(cfg), cfg.train.batch_size)
-  return key, capabilities, repr((key, capabilities))
+  return key, flags, capabilities, repr((key, capabilities))
 
 
 def _cached_decision(key: dict[str, Any]) -> Decision | None:
@@ -202,5 +202,5 @@ def run_fact(cfg: ExperimentConfig) -> dict[str, Any] | None:
   before its Estimator was built: nothing is measured for the record)."""
   if cfg.train.precision != PRECISION_AUTO:
     return None
-  chosen = _decided.get(_identity(cfg)[2])
+  chosen = _decided.get(_identity(cfg)[-1])
   return chosen.as_dict() if chosen else None
