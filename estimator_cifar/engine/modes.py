@@ -122,7 +122,7 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
   task = cluster.task_type if cluster is not None else None
   if task == "ps" and mode in TRAIN_MODES:
     return ps_task.run(cfg, model_dir, cluster)
-  if mode not in TRAIN_MODES or task == "evaluator":
+  if not _trains(mode, cluster):
     with disk_space.writes_into(model_dir):
       return _run(cfg, model_dir, mode, data_dir, split=split)
   identity.check_config(cfg, model_dir, allow_config_change)
@@ -158,6 +158,12 @@ def _run_owned(cfg: ExperimentConfig, model_dir: str, mode: str,
     # auto decides once the data is in place (make_estimator), so a run
     # without its data fails before any probe; the record gets it at the end.
     run_record.end(record, error, result, precision=precision.run_fact(cfg))
+
+
+def _trains(mode: str, cluster: distribute.Cluster | None) -> bool:
+  """Whether this process trains: a train mode, and not a cluster's evaluator."""
+  return mode in TRAIN_MODES and (cluster is None
+                                  or cluster.task_type != "evaluator")
 
 
 def _raise_if_unwritable(e: BaseException, model_dir: str) -> None:
@@ -202,10 +208,8 @@ def _run(cfg: ExperimentConfig, model_dir: str, mode: str,
     write_config(cfg, model_dir)
     hparams.write(cfg, model_dir)
     identity.write_label_names(model_dir, plan.source.label_names)
-  trains = mode in TRAIN_MODES and (cluster is None
-                                    or cluster.task_type != "evaluator")
   estimator = make_estimator(cfg, model_dir, plan, warm_start_from=warm,
-                             training=trains)
+                             training=_trains(mode, cluster))
   train_hooks = hooks_lib.train_hooks(cfg, model_dir, plan.max_steps,
                                       estimator.config.is_chief)
   train_hooks += list(hooks or ())  # E.g. the preemption hook from run().
